@@ -1,0 +1,326 @@
+//! The command line: `serve` and the client commands (`deploy`, `call`, `list`,
+//! `remove`). Flags and their environment variables are defined here once;
+//! `--help` text comes from these definitions.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hyper::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::client;
+use crate::config::{self, Config};
+
+#[derive(Debug, Parser)]
+#[command(name = "wasmrpc", version, about = "JSON-RPC 2.0 server that runs each call in a fresh WebAssembly sandbox")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Deploy FILE (a .wasm component) as procedure NAME.
+    Deploy {
+        /// Procedure name: JSON-RPC methods are called as NAME.method.
+        name: String,
+        /// The .wasm file.
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Call a JSON-RPC method and print its result.
+    Call {
+        /// Method name, e.g. math.add.
+        method: String,
+        /// Parameters as JSON: an array (by position) or an object (by name).
+        params: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List deployed procedures.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Remove procedure NAME.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Where the client commands find the server.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Base URL of the server.
+    #[arg(long, env = "WASMRPC_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Admin token for deploy and remove.
+    #[arg(long, env = "WASMRPC_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    #[arg(long, env = "WASMRPC_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where deployed modules and compiled code are kept.
+    #[arg(long, env = "WASMRPC_DATA_DIR", default_value = "./wasmrpc-data")]
+    pub data_dir: PathBuf,
+    /// Wall-clock time limit per call, in milliseconds.
+    #[arg(long, env = "WASMRPC_TIME_LIMIT_MS", default_value_t = config::DEFAULT_TIME_LIMIT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub time_limit_ms: u64,
+    /// Memory limit per instance, in MiB.
+    #[arg(long, env = "WASMRPC_MEMORY_LIMIT_MIB", default_value_t = config::DEFAULT_MEMORY_LIMIT_MIB, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub memory_limit_mib: u64,
+    /// Largest module a deploy accepts, in MiB.
+    #[arg(long, env = "WASMRPC_MAX_MODULE_MIB", default_value_t = config::DEFAULT_MAX_MODULE_MIB, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_module_mib: u64,
+    /// Largest JSON-RPC request body, in KiB.
+    #[arg(long, env = "WASMRPC_MAX_BODY_KIB", default_value_t = config::DEFAULT_MAX_BODY_KIB, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_body_kib: u64,
+    /// Longest batch.
+    #[arg(long, env = "WASMRPC_MAX_BATCH", default_value_t = config::DEFAULT_MAX_BATCH)]
+    pub max_batch: usize,
+    /// Calls running at once; more wait briefly, then get -32003 [default: 32 per core]
+    #[arg(long, env = "WASMRPC_MAX_CONCURRENT_CALLS")]
+    pub max_concurrent_calls: Option<usize>,
+    /// Token that admin requests (PUT, DELETE) must send as `Authorization: Bearer <token>`.
+    /// Without one, only loopback clients may deploy.
+    #[arg(long, env = "WASMRPC_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Deploy every DIR/*.wasm under its file stem, and redeploy on change.
+    #[arg(long, value_name = "DIR")]
+    pub watch: Option<PathBuf>,
+    /// Log format on stderr (filter with RUST_LOG).
+    #[arg(long, env = "WASMRPC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl ServeArgs {
+    /// The server configuration these flags describe.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        if self.max_batch == 0 {
+            bail!("--max-batch must be at least 1");
+        }
+        if self.max_concurrent_calls == Some(0) {
+            bail!("--max-concurrent-calls must be at least 1");
+        }
+        let token = self.admin_token.clone().filter(|t| !t.is_empty());
+        if token.is_none() && !config::listen_is_loopback(&self.listen) {
+            bail!(
+                "refusing to listen on {} without an admin token: anyone who can reach it could \
+                 deploy code. Set --admin-token (or WASMRPC_ADMIN_TOKEN), or listen on 127.0.0.1",
+                self.listen
+            );
+        }
+        let mut config = Config::new(self.data_dir.clone());
+        config.time_limit = Duration::from_millis(self.time_limit_ms);
+        config.memory_limit_bytes = self.memory_limit_mib << 20;
+        config.max_module_bytes = self.max_module_mib << 20;
+        config.max_body_bytes = self.max_body_kib << 10;
+        config.max_batch = self.max_batch;
+        config.max_concurrent_calls = self
+            .max_concurrent_calls
+            .unwrap_or_else(config::default_concurrent_calls);
+        config.admin_token = token;
+        config.watch_dir = self.watch.clone();
+        Ok(config)
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Deploy { name, file, server } => client_command(deploy(name, file, server)),
+        Command::Call { method, params, server } => client_command(call(method, params, server)),
+        Command::List { server } => client_command(list(server)),
+        Command::Remove { name, server } => client_command(remove(name, server)),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format);
+    let config = args.config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        println!("wasmrpc listening on http://{addr}");
+        std::io::stdout().flush()?;
+        crate::server::run(listener, config, shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn client_command(
+    fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(fut)
+}
+
+fn url(server: &ServerArgs, path: &str) -> String {
+    format!("{}{path}", server.server.trim_end_matches('/'))
+}
+
+async fn admin_request(
+    server: &ServerArgs,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<client::Answer> {
+    let bearer = server.admin_token.as_ref().map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
+    let answer = client::send(method, &url(server, path), &headers, body).await?;
+    if !answer.status.is_success() {
+        let message = answer
+            .json()
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| answer.text());
+        bail!("the server answered {}: {message}", answer.status);
+    }
+    Ok(answer)
+}
+
+async fn deploy(name: String, file: PathBuf, server: ServerArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let answer = admin_request(&server, Method::PUT, &format!("/procedures/{name}"), bytes).await?;
+    let meta = answer.json()?;
+    let verb = if answer.status == StatusCode::CREATED { "deployed" } else { "updated" };
+    println!(
+        "{verb} {name} version {} ({} bytes, sha256 {})",
+        meta["version"],
+        meta["size"],
+        meta["sha256"].as_str().unwrap_or_default()
+    );
+    print_methods(&meta);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_methods(meta: &Value) {
+    if let Some(methods) = meta["methods"].as_array() {
+        let names: Vec<&str> = methods.iter().filter_map(Value::as_str).collect();
+        println!("  methods: {}", names.join(", "));
+    }
+}
+
+async fn call(method: String, params: Option<String>, server: ServerArgs) -> anyhow::Result<ExitCode> {
+    let params: Option<Value> = params
+        .map(|p| {
+            serde_json::from_str(&p).with_context(|| {
+                format!("PARAMS is not valid JSON: `{p}` (pass an array like '[1, 2]' or an object like '{{\"a\": 1}}')")
+            })
+        })
+        .transpose()?;
+    if params.as_ref().is_some_and(|p| !p.is_array() && !p.is_object()) {
+        bail!("PARAMS must be a JSON array or object, not a bare value");
+    }
+    let mut request = serde_json::json!({"jsonrpc": "2.0", "method": method, "id": 1});
+    if let Some(params) = params {
+        request["params"] = params;
+    }
+    let answer = client::send(
+        Method::POST,
+        &url(&server, "/rpc"),
+        &[("content-type", "application/json")],
+        request.to_string(),
+    )
+    .await?;
+    let response = answer.json()?;
+    if let Some(error) = response.get("error") {
+        eprintln!(
+            "error {}: {}",
+            error["code"],
+            error["message"].as_str().unwrap_or_default()
+        );
+        if let Some(data) = error.get("data") {
+            eprintln!("{}", serde_json::to_string_pretty(data)?);
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("{}", serde_json::to_string_pretty(&response["result"])?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(server: ServerArgs) -> anyhow::Result<ExitCode> {
+    let answer = admin_request(&server, Method::GET, "/procedures", Vec::new()).await?;
+    let all = answer.json()?;
+    let all = all.as_array().cloned().unwrap_or_default();
+    if all.is_empty() {
+        println!("no procedures deployed");
+    }
+    for meta in all {
+        println!(
+            "{} v{} ({} bytes, deployed {})",
+            meta["name"].as_str().unwrap_or_default(),
+            meta["version"],
+            meta["size"],
+            meta["deployed_at"].as_str().unwrap_or_default()
+        );
+        print_methods(&meta);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn remove(name: String, server: ServerArgs) -> anyhow::Result<ExitCode> {
+    admin_request(&server, Method::DELETE, &format!("/procedures/{name}"), Vec::new()).await?;
+    println!("removed {name}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,85 @@
+//! Server configuration: every limit the server enforces, with its default and
+//! the reason it exists. `cli` fills a [`Config`] from flags and environment
+//! variables; everything else only reads it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Wall-clock time one call may take. A guest that loops or sleeps past it is
+/// stopped with -32001, so a single bad procedure cannot hold a worker.
+pub const DEFAULT_TIME_LIMIT_MS: u64 = 2000;
+/// Linear memory one instance may grow to. Bounds what a memory hog can take
+/// from the host; also sizes the pooling allocator's slots.
+pub const DEFAULT_MEMORY_LIMIT_MIB: u64 = 64;
+/// Largest module a PUT accepts. Compiling is superlinear in the worst case,
+/// so an unbounded upload would let one request pin the CPU and the disk.
+pub const DEFAULT_MAX_MODULE_MIB: u64 = 32;
+/// Largest JSON-RPC request body. The body is held in memory while it is
+/// parsed; without a bound a client could exhaust the host's memory.
+pub const DEFAULT_MAX_BODY_KIB: u64 = 1024;
+/// Longest batch. Every element may start an instance; a bound keeps one
+/// request from monopolising the call slots.
+pub const DEFAULT_MAX_BATCH: usize = 100;
+/// Concurrent calls per core. Calls beyond the limit wait for
+/// [`OVERLOAD_WAIT`] and then get -32003, so load never builds an unbounded queue.
+pub const CALLS_PER_CORE: usize = 32;
+/// How long a call waits for a free call slot before it is refused as overloaded.
+pub const OVERLOAD_WAIT: Duration = Duration::from_millis(500);
+/// Open connections at once. Each costs a task and buffers; past the cap new
+/// connections wait in the kernel's accept queue instead of in our memory.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// Time a client has to send a request's headers (slowloris protection).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to send a request's body once headers have arrived.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a graceful shutdown waits for running requests before it gives up.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Guest output (stdout, stderr) kept per call and stream; the rest is dropped
+/// with a note in the log, so a chatty guest cannot flood the log or memory.
+pub const MAX_GUEST_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// Everything `wasmrpc serve` needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where modules, versions and compiled code are kept.
+    pub data_dir: PathBuf,
+    pub time_limit: Duration,
+    pub memory_limit_bytes: u64,
+    pub max_module_bytes: u64,
+    pub max_body_bytes: u64,
+    pub max_batch: usize,
+    pub max_concurrent_calls: usize,
+    /// Bearer token for the admin API; `None` means loopback clients only.
+    pub admin_token: Option<String>,
+    /// Directory of `*.wasm` files to deploy and keep deployed (`--watch`).
+    pub watch_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// A configuration with every default, keeping its data under `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Config {
+            data_dir,
+            time_limit: Duration::from_millis(DEFAULT_TIME_LIMIT_MS),
+            memory_limit_bytes: DEFAULT_MEMORY_LIMIT_MIB << 20,
+            max_module_bytes: DEFAULT_MAX_MODULE_MIB << 20,
+            max_body_bytes: DEFAULT_MAX_BODY_KIB << 10,
+            max_batch: DEFAULT_MAX_BATCH,
+            max_concurrent_calls: default_concurrent_calls(),
+            admin_token: None,
+            watch_dir: None,
+        }
+    }
+}
+
+/// The default bound on concurrent calls: [`CALLS_PER_CORE`] per core.
+pub fn default_concurrent_calls() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores * CALLS_PER_CORE
+}
+
+/// Whether serving on `addr` without an admin token is allowed: only on loopback.
+pub fn listen_is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}

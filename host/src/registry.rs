@@ -1,0 +1,342 @@
+//! The deployed procedures: which version of each name serves calls, and how
+//! a new version gets there (compile, check, describe, store, swap).
+//!
+//! Calls read the table through an `ArcSwap`: one atomic load, no lock. A
+//! deploy builds a new table and swaps it in whole, so calls already running
+//! finish on the version they started with and every call that starts after
+//! the swap sees the new one. Deploys and deletes are serialised by a mutex
+//! that calls never take.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::metrics::ProcStats;
+use crate::runtime::{CallContext, Compiled, InvalidModule, Loaded, Runtime};
+use crate::storage::{sha256_hex, Storage, StoredVersion};
+
+/// What the admin API shows of a deployed version.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metadata {
+    pub name: String,
+    pub version: u64,
+    pub sha256: String,
+    pub size: u64,
+    pub deployed_at: String,
+    /// Full JSON-RPC method names, `module.method`.
+    pub methods: Vec<String>,
+}
+
+/// One serving version.
+pub struct Deployed {
+    pub metadata: Metadata,
+    pub loaded: Loaded,
+    /// OpenRPC Method Objects from `describe`, names prefixed with the module.
+    pub method_objects: Vec<Value>,
+    pub stats: Arc<ProcStats>,
+}
+
+/// Why a deploy or delete failed; the admin API maps each case to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{0}")]
+    BadName(String),
+    #[error("{0}")]
+    Invalid(#[from] InvalidModule),
+    #[error("no procedure named `{0}` is deployed")]
+    NotFound(String),
+    #[error("{0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+pub struct Registry {
+    pub runtime: Runtime,
+    storage: Storage,
+    live: ArcSwap<HashMap<String, Arc<Deployed>>>,
+    /// Counters by name, kept across versions and deletes.
+    stats: Mutex<HashMap<String, Arc<ProcStats>>>,
+    deploy_lock: tokio::sync::Mutex<()>,
+}
+
+/// Checks a module name: `[a-z][a-z0-9_-]{0,62}`, not `rpc`. The rule also keeps
+/// names safe as file names (no `/`, `.`, `%`, NUL).
+pub fn check_name(name: &str) -> Result<(), DeployError> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        && name.len() <= 63;
+    if !valid {
+        let shown: String = name.chars().take(80).collect::<String>().escape_debug().to_string();
+        return Err(DeployError::BadName(format!(
+            "invalid procedure name \"{shown}\": use 1 to 63 characters, a lowercase letter \
+             first, then lowercase letters, digits, `_` or `-`"
+        )));
+    }
+    if name == "rpc" {
+        return Err(DeployError::BadName(
+            "the name `rpc` is reserved for the server's own methods (rpc.discover)".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Registry {
+    /// Opens the data dir and loads every stored procedure, from the compiled
+    /// cache where it matches, recompiling where it does not. Blocking.
+    pub fn open(config: &Config) -> anyhow::Result<Self> {
+        let runtime = Runtime::new(config)?;
+        let storage = Storage::open(&config.data_dir, runtime.compatibility_key())?;
+        let registry = Registry {
+            runtime,
+            storage,
+            live: ArcSwap::from_pointee(HashMap::new()),
+            stats: Mutex::new(HashMap::new()),
+            deploy_lock: tokio::sync::Mutex::new(()),
+        };
+        let mut table = HashMap::new();
+        for found in registry.storage.load_all()? {
+            let name = found.name.clone();
+            match registry.restore(found) {
+                Ok(deployed) => {
+                    table.insert(name, Arc::new(deployed));
+                }
+                Err(e) => tracing::error!(procedure = name, "skipping stored procedure: {e:#}"),
+            }
+        }
+        registry.storage.collect_garbage(&shas_in_use(&table));
+        registry.live.store(Arc::new(table));
+        Ok(registry)
+    }
+
+    fn restore(&self, found: crate::storage::Found) -> anyhow::Result<Deployed> {
+        let stored = found.record.current.clone().ok_or_else(|| anyhow::anyhow!("no version"))?;
+        let cached = self.storage.compiled_path(&stored.sha256);
+        let compiled = match self.runtime.load_compiled(&cached) {
+            Ok(compiled) => compiled,
+            Err(e) => {
+                if cached.exists() {
+                    tracing::warn!(procedure = found.name, "compiled cache unusable ({e:#}); recompiling");
+                }
+                let compiled = self.runtime.compile(&found.bytes)?;
+                self.storage.save_compiled(&stored.sha256, &compiled.serialize()?)?;
+                compiled
+            }
+        };
+        self.assemble(&found.name, compiled, stored)
+    }
+
+    /// The version of `name` serving now.
+    pub fn get(&self, name: &str) -> Option<Arc<Deployed>> {
+        self.live.load().get(name).cloned()
+    }
+
+    /// Every serving version, by name.
+    pub fn snapshot(&self) -> Arc<HashMap<String, Arc<Deployed>>> {
+        self.live.load_full()
+    }
+
+    /// Counters of every name that was ever deployed since start.
+    pub fn stats(&self) -> Vec<(String, Arc<ProcStats>)> {
+        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<_> = stats.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Deploys `bytes` as `name`. Returns the metadata and whether the name is
+    /// new (first deploy, or first since a delete). Bytes identical to the
+    /// serving version change nothing.
+    pub async fn deploy(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<(Metadata, bool), DeployError> {
+        check_name(name)?;
+        let sha256 = sha256_hex(&bytes);
+        if let Some(current) = self.get(name).filter(|d| d.metadata.sha256 == sha256) {
+            return Ok((current.metadata.clone(), false));
+        }
+        let this = self.clone();
+        let compile_bytes = bytes.clone();
+        let compiled = tokio::task::spawn_blocking(move || this.runtime.compile(&compile_bytes))
+            .await
+            .map_err(|e| anyhow::anyhow!("compiler task failed: {e}"))??;
+        let describe = self
+            .runtime
+            .describe(name, &compiled, CallContext { request_id: 0 })
+            .await
+            .map_err(|e| InvalidModule(format!("calling `describe` failed: {e}")))?;
+        parse_describe(&describe)?;
+
+        let _guard = self.deploy_lock.lock().await;
+        if let Some(current) = self.get(name).filter(|d| d.metadata.sha256 == sha256) {
+            return Ok((current.metadata.clone(), false));
+        }
+        let this = self.clone();
+        let owned_name = name.to_owned();
+        let (deployed, created) = tokio::task::spawn_blocking(move || {
+            this.store_version(&owned_name, compiled, &bytes, sha256, describe)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("storage task failed: {e}"))??;
+        let metadata = deployed.metadata.clone();
+        self.swap(|table| {
+            table.insert(name.to_owned(), Arc::new(deployed));
+        });
+        tracing::info!(procedure = name, version = metadata.version, "deployed");
+        Ok((metadata, created))
+    }
+
+    fn store_version(
+        &self,
+        name: &str,
+        compiled: Compiled,
+        bytes: &[u8],
+        sha256: String,
+        describe: String,
+    ) -> Result<(Deployed, bool), DeployError> {
+        let mut record = self.storage.record(name)?;
+        let created = record.current.is_none();
+        let stored = StoredVersion {
+            version: record.last_version + 1,
+            sha256: sha256.clone(),
+            size: bytes.len() as u64,
+            deployed_at: now_rfc3339(),
+            describe,
+        };
+        if let Err(e) = compiled
+            .serialize()
+            .and_then(|code| self.storage.save_compiled(&sha256, &code))
+        {
+            tracing::warn!(procedure = name, "cannot cache compiled code: {e:#}");
+        }
+        record.last_version = stored.version;
+        record.current = Some(stored.clone());
+        self.storage.save(name, &record, bytes)?;
+        Ok((self.assemble(name, compiled, stored)?, created))
+    }
+
+    /// Undeploys `name`; its version counter is kept.
+    pub async fn remove(&self, name: &str) -> Result<(), DeployError> {
+        check_name(name)?;
+        let _guard = self.deploy_lock.lock().await;
+        if self.get(name).is_none() {
+            return Err(DeployError::NotFound(name.to_owned()));
+        }
+        let mut record = self.storage.record(name)?;
+        record.current = None;
+        self.storage.save_record(name, &record)?;
+        self.swap(|table| {
+            table.remove(name);
+        });
+        tracing::info!(procedure = name, "removed");
+        Ok(())
+    }
+
+    /// Replaces the table with an edited copy, then drops files no version uses.
+    /// Callers hold `deploy_lock`.
+    fn swap(&self, edit: impl FnOnce(&mut HashMap<String, Arc<Deployed>>)) {
+        let mut table = HashMap::clone(&self.live.load());
+        edit(&mut table);
+        let in_use = shas_in_use(&table);
+        self.live.store(Arc::new(table));
+        self.storage.collect_garbage(&in_use);
+    }
+
+    fn assemble(&self, name: &str, compiled: Compiled, stored: StoredVersion) -> anyhow::Result<Deployed> {
+        let method_objects = parse_describe(&stored.describe)?;
+        let mut methods = Vec::new();
+        let mut prefixed = Vec::new();
+        for mut object in method_objects {
+            let method = object["name"].as_str().unwrap_or_default().to_owned();
+            let full = format!("{name}.{method}");
+            object["name"] = Value::String(full.clone());
+            prefixed.push(object);
+            methods.push((method, full));
+        }
+        let stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_owned())
+            .or_default()
+            .clone();
+        Ok(Deployed {
+            metadata: Metadata {
+                name: name.to_owned(),
+                version: stored.version,
+                sha256: stored.sha256,
+                size: stored.size,
+                deployed_at: stored.deployed_at,
+                methods: methods.iter().map(|(_, full)| full.clone()).collect(),
+            },
+            loaded: compiled.into_loaded(methods.into_iter().map(|(m, _)| m).collect::<HashSet<_>>()),
+            method_objects: prefixed,
+            stats,
+        })
+    }
+}
+
+fn shas_in_use(table: &HashMap<String, Arc<Deployed>>) -> HashSet<String> {
+    table.values().map(|d| d.metadata.sha256.clone()).collect()
+}
+
+/// Checks `describe` output: `{"methods": [{"name": "...", ...}, ...]}`.
+fn parse_describe(text: &str) -> Result<Vec<Value>, InvalidModule> {
+    let bad = |why: &str| InvalidModule(format!("`describe` returned {why}; expected {{\"methods\": [{{\"name\": ...}}, ...]}}"));
+    let value: Value = serde_json::from_str(text).map_err(|e| bad(&format!("invalid JSON ({e})")))?;
+    let Some(Value::Array(methods)) = value.get("methods") else {
+        return Err(bad("no `methods` array"));
+    };
+    let mut seen = HashSet::new();
+    for m in methods {
+        let Some(name) = m.get("name").and_then(Value::as_str) else {
+            return Err(bad("a method without a string `name`"));
+        };
+        if name.is_empty() || name.starts_with("rpc.") || !seen.insert(name) {
+            return Err(bad(&format!("an empty, reserved or repeated method name \"{name}\"")));
+        }
+    }
+    Ok(methods.clone())
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_rule() {
+        for good in ["math", "a", "get_data", "x-1", &"a".repeat(63)] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Math", "1abc", "..", "a/b", "%2e%2e", "a\0", "rpc", "a.b", &"a".repeat(64)] {
+            assert!(matches!(check_name(bad), Err(DeployError::BadName(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn describe_must_list_named_methods() {
+        assert_eq!(parse_describe(r#"{"methods":[{"name":"add"}]}"#).unwrap().len(), 1);
+        for bad in ["nope", "{}", r#"{"methods":[{}]}"#, r#"{"methods":[{"name":"a"},{"name":"a"}]}"#] {
+            assert!(parse_describe(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let t = now_rfc3339();
+        assert!(time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok(), "{t}");
+    }
+}

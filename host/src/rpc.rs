@@ -1,0 +1,377 @@
+//! JSON-RPC 2.0: decoding a request body (single, batch, notification),
+//! dispatching each call to its procedure, and encoding the answer.
+//!
+//! Parameters are never re-encoded: the raw JSON text of `params` goes to the
+//! guest as it arrived, and the guest's result text goes back as it left it
+//! (after a validity check). Ids are echoed byte for byte.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use crate::registry::Registry;
+use crate::runtime::{CallContext, CallError};
+
+/// Every JSON-RPC error the server answers with, one variant per code.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RpcError {
+    /// -32700: the body is not JSON.
+    ParseError,
+    /// -32600: not a valid request object; `detail` names a limit, if one was hit.
+    InvalidRequest { detail: Option<String> },
+    /// -32601: no such module, or no such method in it.
+    MethodNotFound,
+    /// -32603: the server or the procedure broke the protocol.
+    Internal(Value),
+    /// -32000: the procedure trapped.
+    Trapped(Value),
+    /// -32001: the procedure ran past its time limit.
+    TimedOut(Value),
+    /// -32002: the procedure tried to grow past its memory limit.
+    MemoryLimit(Value),
+    /// -32003: too many calls at once.
+    Overloaded(Value),
+    /// The procedure's own error (including its -32602), passed through unchanged.
+    Procedure {
+        code: i32,
+        message: String,
+        data: Option<Value>,
+    },
+}
+
+impl RpcError {
+    pub fn code(&self) -> i32 {
+        match self {
+            RpcError::ParseError => -32700,
+            RpcError::InvalidRequest { .. } => -32600,
+            RpcError::MethodNotFound => -32601,
+            RpcError::Internal(_) => -32603,
+            RpcError::Trapped(_) => -32000,
+            RpcError::TimedOut(_) => -32001,
+            RpcError::MemoryLimit(_) => -32002,
+            RpcError::Overloaded(_) => -32003,
+            RpcError::Procedure { code, .. } => *code,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            RpcError::ParseError => "Parse error",
+            RpcError::InvalidRequest { .. } => "Invalid Request",
+            RpcError::MethodNotFound => "Method not found",
+            RpcError::Internal(_) => "Internal error",
+            RpcError::Trapped(_) => "Procedure trapped",
+            RpcError::TimedOut(_) => "Procedure timed out",
+            RpcError::MemoryLimit(_) => "Procedure exceeded its memory limit",
+            RpcError::Overloaded(_) => "Server overloaded",
+            RpcError::Procedure { message, .. } => message,
+        }
+    }
+
+    pub fn data(&self) -> Option<Value> {
+        match self {
+            RpcError::ParseError | RpcError::MethodNotFound => None,
+            RpcError::InvalidRequest { detail } => detail.clone().map(Value::String),
+            RpcError::Internal(d)
+            | RpcError::Trapped(d)
+            | RpcError::TimedOut(d)
+            | RpcError::MemoryLimit(d)
+            | RpcError::Overloaded(d) => Some(d.clone()),
+            RpcError::Procedure { data, .. } => data.clone(),
+        }
+    }
+
+    /// The error for a call of `method` that ended in `err`.
+    fn from_call(err: CallError, method: &str) -> Self {
+        let detail = |extra: Value| {
+            let mut data = json!({ "method": method, "reason": err.to_string() });
+            if let (Value::Object(data), Value::Object(extra)) = (&mut data, extra) {
+                data.extend(extra);
+            }
+            data
+        };
+        match &err {
+            CallError::Trapped { stderr, .. } if !stderr.is_empty() => {
+                RpcError::Trapped(detail(json!({ "stderr": stderr })))
+            }
+            CallError::Trapped { .. } => RpcError::Trapped(detail(json!({}))),
+            CallError::TimedOut(limit) => {
+                RpcError::TimedOut(detail(json!({ "limit_ms": limit.as_millis() as u64 })))
+            }
+            CallError::MemoryLimit { limit_mib } => {
+                RpcError::MemoryLimit(detail(json!({ "limit_mib": limit_mib })))
+            }
+            CallError::Overloaded(limit) => {
+                RpcError::Overloaded(detail(json!({ "max_concurrent_calls": limit })))
+            }
+            CallError::InvalidOutput(_) => RpcError::Internal(detail(json!({}))),
+            CallError::Guest { code, message, data } => RpcError::Procedure {
+                code: *code,
+                message: message.clone(),
+                // Data is JSON text; text that does not parse is passed as a string.
+                data: data.as_deref().map(|text| {
+                    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+                }),
+            },
+        }
+    }
+}
+
+/// Answers a request body: `None` when nothing is to be returned (notifications).
+pub async fn handle(registry: &Arc<Registry>, max_batch: usize, body: &[u8]) -> Option<Vec<u8>> {
+    let Ok(raw) = serde_json::from_slice::<&RawValue>(body) else {
+        return Some(error_response(&RpcError::ParseError, None));
+    };
+    if !raw.get().starts_with('[') {
+        return handle_one(registry, raw).await;
+    }
+    let Ok(items) = serde_json::from_str::<Vec<Box<RawValue>>>(raw.get()) else {
+        return Some(error_response(&RpcError::ParseError, None));
+    };
+    if items.is_empty() {
+        return Some(error_response(&RpcError::InvalidRequest { detail: None }, None));
+    }
+    if items.len() > max_batch {
+        let detail = format!(
+            "the batch has {} requests; the limit is {max_batch} (--max-batch)",
+            items.len()
+        );
+        return Some(error_response(&RpcError::InvalidRequest { detail: Some(detail) }, None));
+    }
+    // Calls of a batch run concurrently, each on its own task.
+    let tasks: Vec<_> = items
+        .into_iter()
+        .map(|item| {
+            let registry = registry.clone();
+            tokio::spawn(async move { handle_one(&registry, &item).await })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(64 * tasks.len());
+    out.push(b'[');
+    for task in tasks {
+        let answer = match task {
+            // A panicking task is a bug of ours; the client still gets an answer.
+            handle => handle.await.unwrap_or_else(|e| {
+                Some(error_response(&RpcError::Internal(json!(e.to_string())), None))
+            }),
+        };
+        if let Some(answer) = answer {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&answer);
+        }
+    }
+    if out.len() == 1 {
+        return None;
+    }
+    out.push(b']');
+    Some(out)
+}
+
+/// One request object of a body. Members are kept as raw JSON text.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow)]
+    params: Option<&'a RawValue>,
+    /// `Some("null")` for `"id": null`, `None` when there is no id (a notification).
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// Ids may be strings, numbers or null.
+fn valid_id(id: &RawValue) -> bool {
+    matches!(id.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9' | b'n'))
+}
+
+static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
+
+async fn handle_one(registry: &Registry, raw: &RawValue) -> Option<Vec<u8>> {
+    let invalid = RpcError::InvalidRequest { detail: None };
+    let Ok(envelope) = serde_json::from_str::<Envelope>(raw.get()) else {
+        return Some(error_response(&invalid, None));
+    };
+    let id = envelope.id.filter(|id| valid_id(id));
+    if envelope.id.is_some() && id.is_none() {
+        return Some(error_response(&invalid, None));
+    }
+    let method = envelope
+        .method
+        .and_then(|m| serde_json::from_str::<String>(m.get()).ok());
+    let params_ok = envelope
+        .params
+        .is_none_or(|p| p.get().starts_with(['[', '{']));
+    let (Some(method), true, Some("\"2.0\"")) = (method, params_ok, envelope.jsonrpc.map(RawValue::get))
+    else {
+        return Some(error_response(&invalid, id));
+    };
+    let params = envelope.params.map_or("null", RawValue::get);
+    let result = dispatch(registry, &method, params).await;
+    let id = id?; // a notification: run, but answer nothing
+    Some(match result {
+        Ok(json) => result_response(&json, id),
+        Err(err) => error_response(&err, Some(id)),
+    })
+}
+
+/// Calls `method` (`module.method`, or `name` for `name.name`) with `params`.
+async fn dispatch(registry: &Registry, method: &str, params: &str) -> Result<String, RpcError> {
+    if let Some(own) = method.strip_prefix("rpc.") {
+        return match own {
+            "discover" => Ok(discover(registry).to_string()),
+            _ => Err(RpcError::MethodNotFound),
+        };
+    }
+    let (module, function) = method.split_once('.').unwrap_or((method, method));
+    let deployed = registry.get(module).ok_or(RpcError::MethodNotFound)?;
+    if !deployed.loaded.methods.contains(function) {
+        return Err(RpcError::MethodNotFound);
+    }
+    let request_id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let outcome = registry
+        .runtime
+        .call(module, &deployed.loaded, function, params, CallContext { request_id })
+        .await
+        .and_then(|json| match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
+            Ok(_) => Ok(json),
+            Err(e) => Err(CallError::InvalidOutput(e.to_string())),
+        })
+        .map_err(|e| RpcError::from_call(e, method));
+    let elapsed = started.elapsed();
+    let code = outcome.as_ref().err().map(RpcError::code);
+    deployed.stats.record(elapsed, code);
+    log_call(request_id, method, elapsed, outcome.as_ref().err());
+    outcome
+}
+
+fn log_call(request_id: u64, method: &str, elapsed: Duration, error: Option<&RpcError>) {
+    let micros = elapsed.as_micros() as u64;
+    match error {
+        None => tracing::debug!(target: "wasmrpc::call", request_id, method, micros, "ok"),
+        Some(e) if matches!(e, RpcError::Procedure { .. }) => {
+            tracing::debug!(target: "wasmrpc::call", request_id, method, micros, code = e.code(), "{}", e.message())
+        }
+        Some(e) => {
+            let data = e.data().unwrap_or(Value::Null);
+            tracing::warn!(target: "wasmrpc::call", request_id, method, micros, code = e.code(), %data, "{}", e.message())
+        }
+    }
+}
+
+/// The OpenRPC document of every deployed method.
+fn discover(registry: &Registry) -> Value {
+    let table = registry.snapshot();
+    let mut methods: Vec<&Value> = table.values().flat_map(|d| &d.method_objects).collect();
+    methods.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    json!({
+        "openrpc": "1.3.2",
+        "info": {
+            "title": "wasmrpc",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Procedures deployed on this wasmrpc server; each call runs in a fresh WebAssembly instance.",
+        },
+        "methods": methods,
+    })
+}
+
+fn result_response(result: &str, id: &RawValue) -> Vec<u8> {
+    let mut out = Vec::with_capacity(result.len() + id.get().len() + 32);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"result\":");
+    out.extend_from_slice(result.as_bytes());
+    out.extend_from_slice(b",\"id\":");
+    out.extend_from_slice(id.get().as_bytes());
+    out.push(b'}');
+    out
+}
+
+/// An error response; `id` is null where the request's id could not be read.
+pub fn error_response(err: &RpcError, id: Option<&RawValue>) -> Vec<u8> {
+    let mut error = serde_json::Map::new();
+    error.insert("code".into(), err.code().into());
+    error.insert("message".into(), err.message().into());
+    if let Some(data) = err.data() {
+        error.insert("data".into(), data);
+    }
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"error\":");
+    // Serialising a map of plain values cannot fail.
+    let _ = serde_json::to_writer(&mut out, &error);
+    out.extend_from_slice(b",\"id\":");
+    out.extend_from_slice(id.map_or("null", RawValue::get).as_bytes());
+    out.push(b'}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_its_code() {
+        let cases = [
+            (RpcError::ParseError, -32700),
+            (RpcError::InvalidRequest { detail: None }, -32600),
+            (RpcError::MethodNotFound, -32601),
+            (RpcError::Internal(Value::Null), -32603),
+            (RpcError::Trapped(Value::Null), -32000),
+            (RpcError::TimedOut(Value::Null), -32001),
+            (RpcError::MemoryLimit(Value::Null), -32002),
+            (RpcError::Overloaded(Value::Null), -32003),
+            (RpcError::Procedure { code: 7, message: "m".into(), data: None }, 7),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.code(), code, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn spec_errors_have_exact_messages_and_no_data() {
+        let out = error_response(&RpcError::ParseError, None);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}"#
+        );
+        let id = RawValue::from_string("\"1\"".into()).unwrap();
+        let out = error_response(&RpcError::MethodNotFound, Some(&id));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":"1"}"#
+        );
+    }
+
+    #[test]
+    fn guest_data_is_embedded_as_json_or_string() {
+        let err = |data: &str| {
+            RpcError::from_call(
+                CallError::Guest { code: 5, message: "m".into(), data: Some(data.into()) },
+                "a.b",
+            )
+        };
+        assert_eq!(err("{\"x\":1}").data(), Some(json!({"x": 1})));
+        assert_eq!(err("not json").data(), Some(json!("not json")));
+    }
+
+    #[test]
+    fn ids_are_echoed_exactly() {
+        let id = RawValue::from_string("12345678901234567890.50".into()).unwrap();
+        assert!(valid_id(&id));
+        let out = result_response("true", &id);
+        assert!(String::from_utf8(out).unwrap().ends_with(r#""id":12345678901234567890.50}"#));
+        for bad in ["{}", "[]", "true"] {
+            assert!(!valid_id(&RawValue::from_string(bad.into()).unwrap()));
+        }
+    }
+}
