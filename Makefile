@@ -1,0 +1,51 @@
+# wasmrpc: `make run` starts the server with the example procedures deployed,
+# `make test` runs every test. Both install what they need first.
+
+SHELL := /bin/bash
+# Build outside the clone so CI and fresh clones reuse one cache.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/wasmrpc/target
+PROC_TARGET := $(CARGO_TARGET_DIR)/procedures
+WASM_DIR := $(PROC_TARGET)/wasm32-wasip2/release
+RUN_DIR := $(CURDIR)/target/run/procedures
+# Example procedures `make run` deploys, each under its own name.
+EXAMPLES := math text json subtract sum get_data update notify_hello notify_sum
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: all setup procedures build run test lint unit e2e clean
+
+all: build procedures
+
+## setup: the wasm32-wasip2 target, fmt and clippy (idempotent)
+setup:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+## procedures: every procedure in procedures/ as a .wasm component
+procedures: setup
+	cargo build --release --target wasm32-wasip2 --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET)
+	@ls -l $(WASM_DIR)/*.wasm | awk '{print "  " $$5 "\t" $$9}'
+
+build: setup
+	cargo build --release -p wasmrpc-host
+
+## run: the server on $(LISTEN) with the examples deployed (and redeployed
+## when `make procedures` rebuilds them)
+run: build procedures
+	@mkdir -p $(RUN_DIR)
+	@for p in $(EXAMPLES); do cp $(WASM_DIR)/$$p.wasm $(RUN_DIR)/$$p.wasm.tmp && mv $(RUN_DIR)/$$p.wasm.tmp $(RUN_DIR)/$$p.wasm; done
+	$(CARGO_TARGET_DIR)/release/wasmrpc serve --listen $(LISTEN) --watch $(RUN_DIR)
+
+## test: lints, unit tests, SDK tests and the end-to-end suite
+test: setup procedures lint
+	WASMRPC_WASM_DIR=$(WASM_DIR) cargo test --workspace --all-targets
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo fmt --all --manifest-path procedures/Cargo.toml -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --release --target wasm32-wasip2 --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) -- -D warnings
+
+clean:
+	cargo clean
+	rm -rf target wasmrpc-data

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `wasmrpc` binary on 127.0.0.1 with an ephemeral
+//! port and a temporary data dir, driven over real HTTP with real `.wasm`
+//! files built from `procedures/`. One test binary; one module per concern.
+
+mod admin;
+mod cli;
+mod isolation;
+mod persistence;
+mod spec;
+mod support;

@@ -1,0 +1,55 @@
+//! Storage: deployed modules survive a restart, also after SIGKILL; versions
+//! are never reused; the compiled-code cache spares recompiling; damaged files
+//! are reported and skipped.
+
+use hyper::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::Server;
+
+#[tokio::test]
+async fn deployments_survive_kill_and_restart() {
+    let server = Server::start(&[]);
+    server.deploy_ok("math", "math").await;
+    server.deploy_ok("text", "text").await;
+    server.deploy_ok("gone", "math").await;
+    let deleted = server.request(Method::DELETE, "/procedures/gone", &[], Vec::new()).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let before = server.request(Method::GET, "/procedures", &[], Vec::new()).await.json().unwrap();
+
+    let server = server.restart(); // SIGKILL, then start on the same data dir
+    let after = server.request(Method::GET, "/procedures", &[], Vec::new()).await.json().unwrap();
+    assert_eq!(before, after);
+    assert_eq!(server.result("math.add", json!([20, 22])).await, json!(42));
+    assert!(!server.log().contains("recompiling"), "the compiled cache should serve:\n{}", server.log());
+    // The version counter of a deleted name survived too.
+    let back = server.deploy("gone", "math").await;
+    assert_eq!(back.status, StatusCode::CREATED);
+    assert_eq!(back.json().unwrap()["version"], 2);
+}
+
+#[tokio::test]
+async fn damaged_files_are_reported_and_skipped() {
+    let server = Server::start(&[]);
+    let math = server.deploy_ok("math", "math").await;
+    server.deploy_ok("text", "text").await;
+    let sha = math["sha256"].as_str().unwrap().to_owned();
+    // Truncate math's module, corrupt every compiled file, break a record.
+    let module = server.data_dir.join("modules").join(format!("{sha}.wasm"));
+    std::fs::write(&module, b"\0asm").unwrap();
+    for entry in std::fs::read_dir(server.data_dir.join("compiled")).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    std::fs::write(server.data_dir.join("procedures/broken.json"), b"{ not json").unwrap();
+
+    let server = server.restart();
+    let log = server.log();
+    assert!(log.contains("corrupt"), "{log}");
+    assert!(log.contains("broken"), "{log}");
+    assert_eq!(server.error("math.add", json!([1, 2])).await["code"], -32601);
+    // text's compiled code was garbage: it was rebuilt from the module.
+    assert_eq!(server.result("text.reverse", json!(["abc"])).await, json!("cba"));
+    // Redeploying math mends it.
+    server.deploy_ok("math", "math").await;
+    assert_eq!(server.result("math.add", json!([1, 2])).await, json!(3));
+}
