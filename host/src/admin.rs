@@ -115,7 +115,11 @@ pub async fn deploy(
     body: Bytes,
 ) -> Result<(StatusCode, Bytes), AdminError> {
     let (metadata, created) = registry.deploy(name, body).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, to_json(&metadata)))
 }
 
@@ -175,7 +179,10 @@ mod tests {
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap();
         assert!(authorize(None, None, local).is_ok());
-        assert!(matches!(authorize(None, None, remote), Err(AdminError::Unauthorized(_))));
+        assert!(matches!(
+            authorize(None, None, remote),
+            Err(AdminError::Unauthorized(_))
+        ));
         assert!(authorize(Some("s3cret"), Some(b"Bearer s3cret"), remote).is_ok());
         assert!(authorize(Some("s3cret"), Some(b"Bearer s3cre"), local).is_err());
         assert!(authorize(Some("s3cret"), Some(b"Bearer s3cret2"), local).is_err());

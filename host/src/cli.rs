@@ -17,7 +17,11 @@ use crate::client;
 use crate::config::{self, Config};
 
 #[derive(Debug, Parser)]
-#[command(name = "wasmrpc", version, about = "JSON-RPC 2.0 server that runs each call in a fresh WebAssembly sandbox")]
+#[command(
+    name = "wasmrpc",
+    version,
+    about = "JSON-RPC 2.0 server that runs each call in a fresh WebAssembly sandbox"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -150,7 +154,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Deploy { name, file, server } => client_command(deploy(name, file, server)),
-        Command::Call { method, params, server } => client_command(call(method, params, server)),
+        Command::Call {
+            method,
+            params,
+            server,
+        } => client_command(call(method, params, server)),
         Command::List { server } => client_command(list(server)),
         Command::Remove { name, server } => client_command(remove(name, server)),
     }
@@ -159,7 +167,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
     let config = args.config()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -226,7 +236,10 @@ async fn admin_request(
     body: Vec<u8>,
 ) -> anyhow::Result<client::Answer> {
     let bearer = server.admin_token.as_ref().map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("authorization", b.as_str()))
+        .collect();
     let answer = client::send(method, &url(server, path), &headers, body).await?;
     if !answer.status.is_success() {
         let message = answer
@@ -243,7 +256,11 @@ async fn deploy(name: String, file: PathBuf, server: ServerArgs) -> anyhow::Resu
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let answer = admin_request(&server, Method::PUT, &format!("/procedures/{name}"), bytes).await?;
     let meta = answer.json()?;
-    let verb = if answer.status == StatusCode::CREATED { "deployed" } else { "updated" };
+    let verb = if answer.status == StatusCode::CREATED {
+        "deployed"
+    } else {
+        "updated"
+    };
     println!(
         "{verb} {name} version {} ({} bytes, sha256 {})",
         meta["version"],
@@ -261,7 +278,11 @@ fn print_methods(meta: &Value) {
     }
 }
 
-async fn call(method: String, params: Option<String>, server: ServerArgs) -> anyhow::Result<ExitCode> {
+async fn call(
+    method: String,
+    params: Option<String>,
+    server: ServerArgs,
+) -> anyhow::Result<ExitCode> {
     let params: Option<Value> = params
         .map(|p| {
             serde_json::from_str(&p).with_context(|| {
@@ -269,7 +290,10 @@ async fn call(method: String, params: Option<String>, server: ServerArgs) -> any
             })
         })
         .transpose()?;
-    if params.as_ref().is_some_and(|p| !p.is_array() && !p.is_object()) {
+    if params
+        .as_ref()
+        .is_some_and(|p| !p.is_array() && !p.is_object())
+    {
         bail!("PARAMS must be a JSON array or object, not a bare value");
     }
     let mut request = serde_json::json!({"jsonrpc": "2.0", "method": method, "id": 1});
@@ -320,7 +344,13 @@ async fn list(server: ServerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn remove(name: String, server: ServerArgs) -> anyhow::Result<ExitCode> {
-    admin_request(&server, Method::DELETE, &format!("/procedures/{name}"), Vec::new()).await?;
+    admin_request(
+        &server,
+        Method::DELETE,
+        &format!("/procedures/{name}"),
+        Vec::new(),
+    )
+    .await?;
     println!("removed {name}");
     Ok(ExitCode::SUCCESS)
 }

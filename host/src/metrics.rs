@@ -28,7 +28,10 @@ impl ProcStats {
     pub fn record(&self, elapsed: Duration, error_code: Option<i32>) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let secs = elapsed.as_secs_f64();
-        let bucket = BUCKETS.iter().position(|&b| secs <= b).unwrap_or(BUCKETS.len());
+        let bucket = BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(BUCKETS.len());
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.micros_sum.fetch_add(micros, Ordering::Relaxed);
@@ -56,7 +59,12 @@ pub fn render<'a>(
     for (name, stats) in procedures {
         let total = stats.calls.load(Ordering::Relaxed);
         let _ = writeln!(calls, "wasmrpc_calls_total{{procedure=\"{name}\"}} {total}");
-        for (code, n) in stats.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for (code, n) in stats
+            .errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             let _ = writeln!(
                 errors,
                 "wasmrpc_errors_total{{procedure=\"{name}\",code=\"{code}\"}} {n}"

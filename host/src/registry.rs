@@ -70,7 +70,12 @@ pub fn check_name(name: &str) -> Result<(), DeployError> {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
         && name.len() <= 63;
     if !valid {
-        let shown: String = name.chars().take(80).collect::<String>().escape_debug().to_string();
+        let shown: String = name
+            .chars()
+            .take(80)
+            .collect::<String>()
+            .escape_debug()
+            .to_string();
         return Err(DeployError::BadName(format!(
             "invalid procedure name \"{shown}\": use 1 to 63 characters, a lowercase letter \
              first, then lowercase letters, digits, `_` or `-`"
@@ -113,16 +118,24 @@ impl Registry {
     }
 
     fn restore(&self, found: crate::storage::Found) -> anyhow::Result<Deployed> {
-        let stored = found.record.current.clone().ok_or_else(|| anyhow::anyhow!("no version"))?;
+        let stored = found
+            .record
+            .current
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no version"))?;
         let cached = self.storage.compiled_path(&stored.sha256);
         let compiled = match self.runtime.load_compiled(&cached) {
             Ok(compiled) => compiled,
             Err(e) => {
                 if cached.exists() {
-                    tracing::warn!(procedure = found.name, "compiled cache unusable ({e:#}); recompiling");
+                    tracing::warn!(
+                        procedure = found.name,
+                        "compiled cache unusable ({e:#}); recompiling"
+                    );
                 }
                 let compiled = self.runtime.compile(&found.bytes)?;
-                self.storage.save_compiled(&stored.sha256, &compiled.serialize()?)?;
+                self.storage
+                    .save_compiled(&stored.sha256, &compiled.serialize()?)?;
                 compiled
             }
         };
@@ -247,7 +260,12 @@ impl Registry {
         self.storage.collect_garbage(&in_use);
     }
 
-    fn assemble(&self, name: &str, compiled: Compiled, stored: StoredVersion) -> anyhow::Result<Deployed> {
+    fn assemble(
+        &self,
+        name: &str,
+        compiled: Compiled,
+        stored: StoredVersion,
+    ) -> anyhow::Result<Deployed> {
         let method_objects = parse_describe(&stored.describe)?;
         let mut methods = Vec::new();
         let mut prefixed = Vec::new();
@@ -274,7 +292,8 @@ impl Registry {
                 deployed_at: stored.deployed_at,
                 methods: methods.iter().map(|(_, full)| full.clone()).collect(),
             },
-            loaded: compiled.into_loaded(methods.into_iter().map(|(m, _)| m).collect::<HashSet<_>>()),
+            loaded: compiled
+                .into_loaded(methods.into_iter().map(|(m, _)| m).collect::<HashSet<_>>()),
             method_objects: prefixed,
             stats,
         })
@@ -287,8 +306,13 @@ fn shas_in_use(table: &HashMap<String, Arc<Deployed>>) -> HashSet<String> {
 
 /// Checks `describe` output: `{"methods": [{"name": "...", ...}, ...]}`.
 fn parse_describe(text: &str) -> Result<Vec<Value>, InvalidModule> {
-    let bad = |why: &str| InvalidModule(format!("`describe` returned {why}; expected {{\"methods\": [{{\"name\": ...}}, ...]}}"));
-    let value: Value = serde_json::from_str(text).map_err(|e| bad(&format!("invalid JSON ({e})")))?;
+    let bad = |why: &str| {
+        InvalidModule(format!(
+            "`describe` returned {why}; expected {{\"methods\": [{{\"name\": ...}}, ...]}}"
+        ))
+    };
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| bad(&format!("invalid JSON ({e})")))?;
     let Some(Value::Array(methods)) = value.get("methods") else {
         return Err(bad("no `methods` array"));
     };
@@ -298,7 +322,9 @@ fn parse_describe(text: &str) -> Result<Vec<Value>, InvalidModule> {
             return Err(bad("a method without a string `name`"));
         };
         if name.is_empty() || name.starts_with("rpc.") || !seen.insert(name) {
-            return Err(bad(&format!("an empty, reserved or repeated method name \"{name}\"")));
+            return Err(bad(&format!(
+                "an empty, reserved or repeated method name \"{name}\""
+            )));
         }
     }
     Ok(methods.clone())
@@ -308,7 +334,10 @@ fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -321,15 +350,39 @@ mod tests {
         for good in ["math", "a", "get_data", "x-1", &"a".repeat(63)] {
             assert!(check_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "Math", "1abc", "..", "a/b", "%2e%2e", "a\0", "rpc", "a.b", &"a".repeat(64)] {
-            assert!(matches!(check_name(bad), Err(DeployError::BadName(_))), "{bad:?}");
+        for bad in [
+            "",
+            "Math",
+            "1abc",
+            "..",
+            "a/b",
+            "%2e%2e",
+            "a\0",
+            "rpc",
+            "a.b",
+            &"a".repeat(64),
+        ] {
+            assert!(
+                matches!(check_name(bad), Err(DeployError::BadName(_))),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn describe_must_list_named_methods() {
-        assert_eq!(parse_describe(r#"{"methods":[{"name":"add"}]}"#).unwrap().len(), 1);
-        for bad in ["nope", "{}", r#"{"methods":[{}]}"#, r#"{"methods":[{"name":"a"},{"name":"a"}]}"#] {
+        assert_eq!(
+            parse_describe(r#"{"methods":[{"name":"add"}]}"#)
+                .unwrap()
+                .len(),
+            1
+        );
+        for bad in [
+            "nope",
+            "{}",
+            r#"{"methods":[{}]}"#,
+            r#"{"methods":[{"name":"a"},{"name":"a"}]}"#,
+        ] {
             assert!(parse_describe(bad).is_err(), "{bad}");
         }
     }
@@ -337,6 +390,9 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339() {
         let t = now_rfc3339();
-        assert!(time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok(), "{t}");
+        assert!(
+            time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{t}"
+        );
     }
 }

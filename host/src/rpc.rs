@@ -109,7 +109,11 @@ impl RpcError {
                 RpcError::Overloaded(detail(json!({ "max_concurrent_calls": limit })))
             }
             CallError::InvalidOutput(_) => RpcError::Internal(detail(json!({}))),
-            CallError::Guest { code, message, data } => RpcError::Procedure {
+            CallError::Guest {
+                code,
+                message,
+                data,
+            } => RpcError::Procedure {
                 code: *code,
                 message: message.clone(),
                 // Data is JSON text; text that does not parse is passed as a string.
@@ -133,14 +137,22 @@ pub async fn handle(registry: &Arc<Registry>, max_batch: usize, body: &[u8]) -> 
         return Some(error_response(&RpcError::ParseError, None));
     };
     if items.is_empty() {
-        return Some(error_response(&RpcError::InvalidRequest { detail: None }, None));
+        return Some(error_response(
+            &RpcError::InvalidRequest { detail: None },
+            None,
+        ));
     }
     if items.len() > max_batch {
         let detail = format!(
             "the batch has {} requests; the limit is {max_batch} (--max-batch)",
             items.len()
         );
-        return Some(error_response(&RpcError::InvalidRequest { detail: Some(detail) }, None));
+        return Some(error_response(
+            &RpcError::InvalidRequest {
+                detail: Some(detail),
+            },
+            None,
+        ));
     }
     // Calls of a batch run concurrently, each on its own task.
     let tasks: Vec<_> = items
@@ -156,7 +168,10 @@ pub async fn handle(registry: &Arc<Registry>, max_batch: usize, body: &[u8]) -> 
         let answer = match task {
             // A panicking task is a bug of ours; the client still gets an answer.
             handle => handle.await.unwrap_or_else(|e| {
-                Some(error_response(&RpcError::Internal(json!(e.to_string())), None))
+                Some(error_response(
+                    &RpcError::Internal(json!(e.to_string())),
+                    None,
+                ))
             }),
         };
         if let Some(answer) = answer {
@@ -193,7 +208,10 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 
 /// Ids may be strings, numbers or null.
 fn valid_id(id: &RawValue) -> bool {
-    matches!(id.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9' | b'n'))
+    matches!(
+        id.get().as_bytes().first(),
+        Some(b'"' | b'-' | b'0'..=b'9' | b'n')
+    )
 }
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
@@ -213,7 +231,8 @@ async fn handle_one(registry: &Registry, raw: &RawValue) -> Option<Vec<u8>> {
     let params_ok = envelope
         .params
         .is_none_or(|p| p.get().starts_with(['[', '{']));
-    let (Some(method), true, Some("\"2.0\"")) = (method, params_ok, envelope.jsonrpc.map(RawValue::get))
+    let (Some(method), true, Some("\"2.0\"")) =
+        (method, params_ok, envelope.jsonrpc.map(RawValue::get))
     else {
         return Some(error_response(&invalid, id));
     };
@@ -243,12 +262,20 @@ async fn dispatch(registry: &Registry, method: &str, params: &str) -> Result<Str
     let started = Instant::now();
     let outcome = registry
         .runtime
-        .call(module, &deployed.loaded, function, params, CallContext { request_id })
+        .call(
+            module,
+            &deployed.loaded,
+            function,
+            params,
+            CallContext { request_id },
+        )
         .await
-        .and_then(|json| match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
-            Ok(_) => Ok(json),
-            Err(e) => Err(CallError::InvalidOutput(e.to_string())),
-        })
+        .and_then(
+            |json| match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
+                Ok(_) => Ok(json),
+                Err(e) => Err(CallError::InvalidOutput(e.to_string())),
+            },
+        )
         .map_err(|e| RpcError::from_call(e, method));
     let elapsed = started.elapsed();
     let code = outcome.as_ref().err().map(RpcError::code);
@@ -330,7 +357,14 @@ mod tests {
             (RpcError::TimedOut(Value::Null), -32001),
             (RpcError::MemoryLimit(Value::Null), -32002),
             (RpcError::Overloaded(Value::Null), -32003),
-            (RpcError::Procedure { code: 7, message: "m".into(), data: None }, 7),
+            (
+                RpcError::Procedure {
+                    code: 7,
+                    message: "m".into(),
+                    data: None,
+                },
+                7,
+            ),
         ];
         for (err, code) in cases {
             assert_eq!(err.code(), code, "{err:?}");
@@ -356,7 +390,11 @@ mod tests {
     fn guest_data_is_embedded_as_json_or_string() {
         let err = |data: &str| {
             RpcError::from_call(
-                CallError::Guest { code: 5, message: "m".into(), data: Some(data.into()) },
+                CallError::Guest {
+                    code: 5,
+                    message: "m".into(),
+                    data: Some(data.into()),
+                },
                 "a.b",
             )
         };
@@ -369,7 +407,9 @@ mod tests {
         let id = RawValue::from_string("12345678901234567890.50".into()).unwrap();
         assert!(valid_id(&id));
         let out = result_response("true", &id);
-        assert!(String::from_utf8(out).unwrap().ends_with(r#""id":12345678901234567890.50}"#));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with(r#""id":12345678901234567890.50}"#));
         for bad in ["{}", "[]", "true"] {
             assert!(!valid_id(&RawValue::from_string(bad.into()).unwrap()));
         }

@@ -22,7 +22,7 @@ use anyhow::{anyhow, Context as _};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
-    Engine, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
     UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -130,7 +130,9 @@ impl Runtime {
         let engine = match Engine::new(&engine_config(config, Some(instances))) {
             Ok(engine) => engine,
             Err(err) => {
-                tracing::warn!("pooling allocator unavailable ({err:#}); using on-demand allocation");
+                tracing::warn!(
+                    "pooling allocator unavailable ({err:#}); using on-demand allocation"
+                );
                 Engine::new(&engine_config(config, None))?
             }
         };
@@ -157,7 +159,9 @@ impl Runtime {
     pub fn compatibility_key(&self) -> String {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
         format!("{:016x}", hasher.finish())
     }
 
@@ -177,7 +181,8 @@ impl Runtime {
         // compatibility key; wasmtime checks its header and engine settings.
         // The data dir is trusted like the binary itself.
         #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize_file(&self.engine, path) }.map_err(anyhow::Error::from)?;
+        let component = unsafe { Component::deserialize_file(&self.engine, path) }
+            .map_err(anyhow::Error::from)?;
         self.check(component).map_err(|e| anyhow!(e.0))
     }
 
@@ -293,7 +298,12 @@ impl Runtime {
     }
 
     /// Tells apart why wasmtime stopped a call.
-    fn classify(&self, err: wasmtime::Error, memory_refused: &AtomicBool, stderr: &GuestOutput) -> CallError {
+    fn classify(
+        &self,
+        err: wasmtime::Error,
+        memory_refused: &AtomicBool,
+        stderr: &GuestOutput,
+    ) -> CallError {
         if memory_refused.load(Ordering::Relaxed) {
             return CallError::MemoryLimit {
                 limit_mib: self.memory_limit_bytes >> 20,
@@ -500,15 +510,24 @@ mod tests {
         assert!(check_import("wasi:io/streams@0.2.0").is_ok());
         assert!(check_import("wasmrpc:procedure/host@0.1.0").is_ok());
         let err = check_import("wasi:http/outgoing-handler@0.2.0").unwrap_err();
-        assert!(err.0.contains("`wasi:http/outgoing-handler@0.2.0`"), "{err}");
+        assert!(
+            err.0.contains("`wasi:http/outgoing-handler@0.2.0`"),
+            "{err}"
+        );
         assert!(check_import("wasi:cli/environment@0.3.0").is_err());
         assert!(check_import("evil:thing/x").is_err());
     }
 
     #[test]
     fn header_checks_name_the_problem() {
-        assert!(check_header(b"hello world").unwrap_err().0.contains("not a WebAssembly file"));
-        assert!(check_header(b"\0asm\x01\0\0\0").unwrap_err().0.contains("core WebAssembly module"));
+        assert!(check_header(b"hello world")
+            .unwrap_err()
+            .0
+            .contains("not a WebAssembly file"));
+        assert!(check_header(b"\0asm\x01\0\0\0")
+            .unwrap_err()
+            .0
+            .contains("core WebAssembly module"));
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
     }
 }

@@ -20,7 +20,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::admin::{self, AdminError};
-use crate::config::{Config, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, SHUTDOWN_GRACE};
+use crate::config::{
+    Config, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, SHUTDOWN_GRACE,
+};
 use crate::registry::Registry;
 use crate::rpc::{self, RpcError};
 
@@ -118,7 +120,10 @@ async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Outpu
     }
     drop(listener);
     tracing::info!("shutting down: waiting for requests in flight");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
     }
 }
@@ -130,7 +135,10 @@ async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Http
     let method = req.method().clone();
     let result = match (Route::parse(&path), &method) {
         (Route::Rpc, &Method::POST) => return rpc_request(app, req).await,
-        (Route::Health, &Method::GET) => Ok(json_response(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))),
+        (Route::Health, &Method::GET) => Ok(json_response(
+            StatusCode::OK,
+            Bytes::from_static(b"{\"status\":\"ok\"}"),
+        )),
         (Route::Metrics, &Method::GET) => Ok(metrics(app)),
         (Route::Procedures, &Method::GET) => Ok(admin::list(&app.registry)).map(json_tuple),
         (Route::Procedure(name), &Method::GET) => admin::get(&app.registry, name).map(json_tuple),
@@ -150,9 +158,13 @@ async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Http
                 Route::Procedure(_) => "GET, PUT, DELETE",
                 _ => "GET",
             };
-            let err = AdminError::MethodNotAllowed(format!("{method} is not allowed on {path}; use {allow}"));
+            let err = AdminError::MethodNotAllowed(format!(
+                "{method} is not allowed on {path}; use {allow}"
+            ));
             let mut response = error_response(&err);
-            response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
             return response;
         }
     };
@@ -207,15 +219,24 @@ async fn rpc_request(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
                 "the request body is larger than the limit of {} KiB (--max-body-kib)",
                 limit >> 10
             );
-            let body = rpc::error_response(&RpcError::InvalidRequest { detail: Some(detail) }, None);
+            let body = rpc::error_response(
+                &RpcError::InvalidRequest {
+                    detail: Some(detail),
+                },
+                None,
+            );
             return json_response(StatusCode::PAYLOAD_TOO_LARGE, Bytes::from(body));
         }
         Err(BodyError::Timeout) => {
-            let err = AdminError::Timeout(format!("the request body did not arrive within {BODY_READ_TIMEOUT:?}"));
+            let err = AdminError::Timeout(format!(
+                "the request body did not arrive within {BODY_READ_TIMEOUT:?}"
+            ));
             return error_response(&err);
         }
         Err(BodyError::Broken(e)) => {
-            return error_response(&AdminError::BadRequest(format!("cannot read the request body: {e}")))
+            return error_response(&AdminError::BadRequest(format!(
+                "cannot read the request body: {e}"
+            )))
         }
     };
     match rpc::handle(&app.registry, app.config.max_batch, &body).await {

@@ -247,7 +247,13 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].bytes, bytes);
         storage
-            .save_record("math", &Record { last_version: 1, current: None })
+            .save_record(
+                "math",
+                &Record {
+                    last_version: 1,
+                    current: None,
+                },
+            )
             .unwrap();
         assert!(storage.load_all().unwrap().is_empty());
         assert_eq!(storage.record("math").unwrap().last_version, 1);
@@ -270,7 +276,11 @@ mod tests {
             }),
         };
         storage.save("a", &record, bytes).unwrap();
-        fs::write(dir.path().join("modules").join(format!("{sha}.wasm")), b"bad!").unwrap();
+        fs::write(
+            dir.path().join("modules").join(format!("{sha}.wasm")),
+            b"bad!",
+        )
+        .unwrap();
         fs::write(dir.path().join("modules/.tmp-1-x.wasm"), b"partial").unwrap();
         fs::write(dir.path().join("procedures/b.json"), b"{ truncated").unwrap();
         let storage = Storage::open(dir.path(), "k".into()).unwrap();

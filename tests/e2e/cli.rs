@@ -3,7 +3,7 @@
 
 use crate::support::{wasm_path, wasmrpc, Server};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn deploy_call_list_remove() {
     let server = Server::start(&[]);
     let url = server.url.clone();
@@ -22,7 +22,8 @@ async fn deploy_call_list_remove() {
     let (ok, out, err) = tokio::task::block_in_place(|| run(vec!["call", "math.add", "[2, 40]"]));
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "42");
-    let (ok, out, _) = tokio::task::block_in_place(|| run(vec!["call", "math.add", r#"{"a": 1, "b": 2}"#]));
+    let (ok, out, _) =
+        tokio::task::block_in_place(|| run(vec!["call", "math.add", r#"{"a": 1, "b": 2}"#]));
     assert!(ok);
     assert_eq!(out.trim(), "3");
 
@@ -51,7 +52,10 @@ fn a_missing_server_is_named() {
     // Port 9 on loopback: nothing listens there.
     let (ok, _, err) = wasmrpc(&["list", "--server", "http://127.0.0.1:9"]);
     assert!(!ok);
-    assert!(err.contains("cannot reach the server at http://127.0.0.1:9"), "{err}");
+    assert!(
+        err.contains("cannot reach the server at http://127.0.0.1:9"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -61,7 +65,18 @@ fn every_command_has_help() {
         assert!(ok && out.contains("Usage"), "{command}: {out}");
     }
     let (_, out, _) = wasmrpc(&["serve", "--help"]);
-    for flag in ["--listen", "--data-dir", "--time-limit-ms", "--memory-limit-mib", "--max-module-mib", "--max-body-kib", "--max-batch", "--max-concurrent-calls", "--admin-token", "--watch"] {
+    for flag in [
+        "--listen",
+        "--data-dir",
+        "--time-limit-ms",
+        "--memory-limit-mib",
+        "--max-module-mib",
+        "--max-body-kib",
+        "--max-batch",
+        "--max-concurrent-calls",
+        "--admin-token",
+        "--watch",
+    ] {
         assert!(out.contains(flag), "serve --help lacks {flag}");
     }
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod cli;
+mod examples;
 mod isolation;
 mod persistence;
 mod spec;

@@ -13,15 +13,29 @@ async fn deployments_survive_kill_and_restart() {
     server.deploy_ok("math", "math").await;
     server.deploy_ok("text", "text").await;
     server.deploy_ok("gone", "math").await;
-    let deleted = server.request(Method::DELETE, "/procedures/gone", &[], Vec::new()).await;
+    let deleted = server
+        .request(Method::DELETE, "/procedures/gone", &[], Vec::new())
+        .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let before = server.request(Method::GET, "/procedures", &[], Vec::new()).await.json().unwrap();
+    let before = server
+        .request(Method::GET, "/procedures", &[], Vec::new())
+        .await
+        .json()
+        .unwrap();
 
     let server = server.restart(); // SIGKILL, then start on the same data dir
-    let after = server.request(Method::GET, "/procedures", &[], Vec::new()).await.json().unwrap();
+    let after = server
+        .request(Method::GET, "/procedures", &[], Vec::new())
+        .await
+        .json()
+        .unwrap();
     assert_eq!(before, after);
     assert_eq!(server.result("math.add", json!([20, 22])).await, json!(42));
-    assert!(!server.log().contains("recompiling"), "the compiled cache should serve:\n{}", server.log());
+    assert!(
+        !server.log().contains("recompiling"),
+        "the compiled cache should serve:\n{}",
+        server.log()
+    );
     // The version counter of a deleted name survived too.
     let back = server.deploy("gone", "math").await;
     assert_eq!(back.status, StatusCode::CREATED);
@@ -40,15 +54,25 @@ async fn damaged_files_are_reported_and_skipped() {
     for entry in std::fs::read_dir(server.data_dir.join("compiled")).unwrap() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
-    std::fs::write(server.data_dir.join("procedures/broken.json"), b"{ not json").unwrap();
+    std::fs::write(
+        server.data_dir.join("procedures/broken.json"),
+        b"{ not json",
+    )
+    .unwrap();
 
     let server = server.restart();
     let log = server.log();
     assert!(log.contains("corrupt"), "{log}");
     assert!(log.contains("broken"), "{log}");
-    assert_eq!(server.error("math.add", json!([1, 2])).await["code"], -32601);
+    assert_eq!(
+        server.error("math.add", json!([1, 2])).await["code"],
+        -32601
+    );
     // text's compiled code was garbage: it was rebuilt from the module.
-    assert_eq!(server.result("text.reverse", json!(["abc"])).await, json!("cba"));
+    assert_eq!(
+        server.result("text.reverse", json!(["abc"])).await,
+        json!("cba")
+    );
     // Redeploying math mends it.
     server.deploy_ok("math", "math").await;
     assert_eq!(server.result("math.add", json!([1, 2])).await, json!(3));

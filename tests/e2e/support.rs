@@ -26,13 +26,22 @@ pub fn wasm_dir() -> &'static Path {
             .unwrap_or_else(|| repo.join("target"))
             .join("procedures");
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
             .arg(repo.join("procedures/Cargo.toml"))
             .arg("--target-dir")
             .arg(&target)
             .status()
             .expect("cannot run cargo to build procedures/");
-        assert!(status.success(), "building procedures/ failed (run `make procedures`)");
+        assert!(
+            status.success(),
+            "building procedures/ failed (run `make procedures`)"
+        );
         target.join("wasm32-wasip2/release")
     })
 }
@@ -40,7 +49,12 @@ pub fn wasm_dir() -> &'static Path {
 /// The bytes of procedure `name` (its wasm file stem, e.g. `math`, `test_hostile`).
 pub fn wasm(name: &str) -> Vec<u8> {
     let path = wasm_path(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e} (run `make procedures`)", path.display()))
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e} (run `make procedures`)",
+            path.display()
+        )
+    })
 }
 
 pub fn wasm_path(name: &str) -> PathBuf {
@@ -86,7 +100,9 @@ impl Server {
             .expect("cannot start wasmrpc");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read stdout");
         let url = line
             .trim()
             .strip_prefix("wasmrpc listening on ")
@@ -109,12 +125,21 @@ impl Server {
         server
     }
 
+    /// Waits until `/healthz` answers 200 (plain blocking HTTP, so it works
+    /// inside and outside a tokio runtime).
     fn wait_ready(&self) {
+        use std::io::{Read, Write};
         let deadline = Instant::now() + Duration::from_secs(60);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        let addr = self.url.trim_start_matches("http://").to_owned();
         while Instant::now() < deadline {
-            let ok = rt.block_on(client::send(Method::GET, &format!("{}/healthz", self.url), &[], Vec::new()));
-            if ok.is_ok_and(|a| a.status == StatusCode::OK) {
+            let healthy = std::net::TcpStream::connect(&addr).and_then(|mut stream| {
+                stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+                stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")?;
+                let mut answer = String::new();
+                stream.read_to_string(&mut answer)?;
+                Ok(answer.starts_with("HTTP/1.1 200"))
+            });
+            if healthy.unwrap_or(false) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -141,7 +166,10 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -151,7 +179,13 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub async fn request(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<bytes::Bytes>) -> Answer {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<bytes::Bytes>,
+    ) -> Answer {
         client::send(method, &format!("{}{path}", self.url), headers, body)
             .await
             .unwrap_or_else(|e| panic!("{e:#}\n{}", self.log()))
@@ -163,19 +197,31 @@ impl Server {
     }
 
     pub async fn deploy_bytes(&self, name: &str, bytes: Vec<u8>) -> Answer {
-        self.request(Method::PUT, &format!("/procedures/{name}"), &[], bytes).await
+        self.request(Method::PUT, &format!("/procedures/{name}"), &[], bytes)
+            .await
     }
 
     /// Deploys and insists it worked.
     pub async fn deploy_ok(&self, name: &str, file: &str) -> Value {
         let answer = self.deploy(name, file).await;
-        assert!(answer.status.is_success(), "deploy {name}: {} {}", answer.status, answer.text());
+        assert!(
+            answer.status.is_success(),
+            "deploy {name}: {} {}",
+            answer.status,
+            answer.text()
+        );
         answer.json().expect("metadata")
     }
 
     /// POSTs a raw body to /rpc.
     pub async fn post(&self, body: &str) -> Answer {
-        self.request(Method::POST, "/rpc", &[("content-type", "application/json")], body.to_owned()).await
+        self.request(
+            Method::POST,
+            "/rpc",
+            &[("content-type", "application/json")],
+            body.to_owned(),
+        )
+        .await
     }
 
     /// POSTs `request` and returns the parsed response (panics on 204).
@@ -187,7 +233,8 @@ impl Server {
 
     /// Calls `method` with `params` (id 1) and returns the response object.
     pub async fn call(&self, method: &str, params: Value) -> Value {
-        self.rpc(json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1})).await
+        self.rpc(json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}))
+            .await
     }
 
     /// Calls and returns `result`, failing on an error.
@@ -200,7 +247,10 @@ impl Server {
     /// Calls and returns `error`, failing on a result.
     pub async fn error(&self, method: &str, params: Value) -> Value {
         let response = self.call(method, params).await;
-        assert!(response.get("result").is_none(), "{method} should fail: {response}");
+        assert!(
+            response.get("result").is_none(),
+            "{method} should fail: {response}"
+        );
         response["error"].clone()
     }
 
