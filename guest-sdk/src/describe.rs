@@ -21,14 +21,7 @@ pub fn method_object(name: &str, docs: &str, params: Vec<Value>, result: Value) 
     method.insert("name".into(), name.into());
     if !docs.is_empty() {
         let summary = docs.split("\n\n").next().unwrap_or(docs);
-        method.insert(
-            "summary".into(),
-            summary
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .into(),
-        );
+        method.insert("summary".into(), summary.split_whitespace().collect::<Vec<_>>().join(" ").into());
         method.insert("description".into(), docs.into());
     }
     method.insert("params".into(), params.into());
@@ -54,10 +47,7 @@ pub fn result_object<T: JsonSchema>() -> Value {
 fn schema<T: JsonSchema>() -> Value {
     let mut settings = schemars::generate::SchemaSettings::draft07();
     settings.inline_subschemas = true;
-    let mut schema = settings
-        .into_generator()
-        .into_root_schema_for::<T>()
-        .to_value();
+    let mut schema = settings.into_generator().into_root_schema_for::<T>().to_value();
     if let Some(object) = schema.as_object_mut() {
         // One document holds many schemas: the dialect is OpenRPC's.
         object.remove("$schema");
@@ -94,12 +84,7 @@ mod tests {
 
     #[test]
     fn docs_become_summary_and_description() {
-        let m = method_object(
-            "f",
-            " Does f.\n continued\n\n More.",
-            vec![],
-            result_object::<()>(),
-        );
+        let m = method_object("f", " Does f.\n continued\n\n More.", vec![], result_object::<()>());
         assert_eq!(m["summary"], "Does f. continued");
         assert_eq!(m["description"], "Does f.\n continued\n\n More.");
         let m = method_object("g", "", vec![], result_object::<()>());

@@ -101,11 +101,7 @@ impl Error {
 
     /// An error with a code and a message.
     pub fn new(code: i32, message: impl Into<String>) -> Error {
-        Error {
-            code,
-            message: message.into(),
-            data: None,
-        }
+        Error { code, message: message.into(), data: None }
     }
 
     /// The same error with `data` attached.
@@ -219,9 +215,8 @@ pub mod __private {
     /// The JSON text of a successful result.
     pub fn ok<T: Serialize>(value: T) -> Result<String, Error> {
         serde_json::to_string(&value).map_err(|e| {
-            Error::new(Error::INTERNAL, "Internal error").with_data(
-                serde_json::json!({ "reason": format!("cannot serialize the result: {e}") }),
-            )
+            Error::new(Error::INTERNAL, "Internal error")
+                .with_data(serde_json::json!({ "reason": format!("cannot serialize the result: {e}") }))
         })
     }
 

@@ -19,13 +19,9 @@ impl Params {
     /// parameters are `names`: too many positional params or an unknown
     /// name is an error here.
     pub fn parse(text: &str, names: &'static [&'static str]) -> Result<Params, Error> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| Error::invalid_params(format!("params are not valid JSON: {e}")))?;
-        let mut params = Params {
-            names,
-            by_position: Vec::new(),
-            by_name: Map::new(),
-        };
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| Error::invalid_params(format!("params are not valid JSON: {e}")))?;
+        let mut params = Params { names, by_position: Vec::new(), by_name: Map::new() };
         match value {
             Value::Null => {}
             Value::Array(values) => {
@@ -44,11 +40,7 @@ impl Params {
                 if let Some(unknown) = map.keys().find(|key| !names.contains(&key.as_str())) {
                     return Err(Error::invalid_params(format!(
                         "unknown parameter `{unknown}`: expected {}",
-                        if names.is_empty() {
-                            "no parameters".to_owned()
-                        } else {
-                            list(names)
-                        }
+                        if names.is_empty() { "no parameters".to_owned() } else { list(names) }
                     ))
                     .with_data(json!({ "parameter": unknown, "expected": names })));
                 }
@@ -87,11 +79,7 @@ impl Params {
 }
 
 fn list(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -135,15 +123,9 @@ mod tests {
     #[test]
     fn by_position_and_by_name() {
         let mut p = Params::parse("[1, 2]", NAMES).unwrap();
-        assert_eq!(
-            (p.take::<i64>(0).unwrap(), p.take::<i64>(1).unwrap()),
-            (1, 2)
-        );
+        assert_eq!((p.take::<i64>(0).unwrap(), p.take::<i64>(1).unwrap()), (1, 2));
         let mut p = Params::parse(r#"{"b": 2, "a": 1}"#, NAMES).unwrap();
-        assert_eq!(
-            (p.take::<i64>(0).unwrap(), p.take::<i64>(1).unwrap()),
-            (1, 2)
-        );
+        assert_eq!((p.take::<i64>(0).unwrap(), p.take::<i64>(1).unwrap()), (1, 2));
     }
 
     #[test]
@@ -157,45 +139,27 @@ mod tests {
 
     #[test]
     fn errors_name_the_parameter() {
-        let err = Params::parse("[1]", NAMES)
-            .unwrap()
-            .take::<i64>(1)
-            .unwrap_err();
+        let err = Params::parse("[1]", NAMES).unwrap().take::<i64>(1).unwrap_err();
         assert_eq!(err.code, -32602);
         assert_eq!(err.message, "missing parameter `b` (expected i64)");
 
-        let err = Params::parse(r#"["x"]"#, NAMES)
-            .unwrap()
-            .take::<i64>(0)
-            .unwrap_err();
-        assert_eq!(
-            err.message,
-            "invalid parameter `a`: invalid type: string \"x\", expected i64"
-        );
+        let err = Params::parse(r#"["x"]"#, NAMES).unwrap().take::<i64>(0).unwrap_err();
+        assert_eq!(err.message, "invalid parameter `a`: invalid type: string \"x\", expected i64");
         assert_eq!(err.data, Some(json!({"parameter": "a", "expected": "i64"})));
 
         let err = Params::parse("[1, 2, 3]", NAMES).unwrap_err();
-        assert_eq!(
-            err.message,
-            "too many parameters: expected at most 2 (`a`, `b`), got 3"
-        );
+        assert_eq!(err.message, "too many parameters: expected at most 2 (`a`, `b`), got 3");
 
         let err = Params::parse(r#"{"a": 1, "c": 2}"#, NAMES).unwrap_err();
         assert_eq!(err.message, "unknown parameter `c`: expected `a`, `b`");
 
         let err = Params::parse("5", NAMES).unwrap_err();
-        assert_eq!(
-            err.message,
-            "params must be an array or an object, not a number"
-        );
+        assert_eq!(err.message, "params must be an array or an object, not a number");
     }
 
     #[test]
     fn type_names_are_short() {
         assert_eq!(type_name::<Option<Vec<String>>>(), "Option<Vec<String>>");
-        assert_eq!(
-            type_name::<std::collections::HashMap<String, i64>>(),
-            "HashMap<String, i64>"
-        );
+        assert_eq!(type_name::<std::collections::HashMap<String, i64>>(), "HashMap<String, i64>");
     }
 }

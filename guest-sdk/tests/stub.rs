@@ -1,6 +1,8 @@
 //! The macros end to end, natively: typed functions in, JSON-RPC behaviour
 //! and OpenRPC descriptions out.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use wasmrpc_guest::{procedure, schemars::JsonSchema, Error};
@@ -43,10 +45,7 @@ fn scale(point: Point, by: f64) -> Result<Point, Negative> {
     if by < 0.0 {
         return Err(Negative);
     }
-    Ok(Point {
-        x: point.x * by,
-        y: point.y * by,
-    })
+    Ok(Point { x: point.x * by, y: point.y * by })
 }
 
 #[procedure]
@@ -73,16 +72,10 @@ fn by_position_and_by_name() {
     assert_eq!(call("add", "[2, 3]").unwrap(), json!(5));
     assert_eq!(call("add", r#"{"b": 3, "a": 2}"#).unwrap(), json!(5));
     assert_eq!(call("greet", r#"["ann"]"#).unwrap(), json!("hi ann"));
-    assert_eq!(
-        call("greet", r#"{"name": "ann", "polite": true}"#).unwrap(),
-        json!("Good day, ann.")
-    );
+    assert_eq!(call("greet", r#"{"name": "ann", "polite": true}"#).unwrap(), json!("Good day, ann."));
     assert_eq!(call("nothing", "null").unwrap(), Value::Null);
     assert_eq!(call("answer", "[]").unwrap(), json!(42));
-    assert_eq!(
-        call("scale.point", r#"[{"x": 1, "y": 2}, 2]"#).unwrap(),
-        json!({"x": 2.0, "y": 4.0})
-    );
+    assert_eq!(call("scale.point", r#"[{"x": 1, "y": 2}, 2]"#).unwrap(), json!({"x": 2.0, "y": 4.0}));
 }
 
 #[test]
@@ -90,39 +83,23 @@ fn errors() {
     let err = call("add", r#"[1, "2"]"#).unwrap_err();
     assert_eq!(
         (err.code, err.message.as_str()),
-        (
-            -32602,
-            "invalid parameter `b`: invalid type: string \"2\", expected i64"
-        )
+        (-32602, "invalid parameter `b`: invalid type: string \"2\", expected i64")
     );
     let err = call("add", "[1]").unwrap_err();
     assert_eq!(err.message, "missing parameter `b` (expected i64)");
     let err = call("greet", r#"{"nom": "x"}"#).unwrap_err();
-    assert_eq!(
-        err.message,
-        "unknown parameter `nom`: expected `name`, `polite`"
-    );
+    assert_eq!(err.message, "unknown parameter `nom`: expected `name`, `polite`");
     let err = call("nope", "[]").unwrap_err();
-    assert_eq!(
-        (err.code, err.message.as_str()),
-        (-32601, "Method not found")
-    );
+    assert_eq!((err.code, err.message.as_str()), (-32601, "Method not found"));
     let err = call("scale.point", r#"[{"x": 1, "y": 2}, -1]"#).unwrap_err();
-    assert_eq!(
-        err,
-        Error::new(7, "negative").with_data(json!({"hint": "use positive numbers"}))
-    );
+    assert_eq!(err, Error::new(7, "negative").with_data(json!({"hint": "use positive numbers"})));
 }
 
 #[test]
 fn describe_lists_openrpc_methods() {
-    let described: Value =
-        serde_json::from_str(&wasmrpc_guest::__private::describe(&__wasmrpc_methods())).unwrap();
+    let described: Value = serde_json::from_str(&wasmrpc_guest::__private::describe(&__wasmrpc_methods())).unwrap();
     let methods = described["methods"].as_array().unwrap();
-    let names: Vec<&str> = methods
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = methods.iter().map(|m| m["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["add", "greet", "scale.point", "nothing", "answer"]);
     let add = &methods[0];
     assert_eq!(add["summary"], "Adds two integers.");
@@ -135,9 +112,6 @@ fn describe_lists_openrpc_methods() {
         ])
     );
     assert_eq!(methods[1]["params"][1]["required"], false);
-    assert_eq!(
-        methods[2]["result"]["schema"]["properties"]["x"]["type"],
-        "number"
-    );
+    assert_eq!(methods[2]["result"]["schema"]["properties"]["x"]["type"], "number");
     assert!(methods[3].get("summary").is_none());
 }

@@ -68,22 +68,14 @@ impl From<DeployError> for AdminError {
 
 /// Who may change procedures: with a token, whoever presents it; without one,
 /// loopback clients only.
-pub fn authorize(
-    token: Option<&str>,
-    authorization: Option<&[u8]>,
-    peer: SocketAddr,
-) -> Result<(), AdminError> {
+pub fn authorize(token: Option<&str>, authorization: Option<&[u8]>, peer: SocketAddr) -> Result<(), AdminError> {
     match token {
         Some(token) => {
-            let presented = authorization
-                .and_then(|h| h.strip_prefix(b"Bearer "))
-                .unwrap_or_default();
+            let presented = authorization.and_then(|h| h.strip_prefix(b"Bearer ")).unwrap_or_default();
             if constant_time_eq(presented, token.as_bytes()) {
                 Ok(())
             } else if authorization.is_none() {
-                Err(AdminError::Unauthorized(
-                    "missing admin token: send `Authorization: Bearer <token>`".into(),
-                ))
+                Err(AdminError::Unauthorized("missing admin token: send `Authorization: Bearer <token>`".into()))
             } else {
                 Err(AdminError::Unauthorized("wrong admin token".into()))
             }
@@ -109,25 +101,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `PUT /procedures/{name}`: 201 with metadata on a first deploy, 200 on a replace.
-pub async fn deploy(
-    registry: &Arc<Registry>,
-    name: &str,
-    body: Bytes,
-) -> Result<(StatusCode, Bytes), AdminError> {
+pub async fn deploy(registry: &Arc<Registry>, name: &str, body: Bytes) -> Result<(StatusCode, Bytes), AdminError> {
     let (metadata, created) = registry.deploy(name, body).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, to_json(&metadata)))
 }
 
 /// `GET /procedures/{name}`.
 pub fn get(registry: &Registry, name: &str) -> Result<(StatusCode, Bytes), AdminError> {
-    let deployed = registry
-        .get(name)
-        .ok_or_else(|| AdminError::from(DeployError::NotFound(name.to_owned())))?;
+    let deployed = registry.get(name).ok_or_else(|| AdminError::from(DeployError::NotFound(name.to_owned())))?;
     Ok((StatusCode::OK, to_json(&deployed.metadata)))
 }
 
@@ -169,8 +151,7 @@ mod tests {
         for (err, status) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");
         }
-        let body: serde_json::Value =
-            serde_json::from_slice(&AdminError::NotFound("no such".into()).body()).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&AdminError::NotFound("no such".into()).body()).unwrap();
         assert_eq!(body, json!({"error": "no such"}));
     }
 
@@ -179,10 +160,7 @@ mod tests {
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap();
         assert!(authorize(None, None, local).is_ok());
-        assert!(matches!(
-            authorize(None, None, remote),
-            Err(AdminError::Unauthorized(_))
-        ));
+        assert!(matches!(authorize(None, None, remote), Err(AdminError::Unauthorized(_))));
         assert!(authorize(Some("s3cret"), Some(b"Bearer s3cret"), remote).is_ok());
         assert!(authorize(Some("s3cret"), Some(b"Bearer s3cre"), local).is_err());
         assert!(authorize(Some("s3cret"), Some(b"Bearer s3cret2"), local).is_err());

@@ -17,11 +17,7 @@ use crate::client;
 use crate::config::{self, Config};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "wasmrpc",
-    version,
-    about = "JSON-RPC 2.0 server that runs each call in a fresh WebAssembly sandbox"
-)]
+#[command(name = "wasmrpc", version, about = "JSON-RPC 2.0 server that runs each call in a fresh WebAssembly sandbox")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -140,9 +136,7 @@ impl ServeArgs {
         config.max_module_bytes = self.max_module_mib << 20;
         config.max_body_bytes = self.max_body_kib << 10;
         config.max_batch = self.max_batch;
-        config.max_concurrent_calls = self
-            .max_concurrent_calls
-            .unwrap_or_else(config::default_concurrent_calls);
+        config.max_concurrent_calls = self.max_concurrent_calls.unwrap_or_else(config::default_concurrent_calls);
         config.admin_token = token;
         config.watch_dir = self.watch.clone();
         Ok(config)
@@ -154,11 +148,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Deploy { name, file, server } => client_command(deploy(name, file, server)),
-        Command::Call {
-            method,
-            params,
-            server,
-        } => client_command(call(method, params, server)),
+        Command::Call { method, params, server } => client_command(call(method, params, server)),
         Command::List { server } => client_command(list(server)),
         Command::Remove { name, server } => client_command(remove(name, server)),
     }
@@ -167,9 +157,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
     let config = args.config()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -207,22 +195,15 @@ async fn shutdown_signal() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
 }
 
-fn client_command(
-    fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
-) -> anyhow::Result<ExitCode> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(fut)
+fn client_command(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(fut)
 }
 
 fn url(server: &ServerArgs, path: &str) -> String {
@@ -236,17 +217,11 @@ async fn admin_request(
     body: Vec<u8>,
 ) -> anyhow::Result<client::Answer> {
     let bearer = server.admin_token.as_ref().map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = bearer
-        .iter()
-        .map(|b| ("authorization", b.as_str()))
-        .collect();
+    let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
     let answer = client::send(method, &url(server, path), &headers, body).await?;
     if !answer.status.is_success() {
-        let message = answer
-            .json()
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| answer.text());
+        let message =
+            answer.json().ok().and_then(|v| v["error"].as_str().map(str::to_owned)).unwrap_or_else(|| answer.text());
         bail!("the server answered {}: {message}", answer.status);
     }
     Ok(answer)
@@ -256,11 +231,7 @@ async fn deploy(name: String, file: PathBuf, server: ServerArgs) -> anyhow::Resu
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let answer = admin_request(&server, Method::PUT, &format!("/procedures/{name}"), bytes).await?;
     let meta = answer.json()?;
-    let verb = if answer.status == StatusCode::CREATED {
-        "deployed"
-    } else {
-        "updated"
-    };
+    let verb = if answer.status == StatusCode::CREATED { "deployed" } else { "updated" };
     println!(
         "{verb} {name} version {} ({} bytes, sha256 {})",
         meta["version"],
@@ -278,42 +249,29 @@ fn print_methods(meta: &Value) {
     }
 }
 
-async fn call(
-    method: String,
-    params: Option<String>,
-    server: ServerArgs,
-) -> anyhow::Result<ExitCode> {
+async fn call(method: String, params: Option<String>, server: ServerArgs) -> anyhow::Result<ExitCode> {
     let params: Option<Value> = params
         .map(|p| {
             serde_json::from_str(&p).with_context(|| {
-                format!("PARAMS is not valid JSON: `{p}` (pass an array like '[1, 2]' or an object like '{{\"a\": 1}}')")
+                format!(
+                    "PARAMS is not valid JSON: `{p}` (pass an array like '[1, 2]' or an object like '{{\"a\": 1}}')"
+                )
             })
         })
         .transpose()?;
-    if params
-        .as_ref()
-        .is_some_and(|p| !p.is_array() && !p.is_object())
-    {
+    if params.as_ref().is_some_and(|p| !p.is_array() && !p.is_object()) {
         bail!("PARAMS must be a JSON array or object, not a bare value");
     }
     let mut request = serde_json::json!({"jsonrpc": "2.0", "method": method, "id": 1});
     if let Some(params) = params {
         request["params"] = params;
     }
-    let answer = client::send(
-        Method::POST,
-        &url(&server, "/rpc"),
-        &[("content-type", "application/json")],
-        request.to_string(),
-    )
-    .await?;
+    let answer =
+        client::send(Method::POST, &url(&server, "/rpc"), &[("content-type", "application/json")], request.to_string())
+            .await?;
     let response = answer.json()?;
     if let Some(error) = response.get("error") {
-        eprintln!(
-            "error {}: {}",
-            error["code"],
-            error["message"].as_str().unwrap_or_default()
-        );
+        eprintln!("error {}: {}", error["code"], error["message"].as_str().unwrap_or_default());
         if let Some(data) = error.get("data") {
             eprintln!("{}", serde_json::to_string_pretty(data)?);
         }
@@ -344,13 +302,7 @@ async fn list(server: ServerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn remove(name: String, server: ServerArgs) -> anyhow::Result<ExitCode> {
-    admin_request(
-        &server,
-        Method::DELETE,
-        &format!("/procedures/{name}"),
-        Vec::new(),
-    )
-    .await?;
+    admin_request(&server, Method::DELETE, &format!("/procedures/{name}"), Vec::new()).await?;
     println!("removed {name}");
     Ok(ExitCode::SUCCESS)
 }

@@ -44,9 +44,7 @@ pub async fn send(
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    let request = builder
-        .body(Full::new(body.into()))
-        .with_context(|| format!("invalid URL `{url}`"))?;
+    let request = builder.body(Full::new(body.into())).with_context(|| format!("invalid URL `{url}`"))?;
     let response = match tokio::time::timeout(REQUEST_TIMEOUT, client.request(request)).await {
         Err(_) => bail!("no answer from {url} within {REQUEST_TIMEOUT:?}"),
         Ok(Err(e)) => {
@@ -59,20 +57,9 @@ pub async fn send(
         Ok(Ok(response)) => response,
     };
     let status = response.status();
-    let content_type = response
-        .headers()
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .context("the connection broke while reading the answer")?
-        .to_bytes();
-    Ok(Answer {
-        status,
-        content_type,
-        body,
-    })
+    let content_type =
+        response.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body =
+        response.into_body().collect().await.context("the connection broke while reading the answer")?.to_bytes();
+    Ok(Answer { status, content_type, body })
 }

@@ -9,9 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 14] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
+const BUCKETS: [f64; 14] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
 /// One procedure's counters; shared by all its versions.
 #[derive(Default)]
@@ -28,10 +26,7 @@ impl ProcStats {
     pub fn record(&self, elapsed: Duration, error_code: Option<i32>) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let secs = elapsed.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(BUCKETS.len());
+        let bucket = BUCKETS.iter().position(|&b| secs <= b).unwrap_or(BUCKETS.len());
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.micros_sum.fetch_add(micros, Ordering::Relaxed);
@@ -43,13 +38,9 @@ impl ProcStats {
 }
 
 /// Renders the text exposition of every procedure's counters.
-pub fn render<'a>(
-    procedures: impl Iterator<Item = (&'a str, &'a ProcStats)>,
-    deployed: usize,
-) -> String {
-    let mut calls = String::from(
-        "# HELP wasmrpc_calls_total Calls answered, per procedure.\n# TYPE wasmrpc_calls_total counter\n",
-    );
+pub fn render<'a>(procedures: impl Iterator<Item = (&'a str, &'a ProcStats)>, deployed: usize) -> String {
+    let mut calls =
+        String::from("# HELP wasmrpc_calls_total Calls answered, per procedure.\n# TYPE wasmrpc_calls_total counter\n");
     let mut errors = String::from(
         "# HELP wasmrpc_errors_total Calls that ended in an error, per procedure and JSON-RPC code.\n# TYPE wasmrpc_errors_total counter\n",
     );
@@ -59,16 +50,8 @@ pub fn render<'a>(
     for (name, stats) in procedures {
         let total = stats.calls.load(Ordering::Relaxed);
         let _ = writeln!(calls, "wasmrpc_calls_total{{procedure=\"{name}\"}} {total}");
-        for (code, n) in stats
-            .errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                errors,
-                "wasmrpc_errors_total{{procedure=\"{name}\",code=\"{code}\"}} {n}"
-            );
+        for (code, n) in stats.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(errors, "wasmrpc_errors_total{{procedure=\"{name}\",code=\"{code}\"}} {n}");
         }
         let mut cumulative = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {

@@ -70,12 +70,7 @@ pub fn check_name(name: &str) -> Result<(), DeployError> {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
         && name.len() <= 63;
     if !valid {
-        let shown: String = name
-            .chars()
-            .take(80)
-            .collect::<String>()
-            .escape_debug()
-            .to_string();
+        let shown: String = name.chars().take(80).collect::<String>().escape_debug().to_string();
         return Err(DeployError::BadName(format!(
             "invalid procedure name \"{shown}\": use 1 to 63 characters, a lowercase letter \
              first, then lowercase letters, digits, `_` or `-`"
@@ -118,24 +113,16 @@ impl Registry {
     }
 
     fn restore(&self, found: crate::storage::Found) -> anyhow::Result<Deployed> {
-        let stored = found
-            .record
-            .current
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("no version"))?;
+        let stored = found.record.current.clone().ok_or_else(|| anyhow::anyhow!("no version"))?;
         let cached = self.storage.compiled_path(&stored.sha256);
         let compiled = match self.runtime.load_compiled(&cached) {
             Ok(compiled) => compiled,
             Err(e) => {
                 if cached.exists() {
-                    tracing::warn!(
-                        procedure = found.name,
-                        "compiled cache unusable ({e:#}); recompiling"
-                    );
+                    tracing::warn!(procedure = found.name, "compiled cache unusable ({e:#}); recompiling");
                 }
                 let compiled = self.runtime.compile(&found.bytes)?;
-                self.storage
-                    .save_compiled(&stored.sha256, &compiled.serialize()?)?;
+                self.storage.save_compiled(&stored.sha256, &compiled.serialize()?)?;
                 compiled
             }
         };
@@ -163,11 +150,7 @@ impl Registry {
     /// Deploys `bytes` as `name`. Returns the metadata and whether the name is
     /// new (first deploy, or first since a delete). Bytes identical to the
     /// serving version change nothing.
-    pub async fn deploy(
-        self: &Arc<Self>,
-        name: &str,
-        bytes: bytes::Bytes,
-    ) -> Result<(Metadata, bool), DeployError> {
+    pub async fn deploy(self: &Arc<Self>, name: &str, bytes: bytes::Bytes) -> Result<(Metadata, bool), DeployError> {
         check_name(name)?;
         let sha256 = sha256_hex(&bytes);
         if let Some(current) = self.get(name).filter(|d| d.metadata.sha256 == sha256) {
@@ -191,11 +174,10 @@ impl Registry {
         }
         let this = self.clone();
         let owned_name = name.to_owned();
-        let (deployed, created) = tokio::task::spawn_blocking(move || {
-            this.store_version(&owned_name, compiled, &bytes, sha256, describe)
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("storage task failed: {e}"))??;
+        let (deployed, created) =
+            tokio::task::spawn_blocking(move || this.store_version(&owned_name, compiled, &bytes, sha256, describe))
+                .await
+                .map_err(|e| anyhow::anyhow!("storage task failed: {e}"))??;
         let metadata = deployed.metadata.clone();
         self.swap(|table| {
             table.insert(name.to_owned(), Arc::new(deployed));
@@ -221,10 +203,7 @@ impl Registry {
             deployed_at: now_rfc3339(),
             describe,
         };
-        if let Err(e) = compiled
-            .serialize()
-            .and_then(|code| self.storage.save_compiled(&sha256, &code))
-        {
+        if let Err(e) = compiled.serialize().and_then(|code| self.storage.save_compiled(&sha256, &code)) {
             tracing::warn!(procedure = name, "cannot cache compiled code: {e:#}");
         }
         record.last_version = stored.version;
@@ -260,12 +239,7 @@ impl Registry {
         self.storage.collect_garbage(&in_use);
     }
 
-    fn assemble(
-        &self,
-        name: &str,
-        compiled: Compiled,
-        stored: StoredVersion,
-    ) -> anyhow::Result<Deployed> {
+    fn assemble(&self, name: &str, compiled: Compiled, stored: StoredVersion) -> anyhow::Result<Deployed> {
         let method_objects = parse_describe(&stored.describe)?;
         let mut methods = Vec::new();
         let mut prefixed = Vec::new();
@@ -276,13 +250,7 @@ impl Registry {
             prefixed.push(object);
             methods.push((method, full));
         }
-        let stats = self
-            .stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(name.to_owned())
-            .or_default()
-            .clone();
+        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_owned()).or_default().clone();
         Ok(Deployed {
             metadata: Metadata {
                 name: name.to_owned(),
@@ -292,8 +260,7 @@ impl Registry {
                 deployed_at: stored.deployed_at,
                 methods: methods.iter().map(|(_, full)| full.clone()).collect(),
             },
-            loaded: compiled
-                .into_loaded(methods.into_iter().map(|(m, _)| m).collect::<HashSet<_>>()),
+            loaded: compiled.into_loaded(methods.into_iter().map(|(m, _)| m).collect::<HashSet<_>>()),
             method_objects: prefixed,
             stats,
         })
@@ -307,12 +274,9 @@ fn shas_in_use(table: &HashMap<String, Arc<Deployed>>) -> HashSet<String> {
 /// Checks `describe` output: `{"methods": [{"name": "...", ...}, ...]}`.
 fn parse_describe(text: &str) -> Result<Vec<Value>, InvalidModule> {
     let bad = |why: &str| {
-        InvalidModule(format!(
-            "`describe` returned {why}; expected {{\"methods\": [{{\"name\": ...}}, ...]}}"
-        ))
+        InvalidModule(format!("`describe` returned {why}; expected {{\"methods\": [{{\"name\": ...}}, ...]}}"))
     };
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| bad(&format!("invalid JSON ({e})")))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| bad(&format!("invalid JSON ({e})")))?;
     let Some(Value::Array(methods)) = value.get("methods") else {
         return Err(bad("no `methods` array"));
     };
@@ -322,9 +286,7 @@ fn parse_describe(text: &str) -> Result<Vec<Value>, InvalidModule> {
             return Err(bad("a method without a string `name`"));
         };
         if name.is_empty() || name.starts_with("rpc.") || !seen.insert(name) {
-            return Err(bad(&format!(
-                "an empty, reserved or repeated method name \"{name}\""
-            )));
+            return Err(bad(&format!("an empty, reserved or repeated method name \"{name}\"")));
         }
     }
     Ok(methods.clone())
@@ -334,10 +296,7 @@ fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }
 
@@ -350,39 +309,15 @@ mod tests {
         for good in ["math", "a", "get_data", "x-1", &"a".repeat(63)] {
             assert!(check_name(good).is_ok(), "{good}");
         }
-        for bad in [
-            "",
-            "Math",
-            "1abc",
-            "..",
-            "a/b",
-            "%2e%2e",
-            "a\0",
-            "rpc",
-            "a.b",
-            &"a".repeat(64),
-        ] {
-            assert!(
-                matches!(check_name(bad), Err(DeployError::BadName(_))),
-                "{bad:?}"
-            );
+        for bad in ["", "Math", "1abc", "..", "a/b", "%2e%2e", "a\0", "rpc", "a.b", &"a".repeat(64)] {
+            assert!(matches!(check_name(bad), Err(DeployError::BadName(_))), "{bad:?}");
         }
     }
 
     #[test]
     fn describe_must_list_named_methods() {
-        assert_eq!(
-            parse_describe(r#"{"methods":[{"name":"add"}]}"#)
-                .unwrap()
-                .len(),
-            1
-        );
-        for bad in [
-            "nope",
-            "{}",
-            r#"{"methods":[{}]}"#,
-            r#"{"methods":[{"name":"a"},{"name":"a"}]}"#,
-        ] {
+        assert_eq!(parse_describe(r#"{"methods":[{"name":"add"}]}"#).unwrap().len(), 1);
+        for bad in ["nope", "{}", r#"{"methods":[{}]}"#, r#"{"methods":[{"name":"a"},{"name":"a"}]}"#] {
             assert!(parse_describe(bad).is_err(), "{bad}");
         }
     }
@@ -390,9 +325,6 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339() {
         let t = now_rfc3339();
-        assert!(
-            time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok(),
-            "{t}"
-        );
+        assert!(time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok(), "{t}");
     }
 }

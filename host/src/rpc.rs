@@ -36,11 +36,7 @@ pub enum RpcError {
     /// -32003: too many calls at once.
     Overloaded(Value),
     /// The procedure's own error (including its -32602), passed through unchanged.
-    Procedure {
-        code: i32,
-        message: String,
-        data: Option<Value>,
-    },
+    Procedure { code: i32, message: String, data: Option<Value> },
 }
 
 impl RpcError {
@@ -99,27 +95,17 @@ impl RpcError {
                 RpcError::Trapped(detail(json!({ "stderr": stderr })))
             }
             CallError::Trapped { .. } => RpcError::Trapped(detail(json!({}))),
-            CallError::TimedOut(limit) => {
-                RpcError::TimedOut(detail(json!({ "limit_ms": limit.as_millis() as u64 })))
-            }
-            CallError::MemoryLimit { limit_mib } => {
-                RpcError::MemoryLimit(detail(json!({ "limit_mib": limit_mib })))
-            }
-            CallError::Overloaded(limit) => {
-                RpcError::Overloaded(detail(json!({ "max_concurrent_calls": limit })))
-            }
+            CallError::TimedOut(limit) => RpcError::TimedOut(detail(json!({ "limit_ms": limit.as_millis() as u64 }))),
+            CallError::MemoryLimit { limit_mib } => RpcError::MemoryLimit(detail(json!({ "limit_mib": limit_mib }))),
+            CallError::Overloaded(limit) => RpcError::Overloaded(detail(json!({ "max_concurrent_calls": limit }))),
             CallError::InvalidOutput(_) => RpcError::Internal(detail(json!({}))),
-            CallError::Guest {
-                code,
-                message,
-                data,
-            } => RpcError::Procedure {
+            CallError::Guest { code, message, data } => RpcError::Procedure {
                 code: *code,
                 message: message.clone(),
                 // Data is JSON text; text that does not parse is passed as a string.
-                data: data.as_deref().map(|text| {
-                    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
-                }),
+                data: data
+                    .as_deref()
+                    .map(|text| serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))),
             },
         }
     }
@@ -137,22 +123,11 @@ pub async fn handle(registry: &Arc<Registry>, max_batch: usize, body: &[u8]) -> 
         return Some(error_response(&RpcError::ParseError, None));
     };
     if items.is_empty() {
-        return Some(error_response(
-            &RpcError::InvalidRequest { detail: None },
-            None,
-        ));
+        return Some(error_response(&RpcError::InvalidRequest { detail: None }, None));
     }
     if items.len() > max_batch {
-        let detail = format!(
-            "the batch has {} requests; the limit is {max_batch} (--max-batch)",
-            items.len()
-        );
-        return Some(error_response(
-            &RpcError::InvalidRequest {
-                detail: Some(detail),
-            },
-            None,
-        ));
+        let detail = format!("the batch has {} requests; the limit is {max_batch} (--max-batch)", items.len());
+        return Some(error_response(&RpcError::InvalidRequest { detail: Some(detail) }, None));
     }
     // Calls of a batch run concurrently, each on its own task.
     let tasks: Vec<_> = items
@@ -165,15 +140,9 @@ pub async fn handle(registry: &Arc<Registry>, max_batch: usize, body: &[u8]) -> 
     let mut out = Vec::with_capacity(64 * tasks.len());
     out.push(b'[');
     for task in tasks {
-        let answer = match task {
-            // A panicking task is a bug of ours; the client still gets an answer.
-            handle => handle.await.unwrap_or_else(|e| {
-                Some(error_response(
-                    &RpcError::Internal(json!(e.to_string())),
-                    None,
-                ))
-            }),
-        };
+        // A panicking task is a bug of ours; the client still gets an answer.
+        let answer =
+            task.await.unwrap_or_else(|e| Some(error_response(&RpcError::Internal(json!(e.to_string())), None)));
         if let Some(answer) = answer {
             if out.len() > 1 {
                 out.push(b',');
@@ -208,10 +177,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 
 /// Ids may be strings, numbers or null.
 fn valid_id(id: &RawValue) -> bool {
-    matches!(
-        id.get().as_bytes().first(),
-        Some(b'"' | b'-' | b'0'..=b'9' | b'n')
-    )
+    matches!(id.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9' | b'n'))
 }
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
@@ -225,15 +191,9 @@ async fn handle_one(registry: &Registry, raw: &RawValue) -> Option<Vec<u8>> {
     if envelope.id.is_some() && id.is_none() {
         return Some(error_response(&invalid, None));
     }
-    let method = envelope
-        .method
-        .and_then(|m| serde_json::from_str::<String>(m.get()).ok());
-    let params_ok = envelope
-        .params
-        .is_none_or(|p| p.get().starts_with(['[', '{']));
-    let (Some(method), true, Some("\"2.0\"")) =
-        (method, params_ok, envelope.jsonrpc.map(RawValue::get))
-    else {
+    let method = envelope.method.and_then(|m| serde_json::from_str::<String>(m.get()).ok());
+    let params_ok = envelope.params.is_none_or(|p| p.get().starts_with(['[', '{']));
+    let (Some(method), true, Some("\"2.0\"")) = (method, params_ok, envelope.jsonrpc.map(RawValue::get)) else {
         return Some(error_response(&invalid, id));
     };
     let params = envelope.params.map_or("null", RawValue::get);
@@ -262,20 +222,12 @@ async fn dispatch(registry: &Registry, method: &str, params: &str) -> Result<Str
     let started = Instant::now();
     let outcome = registry
         .runtime
-        .call(
-            module,
-            &deployed.loaded,
-            function,
-            params,
-            CallContext { request_id },
-        )
+        .call(module, &deployed.loaded, function, params, CallContext { request_id })
         .await
-        .and_then(
-            |json| match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
-                Ok(_) => Ok(json),
-                Err(e) => Err(CallError::InvalidOutput(e.to_string())),
-            },
-        )
+        .and_then(|json| match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
+            Ok(_) => Ok(json),
+            Err(e) => Err(CallError::InvalidOutput(e.to_string())),
+        })
         .map_err(|e| RpcError::from_call(e, method));
     let elapsed = started.elapsed();
     let code = outcome.as_ref().err().map(RpcError::code);
@@ -357,14 +309,7 @@ mod tests {
             (RpcError::TimedOut(Value::Null), -32001),
             (RpcError::MemoryLimit(Value::Null), -32002),
             (RpcError::Overloaded(Value::Null), -32003),
-            (
-                RpcError::Procedure {
-                    code: 7,
-                    message: "m".into(),
-                    data: None,
-                },
-                7,
-            ),
+            (RpcError::Procedure { code: 7, message: "m".into(), data: None }, 7),
         ];
         for (err, code) in cases {
             assert_eq!(err.code(), code, "{err:?}");
@@ -389,14 +334,7 @@ mod tests {
     #[test]
     fn guest_data_is_embedded_as_json_or_string() {
         let err = |data: &str| {
-            RpcError::from_call(
-                CallError::Guest {
-                    code: 5,
-                    message: "m".into(),
-                    data: Some(data.into()),
-                },
-                "a.b",
-            )
+            RpcError::from_call(CallError::Guest { code: 5, message: "m".into(), data: Some(data.into()) }, "a.b")
         };
         assert_eq!(err("{\"x\":1}").data(), Some(json!({"x": 1})));
         assert_eq!(err("not json").data(), Some(json!("not json")));
@@ -407,9 +345,7 @@ mod tests {
         let id = RawValue::from_string("12345678901234567890.50".into()).unwrap();
         assert!(valid_id(&id));
         let out = result_response("true", &id);
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .ends_with(r#""id":12345678901234567890.50}"#));
+        assert!(String::from_utf8(out).unwrap().ends_with(r#""id":12345678901234567890.50}"#));
         for bad in ["{}", "[]", "true"] {
             assert!(!valid_id(&RawValue::from_string(bad.into()).unwrap()));
         }

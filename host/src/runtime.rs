@@ -21,10 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context as _};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{
-    Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
-    UpdateDeadline,
-};
+use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::{Config, OVERLOAD_WAIT};
@@ -78,11 +75,7 @@ pub enum CallError {
     InvalidOutput(String),
     /// The procedure's own error, passed through unchanged.
     #[error("{message}")]
-    Guest {
-        code: i32,
-        message: String,
-        data: Option<String>,
-    },
+    Guest { code: i32, message: String, data: Option<String> },
 }
 
 /// Who is calling, for the guest's log lines.
@@ -124,15 +117,11 @@ impl Runtime {
     /// Builds the engine (pooling allocator sized from `config`, falling back to
     /// on-demand allocation where the pool cannot be reserved) and the linker.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let instances = u32::try_from(config.max_concurrent_calls)
-            .unwrap_or(u32::MAX / 8)
-            .saturating_add(DEPLOY_SLOTS);
+        let instances = u32::try_from(config.max_concurrent_calls).unwrap_or(u32::MAX / 8).saturating_add(DEPLOY_SLOTS);
         let engine = match Engine::new(&engine_config(config, Some(instances))) {
             Ok(engine) => engine,
             Err(err) => {
-                tracing::warn!(
-                    "pooling allocator unavailable ({err:#}); using on-demand allocation"
-                );
+                tracing::warn!("pooling allocator unavailable ({err:#}); using on-demand allocation");
                 Engine::new(&engine_config(config, None))?
             }
         };
@@ -159,9 +148,7 @@ impl Runtime {
     pub fn compatibility_key(&self) -> String {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut hasher);
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
         format!("{:016x}", hasher.finish())
     }
 
@@ -181,8 +168,7 @@ impl Runtime {
         // compatibility key; wasmtime checks its header and engine settings.
         // The data dir is trusted like the binary itself.
         #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize_file(&self.engine, path) }
-            .map_err(anyhow::Error::from)?;
+        let component = unsafe { Component::deserialize_file(&self.engine, path) }.map_err(anyhow::Error::from)?;
         self.check(component).map_err(|e| anyhow!(e.0))
     }
 
@@ -191,10 +177,7 @@ impl Runtime {
         for (name, _) in ty.imports(&self.engine) {
             check_import(name)?;
         }
-        if !ty
-            .exports(&self.engine)
-            .any(|(name, _)| name.starts_with(STUB_PREFIX))
-        {
+        if !ty.exports(&self.engine).any(|(name, _)| name.starts_with(STUB_PREFIX)) {
             return Err(InvalidModule(format!(
                 "missing export `{STUB_EXPORT}`: a procedure must implement the stub \
                  interface of wit/procedure.wit (see the wasmrpc-guest SDK)"
@@ -204,21 +187,13 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| InvalidModule(format!("the component's imports do not link: {e:#}")))?;
-        let pre = ProcedurePre::new(pre).map_err(|e| {
-            InvalidModule(format!(
-                "the component's exports do not match {STUB_EXPORT}: {e:#}"
-            ))
-        })?;
+        let pre = ProcedurePre::new(pre)
+            .map_err(|e| InvalidModule(format!("the component's exports do not match {STUB_EXPORT}: {e:#}")))?;
         Ok(Compiled { component, pre })
     }
 
     /// Runs `describe` once in a fresh instance.
-    pub async fn describe(
-        &self,
-        name: &str,
-        compiled: &Compiled,
-        ctx: CallContext,
-    ) -> Result<String, CallError> {
+    pub async fn describe(&self, name: &str, compiled: &Compiled, ctx: CallContext) -> Result<String, CallError> {
         self.run(name, &compiled.pre, ctx, Op::Describe).await
     }
 
@@ -231,8 +206,7 @@ impl Runtime {
         params: &str,
         ctx: CallContext,
     ) -> Result<String, CallError> {
-        self.run(name, &loaded.pre, ctx, Op::Call { method, params })
-            .await
+        self.run(name, &loaded.pre, ctx, Op::Call { method, params }).await
     }
 
     async fn run(
@@ -251,15 +225,9 @@ impl Runtime {
         let stderr = GuestOutput::new(name, ctx.request_id, "stderr");
         let memory_refused = Arc::new(AtomicBool::new(false));
         let state = CallState {
-            wasi: WasiCtx::builder()
-                .stdout(stdout.clone())
-                .stderr(stderr.clone())
-                .build(),
+            wasi: WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter {
-                limit: self.memory_limit_bytes,
-                refused: memory_refused.clone(),
-            },
+            limiter: MemoryLimiter { limit: self.memory_limit_bytes, refused: memory_refused.clone() },
             procedure: name.into(),
             request_id: ctx.request_id,
         };
@@ -288,26 +256,15 @@ impl Runtime {
         match outcome {
             Err(_elapsed) => Err(CallError::TimedOut(self.time_limit)),
             Ok(Ok(Ok(json))) => Ok(json),
-            Ok(Ok(Err(e))) => Err(CallError::Guest {
-                code: e.code,
-                message: e.message,
-                data: e.data,
-            }),
+            Ok(Ok(Err(e))) => Err(CallError::Guest { code: e.code, message: e.message, data: e.data }),
             Ok(Err(err)) => Err(self.classify(err, &memory_refused, &stderr)),
         }
     }
 
     /// Tells apart why wasmtime stopped a call.
-    fn classify(
-        &self,
-        err: wasmtime::Error,
-        memory_refused: &AtomicBool,
-        stderr: &GuestOutput,
-    ) -> CallError {
+    fn classify(&self, err: wasmtime::Error, memory_refused: &AtomicBool, stderr: &GuestOutput) -> CallError {
         if memory_refused.load(Ordering::Relaxed) {
-            return CallError::MemoryLimit {
-                limit_mib: self.memory_limit_bytes >> 20,
-            };
+            return CallError::MemoryLimit { limit_mib: self.memory_limit_bytes >> 20 };
         }
         if err.is::<DeadlinePassed>() {
             return CallError::TimedOut(self.time_limit);
@@ -321,28 +278,19 @@ impl Runtime {
             Some(trap) => trap.to_string(),
             None => text,
         };
-        CallError::Trapped {
-            reason,
-            stderr: stderr.tail(),
-        }
+        CallError::Trapped { reason, stderr: stderr.tail() }
     }
 }
 
 impl Compiled {
     /// The compiled code, for the on-disk cache.
     pub fn serialize(&self) -> anyhow::Result<Vec<u8>> {
-        self.component
-            .serialize()
-            .map_err(anyhow::Error::from)
-            .context("serialising compiled code")
+        self.component.serialize().map_err(anyhow::Error::from).context("serialising compiled code")
     }
 
     /// Ready to serve, once `describe` has named its methods.
     pub fn into_loaded(self, methods: HashSet<String>) -> Loaded {
-        Loaded {
-            pre: self.pre,
-            methods: Arc::new(methods),
-        }
+        Loaded { pre: self.pre, methods: Arc::new(methods) }
     }
 }
 
@@ -368,10 +316,7 @@ struct CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -397,12 +342,7 @@ struct MemoryLimiter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired as u64 > self.limit {
             self.refused.store(true, Ordering::Relaxed);
             return Ok(false);
@@ -410,12 +350,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
@@ -510,24 +445,15 @@ mod tests {
         assert!(check_import("wasi:io/streams@0.2.0").is_ok());
         assert!(check_import("wasmrpc:procedure/host@0.1.0").is_ok());
         let err = check_import("wasi:http/outgoing-handler@0.2.0").unwrap_err();
-        assert!(
-            err.0.contains("`wasi:http/outgoing-handler@0.2.0`"),
-            "{err}"
-        );
+        assert!(err.0.contains("`wasi:http/outgoing-handler@0.2.0`"), "{err}");
         assert!(check_import("wasi:cli/environment@0.3.0").is_err());
         assert!(check_import("evil:thing/x").is_err());
     }
 
     #[test]
     fn header_checks_name_the_problem() {
-        assert!(check_header(b"hello world")
-            .unwrap_err()
-            .0
-            .contains("not a WebAssembly file"));
-        assert!(check_header(b"\0asm\x01\0\0\0")
-            .unwrap_err()
-            .0
-            .contains("core WebAssembly module"));
+        assert!(check_header(b"hello world").unwrap_err().0.contains("not a WebAssembly file"));
+        assert!(check_header(b"\0asm\x01\0\0\0").unwrap_err().0.contains("core WebAssembly module"));
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
     }
 }

@@ -20,9 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::admin::{self, AdminError};
-use crate::config::{
-    Config, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, SHUTDOWN_GRACE,
-};
+use crate::config::{Config, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, SHUTDOWN_GRACE};
 use crate::registry::Registry;
 use crate::rpc::{self, RpcError};
 
@@ -60,11 +58,7 @@ impl<'a> Route<'a> {
 /// Opens the data dir, loads every stored procedure, and serves `listener`
 /// until `shutdown` resolves; then stops accepting and lets requests in
 /// flight finish (for at most [`SHUTDOWN_GRACE`]).
-pub async fn run(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let registry = {
         let config = config.clone();
         Arc::new(tokio::task::spawn_blocking(move || Registry::open(&config)).await??)
@@ -86,9 +80,7 @@ async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Outpu
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         let Ok(permit) = connections.clone().acquire_owned().await else {
@@ -120,10 +112,7 @@ async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Outpu
     }
     drop(listener);
     tracing::info!("shutting down: waiting for requests in flight");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
     }
 }
@@ -135,16 +124,11 @@ async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Http
     let method = req.method().clone();
     let result = match (Route::parse(&path), &method) {
         (Route::Rpc, &Method::POST) => return rpc_request(app, req).await,
-        (Route::Health, &Method::GET) => Ok(json_response(
-            StatusCode::OK,
-            Bytes::from_static(b"{\"status\":\"ok\"}"),
-        )),
+        (Route::Health, &Method::GET) => Ok(json_response(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))),
         (Route::Metrics, &Method::GET) => Ok(metrics(app)),
-        (Route::Procedures, &Method::GET) => Ok(admin::list(&app.registry)).map(json_tuple),
+        (Route::Procedures, &Method::GET) => Ok(json_tuple(admin::list(&app.registry))),
         (Route::Procedure(name), &Method::GET) => admin::get(&app.registry, name).map(json_tuple),
-        (Route::Procedure(name), &Method::PUT) => {
-            deploy(app, peer, name, req).await.map(json_tuple)
-        }
+        (Route::Procedure(name), &Method::PUT) => deploy(app, peer, name, req).await.map(json_tuple),
         (Route::Procedure(name), &Method::DELETE) => match authorize(app, peer, &req) {
             Ok(()) => admin::remove(&app.registry, name).await.map(json_tuple),
             Err(e) => Err(e),
@@ -158,13 +142,9 @@ async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Http
                 Route::Procedure(_) => "GET, PUT, DELETE",
                 _ => "GET",
             };
-            let err = AdminError::MethodNotAllowed(format!(
-                "{method} is not allowed on {path}; use {allow}"
-            ));
+            let err = AdminError::MethodNotAllowed(format!("{method} is not allowed on {path}; use {allow}"));
             let mut response = error_response(&err);
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(allow));
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
             return response;
         }
     };
@@ -190,16 +170,11 @@ async fn deploy(
     crate::registry::check_name(name).map_err(AdminError::from)?;
     let limit = app.config.max_module_bytes;
     let too_large = || {
-        AdminError::TooLarge(format!(
-            "the module is larger than the limit of {} MiB (--max-module-mib)",
-            limit >> 20
-        ))
+        AdminError::TooLarge(format!("the module is larger than the limit of {} MiB (--max-module-mib)", limit >> 20))
     };
     let body = read_body(req, limit).await.map_err(|e| match e {
         BodyError::TooLarge => too_large(),
-        BodyError::Timeout => AdminError::Timeout(format!(
-            "the upload did not arrive within {BODY_READ_TIMEOUT:?}"
-        )),
+        BodyError::Timeout => AdminError::Timeout(format!("the upload did not arrive within {BODY_READ_TIMEOUT:?}")),
         BodyError::Broken(e) => AdminError::BadRequest(format!("cannot read the upload: {e}")),
     })?;
     if body.is_empty() {
@@ -215,50 +190,30 @@ async fn rpc_request(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
     let body = match read_body(req, limit).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
-            let detail = format!(
-                "the request body is larger than the limit of {} KiB (--max-body-kib)",
-                limit >> 10
-            );
-            let body = rpc::error_response(
-                &RpcError::InvalidRequest {
-                    detail: Some(detail),
-                },
-                None,
-            );
+            let detail = format!("the request body is larger than the limit of {} KiB (--max-body-kib)", limit >> 10);
+            let body = rpc::error_response(&RpcError::InvalidRequest { detail: Some(detail) }, None);
             return json_response(StatusCode::PAYLOAD_TOO_LARGE, Bytes::from(body));
         }
         Err(BodyError::Timeout) => {
-            let err = AdminError::Timeout(format!(
-                "the request body did not arrive within {BODY_READ_TIMEOUT:?}"
-            ));
+            let err = AdminError::Timeout(format!("the request body did not arrive within {BODY_READ_TIMEOUT:?}"));
             return error_response(&err);
         }
         Err(BodyError::Broken(e)) => {
-            return error_response(&AdminError::BadRequest(format!(
-                "cannot read the request body: {e}"
-            )))
+            return error_response(&AdminError::BadRequest(format!("cannot read the request body: {e}")))
         }
     };
     match rpc::handle(&app.registry, app.config.max_batch, &body).await {
         Some(answer) => json_response(StatusCode::OK, Bytes::from(answer)),
-        None => Response::builder()
-            .status(StatusCode::NO_CONTENT)
-            .body(Full::new(Bytes::new()))
-            .unwrap_or_default(),
+        None => Response::builder().status(StatusCode::NO_CONTENT).body(Full::new(Bytes::new())).unwrap_or_default(),
     }
 }
 
 fn metrics(app: &App) -> HttpResponse {
     let stats = app.registry.stats();
-    let text = crate::metrics::render(
-        stats.iter().map(|(name, s)| (name.as_str(), &**s)),
-        app.registry.snapshot().len(),
-    );
+    let text =
+        crate::metrics::render(stats.iter().map(|(name, s)| (name.as_str(), &**s)), app.registry.snapshot().len());
     let mut response = Response::new(Full::new(Bytes::from(text)));
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     response
 }
 
@@ -270,11 +225,7 @@ enum BodyError {
 
 /// Reads a whole body of at most `limit` bytes within [`BODY_READ_TIMEOUT`].
 async fn read_body(req: Request<Incoming>, limit: u64) -> Result<Bytes, BodyError> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge);
     }
@@ -292,9 +243,7 @@ fn json_response(status: StatusCode, body: Bytes) -> HttpResponse {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     if status != StatusCode::NO_CONTENT {
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     response
 }

@@ -59,8 +59,7 @@ impl Storage {
     pub fn open(root: &Path, compatibility_key: String) -> anyhow::Result<Self> {
         for dir in ["procedures", "modules", "compiled"] {
             let dir = root.join(dir);
-            fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+            fs::create_dir_all(&dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
             for entry in fs::read_dir(&dir)? {
                 let path = entry?.path();
                 if is_temporary(&path) {
@@ -68,10 +67,7 @@ impl Storage {
                 }
             }
         }
-        Ok(Storage {
-            root: root.to_owned(),
-            compatibility_key,
-        })
+        Ok(Storage { root: root.to_owned(), compatibility_key })
     }
 
     /// Every stored procedure with a serving version whose module is intact.
@@ -107,19 +103,16 @@ impl Storage {
         if actual != current.sha256 {
             bail!("{} is corrupt: its sha256 is {actual}", path.display());
         }
-        Ok(Some(Found {
-            name: name.to_owned(),
-            record,
-            bytes,
-        }))
+        Ok(Some(Found { name: name.to_owned(), record, bytes }))
     }
 
     /// The record of `name` (empty if it was never deployed).
     pub fn record(&self, name: &str) -> anyhow::Result<Record> {
         let path = self.record_path(name);
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not a valid record", path.display())),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid record", path.display()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Record::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -143,9 +136,7 @@ impl Storage {
 
     /// Where the compiled form of module `sha256` lives for this engine.
     pub fn compiled_path(&self, sha256: &str) -> PathBuf {
-        self.root
-            .join("compiled")
-            .join(format!("{sha256}-{}.cwasm", self.compatibility_key))
+        self.root.join("compiled").join(format!("{sha256}-{}.cwasm", self.compatibility_key))
     }
 
     pub fn save_compiled(&self, sha256: &str, code: &[u8]) -> anyhow::Result<()> {
@@ -193,9 +184,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 const TEMP_PREFIX: &str = ".tmp-";
 
 fn is_temporary(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with(TEMP_PREFIX))
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(TEMP_PREFIX))
 }
 
 /// Writes `bytes` to `path` so that `path` holds either its old content or all
@@ -246,15 +235,7 @@ mod tests {
         let found = storage.load_all().unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].bytes, bytes);
-        storage
-            .save_record(
-                "math",
-                &Record {
-                    last_version: 1,
-                    current: None,
-                },
-            )
-            .unwrap();
+        storage.save_record("math", &Record { last_version: 1, current: None }).unwrap();
         assert!(storage.load_all().unwrap().is_empty());
         assert_eq!(storage.record("math").unwrap().last_version, 1);
     }
@@ -276,11 +257,7 @@ mod tests {
             }),
         };
         storage.save("a", &record, bytes).unwrap();
-        fs::write(
-            dir.path().join("modules").join(format!("{sha}.wasm")),
-            b"bad!",
-        )
-        .unwrap();
+        fs::write(dir.path().join("modules").join(format!("{sha}.wasm")), b"bad!").unwrap();
         fs::write(dir.path().join("modules/.tmp-1-x.wasm"), b"partial").unwrap();
         fs::write(dir.path().join("procedures/b.json"), b"{ truncated").unwrap();
         let storage = Storage::open(dir.path(), "k".into()).unwrap();

@@ -80,11 +80,7 @@ async fn sync(registry: &Arc<Registry>, path: &Path) {
     match tokio::fs::read(path).await {
         Ok(bytes) => match registry.deploy(name, bytes.into()).await {
             Ok((meta, _)) => {
-                tracing::info!(
-                    procedure = name,
-                    version = meta.version,
-                    "watch: deployed {shown}"
-                )
+                tracing::info!(procedure = name, version = meta.version, "watch: deployed {shown}")
             }
             Err(e) => tracing::error!(procedure = name, "watch: not deploying {shown}: {e}"),
         },

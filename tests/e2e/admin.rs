@@ -7,10 +7,7 @@ use crate::support::{wasm, wasmrpc, Server};
 
 fn error_text(answer: &wasmrpc::client::Answer) -> String {
     let body: Value = answer.json().unwrap_or_else(|e| panic!("{e:#}"));
-    body["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error field: {body}"))
-        .to_owned()
+    body["error"].as_str().unwrap_or_else(|| panic!("no error field: {body}")).to_owned()
 }
 
 #[tokio::test]
@@ -24,20 +21,9 @@ async fn deploy_replace_inspect_delete() {
     assert_eq!(meta["version"], 1);
     assert_eq!(meta["size"], wasm("math").len());
     assert_eq!(meta["sha256"].as_str().unwrap().len(), 64);
-    assert!(
-        meta["deployed_at"].as_str().unwrap().ends_with('Z'),
-        "{meta}"
-    );
-    let methods: Vec<&str> = meta["methods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m.as_str().unwrap())
-        .collect();
-    assert!(
-        methods.contains(&"math.add") && methods.contains(&"math.divide"),
-        "{methods:?}"
-    );
+    assert!(meta["deployed_at"].as_str().unwrap().ends_with('Z'), "{meta}");
+    let methods: Vec<&str> = meta["methods"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert!(methods.contains(&"math.add") && methods.contains(&"math.divide"), "{methods:?}");
 
     // Identical bytes change nothing.
     let again = server.deploy("math", "math").await;
@@ -48,48 +34,25 @@ async fn deploy_replace_inspect_delete() {
     let replaced = server.deploy("math", "text").await;
     assert_eq!(replaced.status, StatusCode::OK);
     assert_eq!(replaced.json().unwrap()["version"], 2);
-    assert_eq!(
-        server.error("math.add", json!([1, 2])).await["code"],
-        -32601
-    );
+    assert_eq!(server.error("math.add", json!([1, 2])).await["code"], -32601);
     server.deploy_ok("math", "math").await;
     assert_eq!(server.result("math.add", json!([1, 2])).await, json!(3));
 
-    let got = server
-        .request(Method::GET, "/procedures/math", &[], Vec::new())
-        .await;
+    let got = server.request(Method::GET, "/procedures/math", &[], Vec::new()).await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.json().unwrap()["version"], 3);
     server.deploy_ok("text", "text").await;
-    let list = server
-        .request(Method::GET, "/procedures", &[], Vec::new())
-        .await
-        .json()
-        .unwrap();
-    let names: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
+    let list = server.request(Method::GET, "/procedures", &[], Vec::new()).await.json().unwrap();
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["math", "text"]);
 
-    let deleted = server
-        .request(Method::DELETE, "/procedures/math", &[], Vec::new())
-        .await;
+    let deleted = server.request(Method::DELETE, "/procedures/math", &[], Vec::new()).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let missing = server
-        .request(Method::GET, "/procedures/math", &[], Vec::new())
-        .await;
+    let missing = server.request(Method::GET, "/procedures/math", &[], Vec::new()).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(error_text(&missing).contains("math"));
-    assert_eq!(
-        server.error("math.add", json!([1, 2])).await["code"],
-        -32601
-    );
-    let again = server
-        .request(Method::DELETE, "/procedures/math", &[], Vec::new())
-        .await;
+    assert_eq!(server.error("math.add", json!([1, 2])).await["code"], -32601);
+    let again = server.request(Method::DELETE, "/procedures/math", &[], Vec::new()).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
 
     // Versions are never reused: a PUT after a DELETE is a 201 with the next number.
@@ -103,21 +66,9 @@ async fn invalid_uploads_are_refused_with_the_reason() {
     let server = Server::start(&[]);
     let component = |wat: &str| wat::parse_str(wat).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        (
-            "text",
-            b"hello, not wasm".to_vec(),
-            "not a WebAssembly file",
-        ),
-        (
-            "core",
-            component("(module)"),
-            "core WebAssembly module, not a component",
-        ),
-        (
-            "empty",
-            component("(component)"),
-            "missing export `wasmrpc:procedure/stub@0.1.0`",
-        ),
+        ("text", b"hello, not wasm".to_vec(), "not a WebAssembly file"),
+        ("core", component("(module)"), "core WebAssembly module, not a component"),
+        ("empty", component("(component)"), "missing export `wasmrpc:procedure/stub@0.1.0`"),
         (
             "http",
             component(r#"(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))"#),
@@ -128,69 +79,34 @@ async fn invalid_uploads_are_refused_with_the_reason() {
             component(r#"(component (import "acme:secret/door" (func)))"#),
             "forbidden import `acme:secret/door`",
         ),
-        (
-            "broken",
-            b"\0asm\x0d\0\x01\0\xff\xff".to_vec(),
-            "not a valid WebAssembly component",
-        ),
+        ("broken", b"\0asm\x0d\0\x01\0\xff\xff".to_vec(), "not a valid WebAssembly component"),
         ("nothing", Vec::new(), "body is empty"),
     ];
     for (name, bytes, expected) in cases {
         let answer = server.deploy_bytes(name, bytes).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::BAD_REQUEST,
-            "{name}: {}",
-            answer.text()
-        );
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{name}: {}", answer.text());
         let error = error_text(&answer);
         assert!(error.contains(expected), "{name}: {error}");
-        let missing = server
-            .request(Method::GET, &format!("/procedures/{name}"), &[], Vec::new())
-            .await;
-        assert_eq!(
-            missing.status,
-            StatusCode::NOT_FOUND,
-            "{name} must not be deployed"
-        );
+        let missing = server.request(Method::GET, &format!("/procedures/{name}"), &[], Vec::new()).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{name} must not be deployed");
     }
     // A rejected upload leaves the serving version alone.
     server.deploy_ok("math", "math").await;
-    assert_eq!(
-        server.deploy_bytes("math", b"junk".to_vec()).await.status,
-        StatusCode::BAD_REQUEST
-    );
+    assert_eq!(server.deploy_bytes("math", b"junk".to_vec()).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(server.result("math.add", json!([2, 2])).await, json!(4));
 }
 
 #[tokio::test]
 async fn names_cannot_escape_the_data_dir() {
     let server = Server::start(&[]);
-    for name in [
-        "Math",
-        "rpc",
-        "..",
-        "%2e%2e",
-        "a%2Fb",
-        "a.b",
-        "a%00",
-        "1abc",
-        &"a".repeat(64),
-    ] {
+    for name in ["Math", "rpc", "..", "%2e%2e", "a%2Fb", "a.b", "a%00", "1abc", &"a".repeat(64)] {
         let answer = server.deploy_bytes(name, wasm("math")).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::BAD_REQUEST,
-            "{name}: {}",
-            answer.text()
-        );
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{name}: {}", answer.text());
         assert!(error_text(&answer).contains("name"), "{name}");
     }
     let nested = server.deploy_bytes("a/../../b", wasm("math")).await;
     assert!(nested.status.is_client_error(), "{}", nested.status);
-    let entries: Vec<_> = std::fs::read_dir(server.data_dir.join("procedures"))
-        .unwrap()
-        .collect();
+    let entries: Vec<_> = std::fs::read_dir(server.data_dir.join("procedures")).unwrap().collect();
     assert!(entries.is_empty(), "nothing may be stored: {entries:?}");
 }
 
@@ -202,9 +118,7 @@ async fn limits_statuses_and_routes() {
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(error_text(&answer).contains("1 MiB"));
 
-    let answer = server
-        .request(Method::POST, "/procedures/math", &[], Vec::new())
-        .await;
+    let answer = server.request(Method::POST, "/procedures/math", &[], Vec::new()).await;
     assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(error_text(&answer).contains("POST"));
     let answer = server.request(Method::GET, "/rpc", &[], Vec::new()).await;
@@ -213,9 +127,7 @@ async fn limits_statuses_and_routes() {
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert!(error_text(&answer).contains("/nope"));
 
-    let health = server
-        .request(Method::GET, "/healthz", &[], Vec::new())
-        .await;
+    let health = server.request(Method::GET, "/healthz", &[], Vec::new()).await;
     assert_eq!(health.status, StatusCode::OK);
 }
 
@@ -225,28 +137,13 @@ async fn metrics_count_calls_errors_and_latency() {
     server.deploy_ok("math", "math").await;
     server.result("math.add", json!([1, 2])).await;
     server.error("math.divide", json!([1, 0])).await;
-    let metrics = server
-        .request(Method::GET, "/metrics", &[], Vec::new())
-        .await;
+    let metrics = server.request(Method::GET, "/metrics", &[], Vec::new()).await;
     assert_eq!(metrics.status, StatusCode::OK);
-    assert!(metrics
-        .content_type
-        .as_deref()
-        .unwrap_or_default()
-        .starts_with("text/plain"));
+    assert!(metrics.content_type.as_deref().unwrap_or_default().starts_with("text/plain"));
     let text = metrics.text();
-    assert!(
-        text.contains("wasmrpc_calls_total{procedure=\"math\"} 2"),
-        "{text}"
-    );
-    assert!(
-        text.contains("wasmrpc_errors_total{procedure=\"math\",code="),
-        "{text}"
-    );
-    assert!(
-        text.contains("wasmrpc_call_duration_seconds_count{procedure=\"math\"} 2"),
-        "{text}"
-    );
+    assert!(text.contains("wasmrpc_calls_total{procedure=\"math\"} 2"), "{text}");
+    assert!(text.contains("wasmrpc_errors_total{procedure=\"math\",code="), "{text}");
+    assert!(text.contains("wasmrpc_call_duration_seconds_count{procedure=\"math\"} 2"), "{text}");
     assert!(text.contains("wasmrpc_procedures_deployed 1"), "{text}");
 }
 
@@ -256,57 +153,26 @@ async fn admin_token_guards_changes_not_calls() {
     let none = server.deploy("math", "math").await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
     assert!(error_text(&none).contains("Authorization: Bearer"));
-    let wrong = server
-        .request(
-            Method::PUT,
-            "/procedures/math",
-            &[("authorization", "Bearer nope")],
-            wasm("math"),
-        )
-        .await;
+    let wrong =
+        server.request(Method::PUT, "/procedures/math", &[("authorization", "Bearer nope")], wasm("math")).await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    let right = server
-        .request(
-            Method::PUT,
-            "/procedures/math",
-            &[("authorization", "Bearer s3cret")],
-            wasm("math"),
-        )
-        .await;
+    let right =
+        server.request(Method::PUT, "/procedures/math", &[("authorization", "Bearer s3cret")], wasm("math")).await;
     assert_eq!(right.status, StatusCode::CREATED, "{}", right.text());
     // Calls and reads stay open.
     assert_eq!(server.result("math.add", json!([1, 1])).await, json!(2));
-    let list = server
-        .request(Method::GET, "/procedures", &[], Vec::new())
-        .await;
+    let list = server.request(Method::GET, "/procedures", &[], Vec::new()).await;
     assert_eq!(list.status, StatusCode::OK);
-    let delete = server
-        .request(Method::DELETE, "/procedures/math", &[], Vec::new())
-        .await;
+    let delete = server.request(Method::DELETE, "/procedures/math", &[], Vec::new()).await;
     assert_eq!(delete.status, StatusCode::UNAUTHORIZED);
-    let delete = server
-        .request(
-            Method::DELETE,
-            "/procedures/math",
-            &[("authorization", "Bearer s3cret")],
-            Vec::new(),
-        )
-        .await;
+    let delete =
+        server.request(Method::DELETE, "/procedures/math", &[("authorization", "Bearer s3cret")], Vec::new()).await;
     assert_eq!(delete.status, StatusCode::NO_CONTENT);
 }
 
 #[test]
 fn refuses_public_listen_without_a_token() {
-    let (ok, _, stderr) = wasmrpc(&[
-        "serve",
-        "--listen",
-        "0.0.0.0:0",
-        "--data-dir",
-        "/nonexistent/never-created",
-    ]);
+    let (ok, _, stderr) = wasmrpc(&["serve", "--listen", "0.0.0.0:0", "--data-dir", "/nonexistent/never-created"]);
     assert!(!ok);
-    assert!(
-        stderr.contains("without an admin token") && stderr.contains("--admin-token"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("without an admin token") && stderr.contains("--admin-token"), "{stderr}");
 }

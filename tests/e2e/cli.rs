@@ -22,8 +22,7 @@ async fn deploy_call_list_remove() {
     let (ok, out, err) = tokio::task::block_in_place(|| run(vec!["call", "math.add", "[2, 40]"]));
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "42");
-    let (ok, out, _) =
-        tokio::task::block_in_place(|| run(vec!["call", "math.add", r#"{"a": 1, "b": 2}"#]));
+    let (ok, out, _) = tokio::task::block_in_place(|| run(vec!["call", "math.add", r#"{"a": 1, "b": 2}"#]));
     assert!(ok);
     assert_eq!(out.trim(), "3");
 
@@ -52,10 +51,7 @@ fn a_missing_server_is_named() {
     // Port 9 on loopback: nothing listens there.
     let (ok, _, err) = wasmrpc(&["list", "--server", "http://127.0.0.1:9"]);
     assert!(!ok);
-    assert!(
-        err.contains("cannot reach the server at http://127.0.0.1:9"),
-        "{err}"
-    );
+    assert!(err.contains("cannot reach the server at http://127.0.0.1:9"), "{err}");
 }
 
 #[test]

@@ -24,10 +24,7 @@ async fn an_endless_loop_is_stopped_while_others_are_served() {
         // Meanwhile another client's calls keep being answered.
         let mut answered = 0;
         while started.elapsed() < Duration::from_millis(800) {
-            assert_eq!(
-                server.result("math.add", json!([answered, 1])).await,
-                json!(answered + 1)
-            );
+            assert_eq!(server.result("math.add", json!([answered, 1])).await, json!(answered + 1));
             answered += 1;
         }
         answered
@@ -37,14 +34,8 @@ async fn an_endless_loop_is_stopped_while_others_are_served() {
     assert_eq!(error["code"], -32001, "{error}");
     assert_eq!(error["message"], "Procedure timed out");
     assert_eq!(error["data"]["limit_ms"], 1000);
-    assert!(
-        elapsed < Duration::from_millis(2000),
-        "stopped after {elapsed:?}, limit 1 s"
-    );
-    assert!(
-        answered > 10,
-        "only {answered} calls answered beside the loop"
-    );
+    assert!(elapsed < Duration::from_millis(2000), "stopped after {elapsed:?}, limit 1 s");
+    assert!(answered > 10, "only {answered} calls answered beside the loop");
 }
 
 #[tokio::test]
@@ -53,15 +44,8 @@ async fn the_time_limit_also_stops_a_sleeping_guest() {
     let started = Instant::now();
     let error = server.error("hostile.sleep", json!([10_000])).await;
     assert_eq!(error["code"], -32001, "{error}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_eq!(
-        server.result("hostile.sleep", json!([10])).await,
-        Value::Null
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(server.result("hostile.sleep", json!([10])).await, Value::Null);
 }
 
 #[tokio::test]
@@ -70,24 +54,12 @@ async fn traps_are_reported_with_their_reason() {
     let panic = server.error("hostile.panic", json!([])).await;
     assert_eq!(panic["code"], -32000, "{panic}");
     assert_eq!(panic["message"], "Procedure trapped");
-    assert!(
-        panic["data"]["stderr"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("boom"),
-        "{panic}"
-    );
+    assert!(panic["data"]["stderr"].as_str().unwrap_or_default().contains("boom"), "{panic}");
     assert_eq!(panic["data"]["method"], "hostile.panic");
 
     let unreachable = server.error("hostile.unreachable", json!([])).await;
     assert_eq!(unreachable["code"], -32000, "{unreachable}");
-    assert!(
-        unreachable["data"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("unreachable"),
-        "{unreachable}"
-    );
+    assert!(unreachable["data"]["reason"].as_str().unwrap().contains("unreachable"), "{unreachable}");
 
     // Rust keeps its frames on a shadow stack in linear memory: running off
     // its end is an out-of-bounds access; a deep native stack is wasmtime's
@@ -99,10 +71,7 @@ async fn traps_are_reported_with_their_reason() {
 
     // Each call gets a fresh instance: nothing of the traps is left over.
     assert_eq!(server.result("math.add", json!([2, 3])).await, json!(5));
-    assert_eq!(
-        server.result("hostile.echo", json!([{"a": [1, 2]}])).await,
-        json!({"a": [1, 2]})
-    );
+    assert_eq!(server.result("hostile.echo", json!([{"a": [1, 2]}])).await, json!({"a": [1, 2]}));
 }
 
 #[tokio::test]
@@ -112,54 +81,24 @@ async fn a_memory_hog_hits_the_memory_limit() {
     assert_eq!(error["code"], -32002, "{error}");
     assert_eq!(error["data"]["limit_mib"], 16);
     // Small outputs fit, large ones need more than the limit.
-    assert_eq!(
-        server
-            .result("hostile.huge_output", json!([1]))
-            .await
-            .as_str()
-            .unwrap()
-            .len(),
-        1 << 20
-    );
-    assert_eq!(
-        server.error("hostile.huge_output", json!([64])).await["code"],
-        -32002
-    );
+    assert_eq!(server.result("hostile.huge_output", json!([1])).await.as_str().unwrap().len(), 1 << 20);
+    assert_eq!(server.error("hostile.huge_output", json!([64])).await["code"], -32002);
     assert_eq!(server.result("math.add", json!([1, 1])).await, json!(2));
 }
 
 #[tokio::test]
 async fn the_sandbox_grants_nothing() {
     let server = hostile_server(&[]).await;
-    let file = server
-        .result("hostile.read_file", json!(["/etc/passwd"]))
-        .await;
-    assert!(
-        !file.as_str().unwrap().contains("root:"),
-        "read a host file: {file}"
-    );
+    let file = server.result("hostile.read_file", json!(["/etc/passwd"])).await;
+    assert!(!file.as_str().unwrap().contains("root:"), "read a host file: {file}");
     let env = server.result("hostile.read_env", json!([])).await;
     assert_eq!(env, json!({"vars": {}, "args": []}), "{env}");
-    let connect = server
-        .result("hostile.connect", json!(["127.0.0.1:1"]))
-        .await;
+    let connect = server.result("hostile.connect", json!(["127.0.0.1:1"])).await;
     assert!(!connect.as_str().unwrap().is_empty(), "{connect}");
-    let connect = server
-        .result(
-            "hostile.connect",
-            json!([server.url.trim_start_matches("http://")]),
-        )
-        .await;
-    assert!(
-        !connect.as_str().unwrap().contains("connected"),
-        "reached the host: {connect}"
-    );
+    let connect = server.result("hostile.connect", json!([server.url.trim_start_matches("http://")])).await;
+    assert!(!connect.as_str().unwrap().contains("connected"), "reached the host: {connect}");
     // Clocks and random work.
-    let now = server
-        .result("hostile.now", json!([]))
-        .await
-        .as_u64()
-        .unwrap();
+    let now = server.result("hostile.now", json!([])).await.as_u64().unwrap();
     assert!(now > 1_700_000_000_000, "{now}");
     let a = server.result("hostile.random", json!([])).await;
     let b = server.result("hostile.random", json!([])).await;
@@ -169,20 +108,12 @@ async fn the_sandbox_grants_nothing() {
 #[tokio::test]
 async fn guest_output_and_logs_reach_the_server_log_tagged() {
     let server = hostile_server(&[]).await;
-    server
-        .result("hostile.print", json!(["hello from the guest"]))
-        .await;
-    server
-        .result("hostile.log", json!(["a log line from the guest"]))
-        .await;
+    server.result("hostile.print", json!(["hello from the guest"])).await;
+    server.result("hostile.log", json!(["a log line from the guest"])).await;
     server
         .eventually(Duration::from_secs(5), "guest lines in the log", || async {
             let log = server.log();
-            let tagged = |needle: &str| {
-                log.lines()
-                    .filter(|l| l.contains(needle) && l.contains("hostile"))
-                    .count()
-            };
+            let tagged = |needle: &str| log.lines().filter(|l| l.contains(needle) && l.contains("hostile")).count();
             tagged("hello from the guest") >= 2 && tagged("a log line from the guest") >= 1
         })
         .await;
@@ -195,18 +126,9 @@ async fn procedure_errors_pass_through_and_bad_output_is_internal() {
     assert_eq!(server.result("raw.ok", json!([])).await, json!(true));
     let bad = server.error("raw.bad_json", json!([])).await;
     assert_eq!(bad["code"], -32603, "{bad}");
-    assert!(
-        bad["data"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("invalid JSON"),
-        "{bad}"
-    );
+    assert!(bad["data"]["reason"].as_str().unwrap().contains("invalid JSON"), "{bad}");
     let custom = server.error("raw.custom_error", json!([])).await;
-    assert_eq!(
-        custom,
-        json!({"code": 42, "message": "custom", "data": {"detail": 1}})
-    );
+    assert_eq!(custom, json!({"code": 42, "message": "custom", "data": {"detail": 1}}));
     let bad_data = server.error("raw.bad_data", json!([])).await;
     assert_eq!(bad_data["data"], "not json at all");
 }
@@ -215,10 +137,7 @@ async fn procedure_errors_pass_through_and_bad_output_is_internal() {
 async fn body_and_batch_limits() {
     let server = Server::start(&["--max-body-kib", "1", "--max-batch", "2"]);
     server.deploy_ok("math", "math").await;
-    let big = format!(
-        r#"{{"jsonrpc":"2.0","method":"math.add","params":[1,2],"id":1,"pad":"{}"}}"#,
-        "x".repeat(2048)
-    );
+    let big = format!(r#"{{"jsonrpc":"2.0","method":"math.add","params":[1,2],"id":1,"pad":"{}"}}"#, "x".repeat(2048));
     let answer = server.post(&big).await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
     let error = answer.json().unwrap()["error"].clone();
@@ -229,17 +148,8 @@ async fn body_and_batch_limits() {
     let two = server.rpc(json!([call, call])).await;
     assert_eq!(two.as_array().unwrap().len(), 2);
     let three = server.rpc(json!([call, call, call])).await;
-    assert_eq!(
-        three["error"]["code"], -32600,
-        "one error, not an array: {three}"
-    );
-    assert!(
-        three["error"]["data"]
-            .as_str()
-            .unwrap()
-            .contains("limit is 2"),
-        "{three}"
-    );
+    assert_eq!(three["error"]["code"], -32600, "one error, not an array: {three}");
+    assert!(three["error"]["data"].as_str().unwrap().contains("limit is 2"), "{three}");
 }
 
 #[tokio::test]
@@ -262,16 +172,9 @@ async fn over_the_concurrency_limit_calls_are_refused_not_queued() {
 #[tokio::test]
 async fn batch_calls_run_concurrently() {
     let server = hostile_server(&[]).await;
-    let call =
-        |id: u32| json!({"jsonrpc": "2.0", "method": "hostile.sleep", "params": [500], "id": id});
+    let call = |id: u32| json!({"jsonrpc": "2.0", "method": "hostile.sleep", "params": [500], "id": id});
     let started = Instant::now();
-    let answer = server
-        .rpc(json!([call(1), call(2), call(3), call(4)]))
-        .await;
+    let answer = server.rpc(json!([call(1), call(2), call(3), call(4)])).await;
     assert_eq!(answer.as_array().unwrap().len(), 4);
-    assert!(
-        started.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
 }

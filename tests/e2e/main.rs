@@ -2,6 +2,8 @@
 //! port and a temporary data dir, driven over real HTTP with real `.wasm`
 //! files built from `procedures/`. One test binary; one module per concern.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 mod admin;
 mod cli;
 mod examples;

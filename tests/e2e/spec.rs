@@ -7,14 +7,7 @@ use serde_json::{json, Value};
 
 use crate::support::Server;
 
-const SPEC_MODULES: [&str; 6] = [
-    "subtract",
-    "sum",
-    "get_data",
-    "update",
-    "notify_hello",
-    "notify_sum",
-];
+const SPEC_MODULES: [&str; 6] = ["subtract", "sum", "get_data", "update", "notify_hello", "notify_sum"];
 
 async fn spec_server() -> Server {
     let server = Server::start(&[]);
@@ -29,21 +22,11 @@ async fn exchange(server: &Server, request: &str, expected: Option<&str>) {
     let answer = server.post(request).await;
     match expected {
         None => {
-            assert_eq!(
-                answer.status,
-                StatusCode::NO_CONTENT,
-                "{request} -> {}",
-                answer.text()
-            );
+            assert_eq!(answer.status, StatusCode::NO_CONTENT, "{request} -> {}", answer.text());
             assert!(answer.body.is_empty());
         }
         Some(expected) => {
-            assert_eq!(
-                answer.status,
-                StatusCode::OK,
-                "{request} -> {}",
-                answer.text()
-            );
+            assert_eq!(answer.status, StatusCode::OK, "{request} -> {}", answer.text());
             let got: Value = answer.json().unwrap();
             let want: Value = serde_json::from_str(expected).unwrap();
             assert_eq!(got, want, "request: {request}");
@@ -68,38 +51,66 @@ async fn specification_examples() {
     )
     .await;
     // rpc call with named parameters
-    exchange(&server, r#"{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}"#,
-        Some(r#"{"jsonrpc": "2.0", "result": 19, "id": 3}"#)).await;
-    exchange(&server, r#"{"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4}"#,
-        Some(r#"{"jsonrpc": "2.0", "result": 19, "id": 4}"#)).await;
-    // a notification
     exchange(
         &server,
-        r#"{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}"#,
-        None,
+        r#"{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}"#,
+        Some(r#"{"jsonrpc": "2.0", "result": 19, "id": 3}"#),
     )
     .await;
+    exchange(
+        &server,
+        r#"{"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4}"#,
+        Some(r#"{"jsonrpc": "2.0", "result": 19, "id": 4}"#),
+    )
+    .await;
+    // a notification
+    exchange(&server, r#"{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}"#, None).await;
     exchange(&server, r#"{"jsonrpc": "2.0", "method": "foobar"}"#, None).await;
     // rpc call of non-existent method
-    exchange(&server, r#"{"jsonrpc": "2.0", "method": "foobar", "id": "1"}"#,
-        Some(r#"{"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "1"}"#)).await;
+    exchange(
+        &server,
+        r#"{"jsonrpc": "2.0", "method": "foobar", "id": "1"}"#,
+        Some(r#"{"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "1"}"#),
+    )
+    .await;
     // rpc call with invalid JSON
-    exchange(&server, r#"{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]"#,
-        Some(r#"{"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null}"#)).await;
+    exchange(
+        &server,
+        r#"{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]"#,
+        Some(r#"{"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null}"#),
+    )
+    .await;
     // rpc call with invalid Request object
-    exchange(&server, r#"{"jsonrpc": "2.0", "method": 1, "params": "bar"}"#,
-        Some(r#"{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}"#)).await;
+    exchange(
+        &server,
+        r#"{"jsonrpc": "2.0", "method": 1, "params": "bar"}"#,
+        Some(r#"{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}"#),
+    )
+    .await;
     // rpc call Batch, invalid JSON
-    exchange(&server, r#"[
+    exchange(
+        &server,
+        r#"[
   {"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},
   {"jsonrpc": "2.0", "method"
-]"#, Some(r#"{"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null}"#)).await;
+]"#,
+        Some(r#"{"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null}"#),
+    )
+    .await;
     // rpc call with an empty Array
-    exchange(&server, "[]",
-        Some(r#"{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}"#)).await;
+    exchange(
+        &server,
+        "[]",
+        Some(r#"{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}"#),
+    )
+    .await;
     // rpc call with an invalid Batch (but not empty)
-    exchange(&server, "[1]",
-        Some(r#"[{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}]"#)).await;
+    exchange(
+        &server,
+        "[1]",
+        Some(r#"[{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}]"#),
+    )
+    .await;
     // rpc call with invalid Batch
     exchange(
         &server,
@@ -151,14 +162,8 @@ async fn specification_examples() {
 async fn host_errors_are_byte_exact() {
     let server = Server::start(&[]);
     let cases = [
-        (
-            "{",
-            r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}"#,
-        ),
-        (
-            "[]",
-            r#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}"#,
-        ),
+        ("{", r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}"#),
+        ("[]", r#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}"#),
         (
             r#"{"jsonrpc":"2.0","method":"nope.x","id":7}"#,
             r#"{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":7}"#,
@@ -172,28 +177,16 @@ async fn host_errors_are_byte_exact() {
 #[tokio::test]
 async fn ids_of_every_type_are_echoed_exactly() {
     let server = spec_server().await;
-    for id in [
-        "1",
-        "-7",
-        "0",
-        "\"abc\"",
-        "\"\"",
-        "\"\\u00e9\\n\"",
-        "12345678901234567890123",
-        "1.5",
-        "2.50",
-        "1e3",
-        "null",
-    ] {
-        let request =
-            format!(r#"{{"jsonrpc":"2.0","method":"subtract","params":[3,1],"id":{id}}}"#);
+    for id in
+        ["1", "-7", "0", "\"abc\"", "\"\"", "\"\\u00e9\\n\"", "12345678901234567890123", "1.5", "2.50", "1e3", "null"]
+    {
+        let request = format!(r#"{{"jsonrpc":"2.0","method":"subtract","params":[3,1],"id":{id}}}"#);
         let text = server.post(&request).await.text();
         assert_eq!(text, format!(r#"{{"jsonrpc":"2.0","result":2,"id":{id}}}"#));
     }
     // Ids that are not a string, number or null make the request invalid.
     for id in ["true", "{}", "[1]"] {
-        let request =
-            format!(r#"{{"jsonrpc":"2.0","method":"subtract","params":[3,1],"id":{id}}}"#);
+        let request = format!(r#"{{"jsonrpc":"2.0","method":"subtract","params":[3,1],"id":{id}}}"#);
         let response: Value = server.post(&request).await.json().unwrap();
         assert_eq!(response["error"]["code"], -32600, "{id}");
     }
@@ -219,8 +212,6 @@ async fn malformed_envelopes_are_invalid_requests() {
         assert_eq!(response["error"]["message"], "Invalid Request");
     }
     // The id is echoed where it could be read.
-    let response = server
-        .rpc(json!({"jsonrpc": "1.0", "method": "subtract", "id": "k"}))
-        .await;
+    let response = server.rpc(json!({"jsonrpc": "1.0", "method": "subtract", "id": "k"})).await;
     assert_eq!(response["id"], "k");
 }

@@ -26,22 +26,13 @@ pub fn wasm_dir() -> &'static Path {
             .unwrap_or_else(|| repo.join("target"))
             .join("procedures");
         let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
             .arg(repo.join("procedures/Cargo.toml"))
             .arg("--target-dir")
             .arg(&target)
             .status()
             .expect("cannot run cargo to build procedures/");
-        assert!(
-            status.success(),
-            "building procedures/ failed (run `make procedures`)"
-        );
+        assert!(status.success(), "building procedures/ failed (run `make procedures`)");
         target.join("wasm32-wasip2/release")
     })
 }
@@ -49,12 +40,7 @@ pub fn wasm_dir() -> &'static Path {
 /// The bytes of procedure `name` (its wasm file stem, e.g. `math`, `test_hostile`).
 pub fn wasm(name: &str) -> Vec<u8> {
     let path = wasm_path(name);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e} (run `make procedures`)",
-            path.display()
-        )
-    })
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e} (run `make procedures`)", path.display()))
 }
 
 pub fn wasm_path(name: &str) -> PathBuf {
@@ -82,11 +68,7 @@ impl Server {
     }
 
     fn spawn(data_dir: &Path, args: &[&str], log: PathBuf) -> Server {
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasmrpc"))
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
@@ -100,17 +82,12 @@ impl Server {
             .expect("cannot start wasmrpc");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read stdout");
+        BufReader::new(stdout).read_line(&mut line).expect("read stdout");
         let url = line
             .trim()
             .strip_prefix("wasmrpc listening on ")
             .unwrap_or_else(|| {
-                panic!(
-                    "server did not start: {line:?}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
+                panic!("server did not start: {line:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default())
             })
             .to_owned();
         let server = Server {
@@ -166,10 +143,7 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit after SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -197,31 +171,19 @@ impl Server {
     }
 
     pub async fn deploy_bytes(&self, name: &str, bytes: Vec<u8>) -> Answer {
-        self.request(Method::PUT, &format!("/procedures/{name}"), &[], bytes)
-            .await
+        self.request(Method::PUT, &format!("/procedures/{name}"), &[], bytes).await
     }
 
     /// Deploys and insists it worked.
     pub async fn deploy_ok(&self, name: &str, file: &str) -> Value {
         let answer = self.deploy(name, file).await;
-        assert!(
-            answer.status.is_success(),
-            "deploy {name}: {} {}",
-            answer.status,
-            answer.text()
-        );
+        assert!(answer.status.is_success(), "deploy {name}: {} {}", answer.status, answer.text());
         answer.json().expect("metadata")
     }
 
     /// POSTs a raw body to /rpc.
     pub async fn post(&self, body: &str) -> Answer {
-        self.request(
-            Method::POST,
-            "/rpc",
-            &[("content-type", "application/json")],
-            body.to_owned(),
-        )
-        .await
+        self.request(Method::POST, "/rpc", &[("content-type", "application/json")], body.to_owned()).await
     }
 
     /// POSTs `request` and returns the parsed response (panics on 204).
@@ -233,8 +195,7 @@ impl Server {
 
     /// Calls `method` with `params` (id 1) and returns the response object.
     pub async fn call(&self, method: &str, params: Value) -> Value {
-        self.rpc(json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}))
-            .await
+        self.rpc(json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1})).await
     }
 
     /// Calls and returns `result`, failing on an error.
@@ -247,10 +208,7 @@ impl Server {
     /// Calls and returns `error`, failing on a result.
     pub async fn error(&self, method: &str, params: Value) -> Value {
         let response = self.call(method, params).await;
-        assert!(
-            response.get("result").is_none(),
-            "{method} should fail: {response}"
-        );
+        assert!(response.get("result").is_none(), "{method} should fail: {response}");
         response["error"].clone()
     }
 

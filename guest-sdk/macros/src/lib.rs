@@ -10,8 +10,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{
-    Error, Expr, ExprLit, FnArg, GenericArgument, ItemFn, Lit, LitStr, Meta, Pat, Path,
-    PathArguments, ReturnType, Token, Type,
+    Error, Expr, ExprLit, FnArg, GenericArgument, ItemFn, Lit, LitStr, Meta, Pat, Path, PathArguments, ReturnType,
+    Token, Type,
 };
 
 /// Makes a function a procedure method. Parameters must be plain names of
@@ -24,9 +24,7 @@ use syn::{
 pub fn procedure(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = syn::parse_macro_input!(attr as ProcedureArgs);
     let function = syn::parse_macro_input!(item as ItemFn);
-    expand_procedure(attr, function)
-        .unwrap_or_else(Error::into_compile_error)
-        .into()
+    expand_procedure(attr, function).unwrap_or_else(Error::into_compile_error).into()
 }
 
 /// Exports the listed `#[procedure]` functions (paths allowed) as the
@@ -35,9 +33,7 @@ pub fn procedure(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn export(input: TokenStream) -> TokenStream {
     let paths = syn::parse_macro_input!(input with Punctuated::<Path, Token![,]>::parse_terminated);
-    expand_export(paths)
-        .unwrap_or_else(Error::into_compile_error)
-        .into()
+    expand_export(paths).unwrap_or_else(Error::into_compile_error).into()
 }
 
 struct ProcedureArgs {
@@ -50,22 +46,10 @@ impl Parse for ProcedureArgs {
         for meta in Punctuated::<Meta, Token![,]>::parse_terminated(input)? {
             match &meta {
                 Meta::NameValue(nv) if nv.path.is_ident("name") => match &nv.value {
-                    Expr::Lit(ExprLit {
-                        lit: Lit::Str(s), ..
-                    }) => args.name = Some(s.clone()),
-                    other => {
-                        return Err(Error::new(
-                            other.span(),
-                            "expected a string: name = \"method\"",
-                        ))
-                    }
+                    Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => args.name = Some(s.clone()),
+                    other => return Err(Error::new(other.span(), "expected a string: name = \"method\"")),
                 },
-                _ => {
-                    return Err(Error::new(
-                        meta.span(),
-                        "unknown argument; the only one is name = \"method\"",
-                    ))
-                }
+                _ => return Err(Error::new(meta.span(), "unknown argument; the only one is name = \"method\"")),
             }
         }
         Ok(args)
@@ -80,19 +64,13 @@ fn method_fn(name: &syn::Ident) -> syn::Ident {
 fn expand_procedure(args: ProcedureArgs, function: ItemFn) -> syn::Result<TokenStream2> {
     let sig = &function.sig;
     if !sig.generics.params.is_empty() {
-        return Err(Error::new(
-            sig.generics.span(),
-            "a procedure cannot be generic",
-        ));
+        return Err(Error::new(sig.generics.span(), "a procedure cannot be generic"));
     }
     if let Some(token) = &sig.asyncness {
         return Err(Error::new(token.span(), "a procedure cannot be async"));
     }
     if let Some(variadic) = &sig.variadic {
-        return Err(Error::new(
-            variadic.span(),
-            "a procedure cannot be variadic",
-        ));
+        return Err(Error::new(variadic.span(), "a procedure cannot be variadic"));
     }
     let fn_name = &sig.ident;
     let method_name = match &args.name {
@@ -100,22 +78,14 @@ fn expand_procedure(args: ProcedureArgs, function: ItemFn) -> syn::Result<TokenS
         None => fn_name.to_string().trim_start_matches("r#").to_owned(),
     };
     if method_name.is_empty() || method_name.starts_with("rpc.") {
-        return Err(Error::new(
-            Span::call_site(),
-            "method names must be non-empty and not start with `rpc.`",
-        ));
+        return Err(Error::new(Span::call_site(), "method names must be non-empty and not start with `rpc.`"));
     }
 
     let mut names = Vec::new();
     let mut types = Vec::new();
     for input in &sig.inputs {
         match input {
-            FnArg::Receiver(r) => {
-                return Err(Error::new(
-                    r.span(),
-                    "a procedure is a free function: no `self`",
-                ))
-            }
+            FnArg::Receiver(r) => return Err(Error::new(r.span(), "a procedure is a free function: no `self`")),
             FnArg::Typed(arg) => {
                 let name = match &*arg.pat {
                     Pat::Ident(ident) if ident.subpat.is_none() => ident.ident.to_string(),
@@ -143,9 +113,7 @@ fn expand_procedure(args: ProcedureArgs, function: ItemFn) -> syn::Result<TokenS
     let docs = doc_comment(&function.attrs);
     let vis = &function.vis;
     let hidden = method_fn(fn_name);
-    let args: Vec<_> = (0..names.len())
-        .map(|i| format_ident!("__arg{}", i))
-        .collect();
+    let args: Vec<_> = (0..names.len()).map(|i| format_ident!("__arg{}", i)).collect();
     let indices = 0..names.len();
     let invoke = quote! { #fn_name(#(#args),*) };
     let answer = if is_result {
@@ -164,8 +132,7 @@ fn expand_procedure(args: ProcedureArgs, function: ItemFn) -> syn::Result<TokenS
         ReturnType::Default => sig.span(),
         ReturnType::Type(_, ty) => ty.span(),
     };
-    let result_object =
-        quote_spanned! {result_span=> ::wasmrpc_guest::__private::result_object::<#result_type>() };
+    let result_object = quote_spanned! {result_span=> ::wasmrpc_guest::__private::result_object::<#result_type>() };
     let param_objects = names.iter().zip(&types).map(|(name, ty)| {
         quote_spanned! {ty.span()=> ::wasmrpc_guest::__private::param_object::<#ty>(#name) }
     });
@@ -218,9 +185,7 @@ fn doc_comment(attrs: &[syn::Attribute]) -> String {
         .filter(|a| a.path().is_ident("doc"))
         .filter_map(|a| match &a.meta {
             Meta::NameValue(nv) => match &nv.value {
-                Expr::Lit(ExprLit {
-                    lit: Lit::Str(s), ..
-                }) => Some(s.value()),
+                Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s.value()),
                 _ => None,
             },
             _ => None,
@@ -233,19 +198,13 @@ fn doc_comment(attrs: &[syn::Attribute]) -> String {
 
 fn expand_export(paths: Punctuated<Path, Token![,]>) -> syn::Result<TokenStream2> {
     if paths.is_empty() {
-        return Err(Error::new(
-            Span::call_site(),
-            "export! needs at least one #[procedure] function",
-        ));
+        return Err(Error::new(Span::call_site(), "export! needs at least one #[procedure] function"));
     }
     let mut seen = std::collections::HashSet::new();
     let mut methods = Vec::new();
     for path in paths {
         let mut hidden = path.clone();
-        let last = hidden
-            .segments
-            .last_mut()
-            .ok_or_else(|| Error::new(path.span(), "expected a function"))?;
+        let last = hidden.segments.last_mut().ok_or_else(|| Error::new(path.span(), "expected a function"))?;
         if !seen.insert(last.ident.to_string()) {
             return Err(Error::new(last.ident.span(), "exported twice"));
         }

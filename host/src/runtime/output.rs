@@ -45,9 +45,7 @@ impl GuestOutput {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Logs a last unterminated line and how much was dropped.
@@ -72,9 +70,7 @@ impl GuestOutput {
 
     /// The last [`TAIL_BYTES`] written, as text.
     pub fn tail(&self) -> String {
-        String::from_utf8_lossy(&self.lock().tail)
-            .trim_end()
-            .to_owned()
+        String::from_utf8_lossy(&self.lock().tail).trim_end().to_owned()
     }
 
     #[cfg(test)]
@@ -129,11 +125,7 @@ impl StdoutStream for GuestOutput {
 }
 
 impl AsyncWrite for GuestOutput {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.lock().write(buf);
         Poll::Ready(Ok(buf.len()))
     }

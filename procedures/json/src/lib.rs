@@ -84,9 +84,7 @@ fn invoice(order: Order) -> Result<Invoice, Error> {
     let discount = match order.coupon.as_deref() {
         None => None,
         Some("TENOFF") => Some(cents(subtotal * 0.1)),
-        Some(other) => {
-            return Err(Error::new(2, format!("unknown coupon `{other}`")).with_data(["TENOFF"]))
-        }
+        Some(other) => return Err(Error::new(2, format!("unknown coupon `{other}`")).with_data(["TENOFF"])),
     };
     Ok(Invoice {
         customer: order.customer,

@@ -33,8 +33,7 @@ fn multiply(a: i64, b: i64) -> Result<i64, Error> {
 #[procedure]
 fn divide(a: f64, b: f64) -> Result<f64, Error> {
     if b == 0.0 {
-        return Err(Error::new(ARITHMETIC, "division by zero")
-            .with_data(wasmrpc_guest::serde_json::json!({"a": a})));
+        return Err(Error::new(ARITHMETIC, "division by zero").with_data(wasmrpc_guest::serde_json::json!({"a": a})));
     }
     Ok(a / b)
 }
@@ -51,11 +50,7 @@ fn round(x: f64, digits: Option<u8>) -> f64 {
 fn stats(values: Vec<f64>) -> Stats {
     let sum: f64 = values.iter().sum();
     let mean = (!values.is_empty()).then(|| sum / values.len() as f64);
-    Stats {
-        count: values.len(),
-        sum,
-        mean,
-    }
+    Stats { count: values.len(), sum, mean }
 }
 
 /// What `stats` answers.

@@ -36,11 +36,7 @@ fn upper(text: String) -> String {
 /// Whether `text` reads the same backwards, ignoring case and everything but letters and digits.
 #[procedure]
 fn is_palindrome(text: String) -> bool {
-    let letters: Vec<char> = text
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect();
+    let letters: Vec<char> = text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
     letters.iter().eq(letters.iter().rev())
 }
 

@@ -66,8 +66,7 @@ fn read_file(path: String) -> String {
 /// The environment variables and arguments it was given.
 #[procedure]
 fn read_env() -> Value {
-    let vars: wasmrpc_guest::serde_json::Map<String, Value> =
-        std::env::vars().map(|(k, v)| (k, v.into())).collect();
+    let vars: wasmrpc_guest::serde_json::Map<String, Value> = std::env::vars().map(|(k, v)| (k, v.into())).collect();
     let args: Vec<String> = std::env::args().collect();
     json!({"vars": vars, "args": args})
 }
@@ -109,19 +108,14 @@ fn echo(value: Value) -> Value {
 /// The wall clock, in milliseconds since 1970.
 #[procedure]
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// A random number (from the host's random source, via std's hasher seed).
 #[procedure]
 fn random() -> u64 {
     use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
 }
 
 wasmrpc_guest::export!(

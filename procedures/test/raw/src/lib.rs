@@ -12,9 +12,8 @@ struct Raw;
 
 impl Guest for Raw {
     fn describe() -> String {
-        let method = |name: &str| {
-            format!(r#"{{"name":"{name}","params":[],"result":{{"name":"result","schema":{{}}}}}}"#)
-        };
+        let method =
+            |name: &str| format!(r#"{{"name":"{name}","params":[],"result":{{"name":"result","schema":{{}}}}}}"#);
         let names = ["ok", "bad_json", "custom_error", "bad_data"];
         format!(r#"{{"methods":[{}]}}"#, names.map(method).join(","))
     }
@@ -23,21 +22,13 @@ impl Guest for Raw {
         match method.as_str() {
             "ok" => Ok("true".to_owned()),
             "bad_json" => Ok("this is {not json".to_owned()),
-            "custom_error" => Err(RpcError {
-                code: 42,
-                message: "custom".to_owned(),
-                data: Some(r#"{"detail": 1}"#.to_owned()),
-            }),
-            "bad_data" => Err(RpcError {
-                code: 7,
-                message: "bad data".to_owned(),
-                data: Some("not json at all".to_owned()),
-            }),
-            _ => Err(RpcError {
-                code: -32601,
-                message: "Method not found".to_owned(),
-                data: None,
-            }),
+            "custom_error" => {
+                Err(RpcError { code: 42, message: "custom".to_owned(), data: Some(r#"{"detail": 1}"#.to_owned()) })
+            }
+            "bad_data" => {
+                Err(RpcError { code: 7, message: "bad data".to_owned(), data: Some("not json at all".to_owned()) })
+            }
+            _ => Err(RpcError { code: -32601, message: "Method not found".to_owned(), data: None }),
         }
     }
 }
