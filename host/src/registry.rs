@@ -114,19 +114,27 @@ impl Registry {
 
     fn restore(&self, found: crate::storage::Found) -> anyhow::Result<Deployed> {
         let stored = found.record.current.clone().ok_or_else(|| anyhow::anyhow!("no version"))?;
-        let cached = self.storage.compiled_path(&stored.sha256);
-        let compiled = match self.runtime.load_compiled(&cached) {
-            Ok(compiled) => compiled,
-            Err(e) => {
-                if cached.exists() {
-                    tracing::warn!(procedure = found.name, "compiled cache unusable ({e:#}); recompiling");
-                }
-                let compiled = self.runtime.compile(&found.bytes)?;
-                self.storage.save_compiled(&stored.sha256, &compiled.serialize()?)?;
-                compiled
-            }
-        };
+        let compiled = self.compile(&stored.sha256, &found.bytes)?;
         self.assemble(&found.name, compiled, stored)
+    }
+
+    /// The compiled form of the module `bytes` (hash `sha256`): loaded from
+    /// the on-disk cache when this engine compiled it before (a version
+    /// deployed earlier, a restart), else compiled, checked and cached.
+    /// CPU-heavy: call from a blocking thread.
+    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<Compiled, DeployError> {
+        let cached = self.storage.compiled_path(sha256);
+        if cached.exists() {
+            match self.runtime.load_compiled(&cached) {
+                Ok(compiled) => return Ok(compiled),
+                Err(e) => tracing::warn!(sha256, "compiled cache unusable ({e:#}); recompiling"),
+            }
+        }
+        let compiled = self.runtime.compile(bytes)?;
+        if let Err(e) = compiled.serialize().and_then(|code| self.storage.save_compiled(sha256, &code)) {
+            tracing::warn!(sha256, "cannot cache compiled code: {e:#}");
+        }
+        Ok(compiled)
     }
 
     /// The version of `name` serving now.
@@ -158,7 +166,8 @@ impl Registry {
         }
         let this = self.clone();
         let compile_bytes = bytes.clone();
-        let compiled = tokio::task::spawn_blocking(move || this.runtime.compile(&compile_bytes))
+        let compile_sha = sha256.clone();
+        let compiled = tokio::task::spawn_blocking(move || this.compile(&compile_sha, &compile_bytes))
             .await
             .map_err(|e| anyhow::anyhow!("compiler task failed: {e}"))??;
         let describe = self
@@ -203,9 +212,6 @@ impl Registry {
             deployed_at: now_rfc3339(),
             describe,
         };
-        if let Err(e) = compiled.serialize().and_then(|code| self.storage.save_compiled(&sha256, &code)) {
-            tracing::warn!(procedure = name, "cannot cache compiled code: {e:#}");
-        }
         record.last_version = stored.version;
         record.current = Some(stored.clone());
         self.storage.save(name, &record, bytes)?;

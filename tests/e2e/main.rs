@@ -9,5 +9,6 @@ mod cli;
 mod examples;
 mod isolation;
 mod persistence;
+mod reload;
 mod spec;
 mod support;
