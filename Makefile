@@ -11,7 +11,7 @@ RUN_DIR := $(CURDIR)/target/run/procedures
 EXAMPLES := math text json subtract sum get_data update notify_hello notify_sum
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all setup procedures build run test lint unit e2e clean
+.PHONY: all setup procedures build run test lint unit e2e clean bench
 
 all: build procedures
 
@@ -49,3 +49,16 @@ lint: setup
 clean:
 	cargo clean
 	rm -rf target wasmrpc-data
+
+## bench: release build, then sequential end-to-end latency (median and p99
+## of 1000 calls on one keep-alive connection) of a trivial call, and of one
+## parameter against ten
+bench: build procedures
+	@rm -rf target/bench/data && mkdir -p target/bench
+	@$(CARGO_TARGET_DIR)/release/wasmrpc serve --listen 127.0.0.1:0 --data-dir target/bench/data > target/bench/listen.txt 2> target/bench/server.log & \
+	  pid=$$!; trap "kill $$pid" EXIT; \
+	  for i in $$(seq 100); do grep -q listening target/bench/listen.txt && break; sleep 0.1; done; \
+	  url=$$(sed -n 's/^wasmrpc listening on //p' target/bench/listen.txt); \
+	  curl -sf -X PUT --data-binary @$(WASM_DIR)/math.wasm $$url/procedures/math > /dev/null; \
+	  curl -sf -X PUT --data-binary @$(WASM_DIR)/test_hostile.wasm $$url/procedures/test > /dev/null; \
+	  python3 bench/latency.py $$url 1000 'math.add:[1,2]' 'test.one:[1]' 'test.ten:[1,2,3,4,5,6,7,8,9,10]' | tee target/bench/latency.txt

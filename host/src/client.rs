@@ -7,8 +7,9 @@ use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 /// How long the command line waits for an answer (a deploy compiles).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -32,34 +33,75 @@ impl Answer {
     }
 }
 
-/// Sends one request to `url`; `headers` are added as given.
+/// Sends one request to `url` on a new connection; `headers` are added as given.
 pub async fn send(
     method: Method,
     url: &str,
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> anyhow::Result<Answer> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut builder = Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
+    HttpClient::new().send(method, url, headers, body).await
+}
+
+/// A client that keeps connections alive between requests (use it within
+/// one tokio runtime).
+#[derive(Clone)]
+pub struct HttpClient(Client<HttpConnector, Full<Bytes>>);
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        HttpClient::new()
     }
-    let request = builder.body(Full::new(body.into())).with_context(|| format!("invalid URL `{url}`"))?;
-    let response = match tokio::time::timeout(REQUEST_TIMEOUT, client.request(request)).await {
-        Err(_) => bail!("no answer from {url} within {REQUEST_TIMEOUT:?}"),
-        Ok(Err(e)) => {
-            let mut source: &dyn std::error::Error = &e;
-            while let Some(next) = source.source() {
-                source = next;
-            }
-            bail!("cannot reach the server at {url}: {source} (is `wasmrpc serve` running? set --server)")
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpClient")
+    }
+}
+
+impl HttpClient {
+    pub fn new() -> HttpClient {
+        // Idle connections are dropped well before the server's header timeout
+        // (10 s) would close them under a request.
+        HttpClient(
+            Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(5))
+                .build_http(),
+        )
+    }
+
+    /// Sends one request to `url`; `headers` are added as given.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> anyhow::Result<Answer> {
+        let client = &self.0;
+        let mut builder = Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
         }
-        Ok(Ok(response)) => response,
-    };
-    let status = response.status();
-    let content_type =
-        response.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body =
-        response.into_body().collect().await.context("the connection broke while reading the answer")?.to_bytes();
-    Ok(Answer { status, content_type, body })
+        let request = builder.body(Full::new(body.into())).with_context(|| format!("invalid URL `{url}`"))?;
+        let response = match tokio::time::timeout(REQUEST_TIMEOUT, client.request(request)).await {
+            Err(_) => bail!("no answer from {url} within {REQUEST_TIMEOUT:?}"),
+            Ok(Err(e)) => {
+                let mut source: &dyn std::error::Error = &e;
+                while let Some(next) = source.source() {
+                    source = next;
+                }
+                bail!("cannot reach the server at {url}: {source} (is `wasmrpc serve` running? set --server)")
+            }
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        let content_type =
+            response.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body =
+            response.into_body().collect().await.context("the connection broke while reading the answer")?.to_bytes();
+        Ok(Answer { status, content_type, body })
+    }
 }

@@ -188,7 +188,11 @@ impl Registry {
                 .await
                 .map_err(|e| anyhow::anyhow!("storage task failed: {e}"))??;
         let metadata = deployed.metadata.clone();
-        self.swap(|table| {
+        // The replaced version's files stay (until it is two versions old):
+        // flipping back to it, as a developer undoing an edit does, then
+        // loads its compiled code instead of compiling again.
+        let previous = self.get(name).map(|d| d.metadata.sha256.clone());
+        self.swap(previous, |table| {
             table.insert(name.to_owned(), Arc::new(deployed));
         });
         tracing::info!(procedure = name, version = metadata.version, "deployed");
@@ -228,19 +232,20 @@ impl Registry {
         let mut record = self.storage.record(name)?;
         record.current = None;
         self.storage.save_record(name, &record)?;
-        self.swap(|table| {
+        self.swap(None, |table| {
             table.remove(name);
         });
         tracing::info!(procedure = name, "removed");
         Ok(())
     }
 
-    /// Replaces the table with an edited copy, then drops files no version uses.
-    /// Callers hold `deploy_lock`.
-    fn swap(&self, edit: impl FnOnce(&mut HashMap<String, Arc<Deployed>>)) {
+    /// Replaces the table with an edited copy, then drops files no version
+    /// uses (but those of `keep`). Callers hold `deploy_lock`.
+    fn swap(&self, keep: Option<String>, edit: impl FnOnce(&mut HashMap<String, Arc<Deployed>>)) {
         let mut table = HashMap::clone(&self.live.load());
         edit(&mut table);
-        let in_use = shas_in_use(&table);
+        let mut in_use = shas_in_use(&table);
+        in_use.extend(keep);
         self.live.store(Arc::new(table));
         self.storage.collect_garbage(&in_use);
     }

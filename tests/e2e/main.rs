@@ -7,6 +7,7 @@
 mod admin;
 mod cli;
 mod examples;
+mod faults;
 mod isolation;
 mod persistence;
 mod reload;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
-use wasmrpc::client::{self, Answer};
+use wasmrpc::client::{Answer, HttpClient};
 
 /// Directory of the built procedures: `WASMRPC_WASM_DIR` (the Makefile sets
 /// it), or built here once with cargo.
@@ -54,6 +54,7 @@ pub struct Server {
     child: Child,
     log: PathBuf,
     args: Vec<String>,
+    http: HttpClient,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -96,6 +97,7 @@ impl Server {
             child,
             log,
             args: args.iter().map(|s| s.to_string()).collect(),
+            http: HttpClient::new(),
             _temp: None,
         };
         server.wait_ready();
@@ -148,6 +150,11 @@ impl Server {
         }
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -160,7 +167,8 @@ impl Server {
         headers: &[(&str, &str)],
         body: impl Into<bytes::Bytes>,
     ) -> Answer {
-        client::send(method, &format!("{}{path}", self.url), headers, body)
+        self.http
+            .send(method, &format!("{}{path}", self.url), headers, body)
             .await
             .unwrap_or_else(|e| panic!("{e:#}\n{}", self.log()))
     }

@@ -118,6 +118,19 @@ fn random() -> u64 {
     std::collections::hash_map::RandomState::new().build_hasher().finish()
 }
 
+/// One parameter (for measuring the cost of unmarshalling against `ten`).
+#[procedure]
+fn one(a: i64) -> i64 {
+    a
+}
+
+/// Ten parameters, summed.
+#[procedure]
+#[allow(clippy::too_many_arguments)]
+fn ten(a: i64, b: i64, c: i64, d: i64, e: i64, f: i64, g: i64, h: i64, i: i64, j: i64) -> i64 {
+    [a, b, c, d, e, f, g, h, i, j].iter().fold(0, |sum, x| sum.wrapping_add(*x))
+}
+
 wasmrpc_guest::export!(
     spin,
     panic,
@@ -133,5 +146,7 @@ wasmrpc_guest::export!(
     log,
     echo,
     now,
-    random
+    random,
+    one,
+    ten
 );
