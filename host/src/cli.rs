@@ -1,6 +1,7 @@
-//! The command line: `serve` and the client commands (`deploy`, `call`, `list`,
-//! `remove`). Flags and their environment variables are defined here once;
-//! `--help` text comes from these definitions.
+//! The command line: `serve`, the client commands (`deploy`, `call`, `list`,
+//! `remove`) and the procedure developer's (`new`, `dev`). Flags and their
+//! environment variables are defined here once; `--help` text comes from
+//! these definitions.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -56,6 +57,47 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Create a procedure crate NAME, ready for `wasmrpc dev`.
+    ///
+    /// Writes Cargo.toml, src/lib.rs (two example methods), README.md and
+    /// .gitignore into DIR (default ./NAME), which must not exist or be empty.
+    New {
+        /// Crate and procedure name: a lowercase letter, then up to 62
+        /// lowercase letters, digits, `_` or `-` (deployed with `-` as `_`).
+        name: String,
+        /// Directory to create the crate in [default: ./NAME].
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+        /// The wasmrpc-guest SDK the crate depends on [default: the guest-sdk
+        /// directory of the source tree this binary was built from].
+        #[arg(long, value_name = "PATH")]
+        sdk: Option<PathBuf>,
+    },
+    /// Build a procedure crate, deploy it, and redeploy it on every change.
+    ///
+    /// Runs `cargo build --release --target wasm32-wasip2` in CRATE_DIR and
+    /// PUTs the component to the server, then watches src/, Cargo.toml and
+    /// build.rs and does it again after every change, printing the build
+    /// errors or the new version. When no server answers at --server and it
+    /// is a loopback address, starts one in this process (data in
+    /// CRATE_DIR/target/wasmrpc-dev-data). Ctrl-C stops.
+    Dev(DevArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// The procedure crate's directory.
+    #[arg(default_value = ".")]
+    pub crate_dir: PathBuf,
+    /// Procedure name [default: the crate's package name, `-` as `_`].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Build and deploy once, then exit (status 1 if either failed); never
+    /// starts a server.
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// Where the client commands find the server.
@@ -151,6 +193,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Call { method, params, server } => client_command(call(method, params, server)),
         Command::List { server } => client_command(list(server)),
         Command::Remove { name, server } => client_command(remove(name, server)),
+        Command::New { name, path, sdk } => new(name, path, sdk),
+        Command::Dev(args) => crate::dev::run(crate::dev::Options {
+            crate_dir: args.crate_dir,
+            name: args.name,
+            server: args.server.server,
+            admin_token: args.server.admin_token,
+            once: args.once,
+        }),
     }
 }
 
@@ -171,7 +221,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -298,6 +348,27 @@ async fn list(server: ServerArgs) -> anyhow::Result<ExitCode> {
         );
         print_methods(&meta);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn new(name: String, path: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let dir = path.unwrap_or_else(|| PathBuf::from(&name));
+    let created = crate::scaffold::create(&name, &dir, sdk.as_deref())?;
+    println!("created procedure crate `{name}` in {}:", dir.display());
+    for file in &created.files {
+        println!("  {}", dir.join(file).display());
+    }
+    println!("It depends on the guest SDK at {}.", created.sdk.display());
+    let procedure = &created.procedure;
+    if procedure != &name {
+        println!("Its component is {procedure}.wasm; `wasmrpc dev` deploys it as `{procedure}`.");
+    }
+    println!();
+    println!("Next:");
+    println!("  rustup target add wasm32-wasip2   # once, if it is not installed");
+    println!("  cd {}", dir.display());
+    println!("  wasmrpc dev                       # build, deploy as `{procedure}`, redeploy on every save");
+    println!("  wasmrpc call {procedure}.hello '[\"world\"]'   # in another terminal");
     Ok(ExitCode::SUCCESS)
 }
 
