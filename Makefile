@@ -11,7 +11,7 @@ RUN_DIR := $(CURDIR)/target/run/procedures
 EXAMPLES := math text json subtract sum get_data update notify_hello notify_sum
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all setup procedures build run test lint unit e2e clean bench
+.PHONY: all setup procedures build run test lint unit e2e clean bench fuzz
 
 all: build procedures
 
@@ -52,7 +52,7 @@ clean:
 
 ## bench: release build, then sequential end-to-end latency (median and p99
 ## of 1000 calls on one keep-alive connection) of a trivial call, and of one
-## parameter against ten
+## parameter against ten; `nope.x` (unknown method) is the same path without Wasm
 bench: build procedures
 	@rm -rf target/bench/data && mkdir -p target/bench
 	@$(CARGO_TARGET_DIR)/release/wasmrpc serve --listen 127.0.0.1:0 --data-dir target/bench/data > target/bench/listen.txt 2> target/bench/server.log & \
@@ -61,4 +61,13 @@ bench: build procedures
 	  url=$$(sed -n 's/^wasmrpc listening on //p' target/bench/listen.txt); \
 	  curl -sf -X PUT --data-binary @$(WASM_DIR)/math.wasm $$url/procedures/math > /dev/null; \
 	  curl -sf -X PUT --data-binary @$(WASM_DIR)/test_hostile.wasm $$url/procedures/test > /dev/null; \
-	  python3 bench/latency.py $$url 1000 'math.add:[1,2]' 'test.one:[1]' 'test.ten:[1,2,3,4,5,6,7,8,9,10]' | tee target/bench/latency.txt
+	  python3 bench/latency.py $$url 1000 'nope.x:[]' 'math.add:[1,2]' 'test.one:[1]' 'test.ten:[1,2,3,4,5,6,7,8,9,10]' | tee target/bench/latency.txt
+
+## fuzz: each fuzz target for FUZZ_SECONDS (nightly and cargo-fuzz are
+## installed if missing); not part of `make test`
+FUZZ_SECONDS ?= 120
+fuzz: procedures
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo +nightly fuzz --version > /dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked
+	cd fuzz && FUZZ_WASM=$(WASM_DIR)/math.wasm cargo +nightly fuzz run --target-dir $(CARGO_TARGET_DIR)/fuzz rpc_envelope -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
+	cd fuzz && cargo +nightly fuzz run --target-dir $(CARGO_TARGET_DIR)/fuzz module_upload -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
