@@ -10,8 +10,11 @@ RUN_DIR := $(CURDIR)/target/run/procedures
 # Example procedures `make run` deploys, each under its own name.
 EXAMPLES := math text json subtract sum get_data update notify_hello notify_sum
 LISTEN ?= 127.0.0.1:8080
+# Python packages the client tests use, in a virtualenv outside the clone.
+VENV := $(HOME)/.cache/wasmrpc/venv
+PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3
 
-.PHONY: all setup procedures build run test lint unit e2e clean bench fuzz
+.PHONY: all setup procedures build run test lint unit e2e clean bench fuzz clients
 
 all: build procedures
 
@@ -36,9 +39,17 @@ run: build procedures
 	@for p in $(EXAMPLES); do cp $(WASM_DIR)/$$p.wasm $(RUN_DIR)/$$p.wasm.tmp && mv $(RUN_DIR)/$$p.wasm.tmp $(RUN_DIR)/$$p.wasm; done
 	$(CARGO_TARGET_DIR)/release/wasmrpc serve --listen $(LISTEN) --watch $(RUN_DIR)
 
+## clients: the Python client library the end-to-end tests use (Node's
+## built-in fetch needs nothing)
+clients: $(VENV)/.installed
+$(VENV)/.installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet $(PY_CLIENT_PACKAGES)
+	touch $@
+
 ## test: lints, unit tests, SDK tests and the end-to-end suite
-test: setup procedures lint
-	WASMRPC_WASM_DIR=$(WASM_DIR) cargo test --workspace --all-targets
+test: setup procedures clients lint
+	WASMRPC_WASM_DIR=$(WASM_DIR) WASMRPC_PYTHON=$(VENV)/bin/python cargo test --workspace --all-targets
 
 lint: setup
 	cargo fmt --all -- --check

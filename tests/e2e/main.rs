@@ -6,6 +6,7 @@
 
 mod admin;
 mod cli;
+mod clients;
 mod dev;
 mod examples;
 mod faults;
