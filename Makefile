@@ -12,9 +12,9 @@ EXAMPLES := math text json subtract sum get_data update notify_hello notify_sum
 LISTEN ?= 127.0.0.1:8080
 # Python packages the client tests use, in a virtualenv outside the clone.
 VENV := $(HOME)/.cache/wasmrpc/venv
-PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3
+PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1
 
-.PHONY: all setup procedures build run test lint unit e2e clean bench fuzz clients
+.PHONY: all setup procedures procedures-python build run test lint unit e2e clean bench fuzz clients
 
 all: build procedures
 
@@ -39,6 +39,14 @@ run: build procedures
 	@for p in $(EXAMPLES); do cp $(WASM_DIR)/$$p.wasm $(RUN_DIR)/$$p.wasm.tmp && mv $(RUN_DIR)/$$p.wasm.tmp $(RUN_DIR)/$$p.wasm; done
 	$(CARGO_TARGET_DIR)/release/wasmrpc serve --listen $(LISTEN) --watch $(RUN_DIR)
 
+## procedures-python: the Python example procedure, built into a component
+## with componentize-py (into the same directory as the Rust ones)
+procedures-python: $(WASM_DIR)/pystats.wasm
+$(WASM_DIR)/pystats.wasm: procedures/python/stats/app.py wit/procedure.wit $(VENV)/.installed
+	@mkdir -p $(WASM_DIR)
+	$(VENV)/bin/componentize-py -d wit -w procedure componentize -p procedures/python/stats app -o $@.tmp
+	mv $@.tmp $@
+
 ## clients: the Python client library the end-to-end tests use (Node's
 ## built-in fetch needs nothing)
 clients: $(VENV)/.installed
@@ -48,7 +56,7 @@ $(VENV)/.installed:
 	touch $@
 
 ## test: lints, unit tests, SDK tests and the end-to-end suite
-test: setup procedures clients lint
+test: setup procedures procedures-python clients lint
 	WASMRPC_WASM_DIR=$(WASM_DIR) WASMRPC_PYTHON=$(VENV)/bin/python cargo test --workspace --all-targets
 
 lint: setup

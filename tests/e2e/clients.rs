@@ -1,7 +1,8 @@
-//! Clients in other languages against the real server: Python with the
-//! published `jsonrpcclient` library, and Node with its built-in `fetch`
-//! (scripts in `tests/clients/`). The Makefile installs the Python packages
-//! into a virtualenv and points `WASMRPC_PYTHON` at it.
+//! Other languages against the real server: a procedure written in Python
+//! (built with componentize-py), and clients in Python with the published
+//! `jsonrpcclient` library and in Node with its built-in `fetch` (scripts in
+//! `tests/clients/`). The Makefile installs the Python packages into a
+//! virtualenv and points `WASMRPC_PYTHON` at it.
 
 use std::path::Path;
 use std::process::Command;
@@ -43,4 +44,23 @@ async fn python_client_with_jsonrpcclient() {
 async fn node_client_with_fetch() {
     let server = clients_server().await;
     run_client("node".to_owned(), "client.mjs", &server.url).await;
+}
+
+/// A procedure written in Python (`procedures/python/stats`, built with
+/// componentize-py) deploys by PUT like any other and answers calls.
+#[tokio::test]
+async fn a_python_procedure() {
+    use serde_json::json;
+    let server = Server::start(&[]);
+    server.deploy_ok("pystats", "pystats").await;
+    assert_eq!(server.result("pystats.mean", json!([[1, 2, 3, 4]])).await, json!(2.5));
+    assert_eq!(server.result("pystats.median", json!({"values": [5, 1, 3]})).await, json!(3));
+    let summary = server.result("pystats.summary", json!([[1, 2, 3, 10]])).await;
+    assert_eq!(summary["count"], 4);
+    assert_eq!(server.error("pystats.mean", json!([[]])).await, json!({"code": 1, "message": "values is empty"}));
+    assert_eq!(server.error("pystats.mean", json!(["x"])).await["code"], -32602);
+    assert_eq!(server.error("pystats.nope", json!([])).await["code"], -32601);
+    let discover = server.result("rpc.discover", serde_json::Value::Null).await;
+    let names: Vec<&str> = discover["methods"].as_array().unwrap().iter().filter_map(|m| m["name"].as_str()).collect();
+    assert_eq!(names, ["pystats.mean", "pystats.median", "pystats.summary"]);
 }
