@@ -14,7 +14,7 @@ LISTEN ?= 127.0.0.1:8080
 VENV := $(HOME)/.cache/wasmrpc/venv
 PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1
 
-.PHONY: all setup procedures procedures-python build run test lint unit e2e clean bench fuzz clients
+.PHONY: all setup procedures procedures-python build run test lint unit e2e clean bench fuzz clients procedures-js
 
 all: build procedures
 
@@ -47,6 +47,21 @@ $(WASM_DIR)/pystats.wasm: procedures/python/stats/app.py wit/procedure.wit $(VEN
 	$(VENV)/bin/componentize-py -d wit -w procedure componentize -p procedures/python/stats app -o $@.tmp
 	mv $@.tmp $@
 
+## procedures-js: the JavaScript example procedure, built into a component
+## with ComponentizeJS (installed from npm outside the clone)
+NPM_DIR := $(HOME)/.cache/wasmrpc/npm
+COMPONENTIZE_JS := @bytecodealliance/componentize-js@0.23.0
+procedures-js: $(WASM_DIR)/jsstrings.wasm
+$(NPM_DIR)/.installed:
+	mkdir -p $(NPM_DIR)
+	cd $(NPM_DIR) && npm install --no-audit --no-fund --silent $(COMPONENTIZE_JS)
+	touch $@
+$(WASM_DIR)/jsstrings.wasm: procedures/js/strings/strings.js wit/procedure.wit $(NPM_DIR)/.installed
+	@mkdir -p $(WASM_DIR)
+	# No wasi:http: the server refuses components that import it.
+	$(NPM_DIR)/node_modules/.bin/componentize-js procedures/js/strings/strings.js --wit wit --world-name procedure -d http fetch-event -o $@.tmp
+	mv $@.tmp $@
+
 ## clients: the Python client library the end-to-end tests use (Node's
 ## built-in fetch needs nothing)
 clients: $(VENV)/.installed
@@ -56,7 +71,7 @@ $(VENV)/.installed:
 	touch $@
 
 ## test: lints, unit tests, SDK tests and the end-to-end suite
-test: setup procedures procedures-python clients lint
+test: setup procedures procedures-python procedures-js clients lint
 	WASMRPC_WASM_DIR=$(WASM_DIR) WASMRPC_PYTHON=$(VENV)/bin/python cargo test --workspace --all-targets
 
 lint: setup

@@ -1,5 +1,5 @@
-//! Other languages against the real server: a procedure written in Python
-//! (built with componentize-py), and clients in Python with the published
+//! Other languages against the real server: procedures written in Python
+//! (componentize-py) and JavaScript (ComponentizeJS), and clients in Python with the published
 //! `jsonrpcclient` library and in Node with its built-in `fetch` (scripts in
 //! `tests/clients/`). The Makefile installs the Python packages into a
 //! virtualenv and points `WASMRPC_PYTHON` at it.
@@ -63,4 +63,19 @@ async fn a_python_procedure() {
     let discover = server.result("rpc.discover", serde_json::Value::Null).await;
     let names: Vec<&str> = discover["methods"].as_array().unwrap().iter().filter_map(|m| m["name"].as_str()).collect();
     assert_eq!(names, ["pystats.mean", "pystats.median", "pystats.summary"]);
+}
+
+/// A procedure written in JavaScript (`procedures/js/strings`, built with
+/// ComponentizeJS) deploys by PUT like any other and answers calls.
+#[tokio::test]
+async fn a_javascript_procedure() {
+    use serde_json::json;
+    let server = Server::start(&[]);
+    server.deploy_ok("jsstrings", "jsstrings").await;
+    assert_eq!(server.result("jsstrings.capitalize", json!(["hello big world"])).await, json!("Hello Big World"));
+    assert_eq!(server.result("jsstrings.vowels", json!({"text": "education"})).await, json!(5));
+    assert_eq!(server.result("jsstrings.camel", json!(["Hello big World"])).await, json!("helloBigWorld"));
+    let error = server.error("jsstrings.camel", json!([5])).await;
+    assert_eq!(error["code"], -32602, "{error}");
+    assert_eq!(error["data"], json!({"parameter": "text"}));
 }
