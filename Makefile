@@ -48,13 +48,14 @@ $(WASM_DIR)/pystats.wasm: procedures/python/stats/app.py wit/procedure.wit $(VEN
 	mv $@.tmp $@
 
 ## procedures-js: the JavaScript example procedure, built into a component
-## with ComponentizeJS (installed from npm outside the clone)
+## with ComponentizeJS (installed from npm outside the clone, with the
+## OpenRPC test-coverage tool the tests run)
 NPM_DIR := $(HOME)/.cache/wasmrpc/npm
-COMPONENTIZE_JS := @bytecodealliance/componentize-js@0.23.0
+NPM_PACKAGES := @bytecodealliance/componentize-js@0.23.0 @open-rpc/test-coverage@2.2.4
 procedures-js: $(WASM_DIR)/jsstrings.wasm
 $(NPM_DIR)/.installed:
 	mkdir -p $(NPM_DIR)
-	cd $(NPM_DIR) && npm install --no-audit --no-fund --silent $(COMPONENTIZE_JS)
+	cd $(NPM_DIR) && npm install --no-audit --no-fund --silent $(NPM_PACKAGES)
 	touch $@
 $(WASM_DIR)/jsstrings.wasm: procedures/js/strings/strings.js wit/procedure.wit $(NPM_DIR)/.installed
 	@mkdir -p $(WASM_DIR)
@@ -72,7 +73,7 @@ $(VENV)/.installed:
 
 ## test: lints, unit tests, SDK tests and the end-to-end suite
 test: setup procedures procedures-python procedures-js clients lint
-	WASMRPC_WASM_DIR=$(WASM_DIR) WASMRPC_PYTHON=$(VENV)/bin/python cargo test --workspace --all-targets
+	WASMRPC_WASM_DIR=$(WASM_DIR) WASMRPC_PYTHON=$(VENV)/bin/python NODE_PATH=$(NPM_DIR)/node_modules cargo test --workspace --all-targets
 
 lint: setup
 	cargo fmt --all -- --check

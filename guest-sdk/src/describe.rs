@@ -52,7 +52,44 @@ fn schema<T: JsonSchema>() -> Value {
         // One document holds many schemas: the dialect is OpenRPC's.
         object.remove("$schema");
     }
+    drop_unknown_formats(&mut schema);
     schema
+}
+
+/// The `format`s JSON Schema draft-07 defines. schemars also writes its own
+/// (`int64`, `uint8`, `double`, ...), which strict validators such as the
+/// OpenRPC tools' ajv refuse as unknown; ranges stay in `minimum`/`maximum`.
+const DRAFT07_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+fn drop_unknown_formats(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            if object.get("format").and_then(Value::as_str).is_some_and(|f| !DRAFT07_FORMATS.contains(&f)) {
+                object.remove("format");
+            }
+            object.values_mut().for_each(drop_unknown_formats);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_unknown_formats),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -71,6 +108,15 @@ mod tests {
         assert_eq!(param_object::<i64>("a")["required"], true);
         assert_eq!(param_object::<Option<i64>>("a")["required"], false);
         assert_eq!(param_object::<i64>("a")["schema"]["type"], "integer");
+    }
+
+    #[test]
+    fn only_standard_formats_remain() {
+        let byte = param_object::<u8>("b");
+        assert!(byte["schema"].get("format").is_none(), "{byte}");
+        assert_eq!(byte["schema"]["maximum"], 255);
+        let nested = param_object::<Vec<Option<f64>>>("v");
+        assert!(!nested.to_string().contains("\"format\""), "{nested}");
     }
 
     #[test]

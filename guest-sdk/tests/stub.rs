@@ -107,8 +107,8 @@ fn describe_lists_openrpc_methods() {
     assert_eq!(
         add["params"],
         json!([
-            {"name": "a", "required": true, "schema": {"type": "integer", "format": "int64", "title": "int64"}},
-            {"name": "b", "required": true, "schema": {"type": "integer", "format": "int64", "title": "int64"}},
+            {"name": "a", "required": true, "schema": {"type": "integer", "title": "int64"}},
+            {"name": "b", "required": true, "schema": {"type": "integer", "title": "int64"}},
         ])
     );
     assert_eq!(methods[1]["params"][1]["required"], false);

@@ -79,3 +79,28 @@ async fn a_javascript_procedure() {
     assert_eq!(error["code"], -32602, "{error}");
     assert_eq!(error["data"], json!({"parameter": "text"}));
 }
+
+/// `@open-rpc/test-coverage` (npm) calls every example method (Rust, Python
+/// and JavaScript) with params generated from its schemas in `rpc.discover`
+/// and checks every result against the result schema: all pass.
+#[tokio::test]
+async fn openrpc_test_coverage_passes_for_every_example() {
+    let server = Server::start(&[]);
+    let examples = [
+        "math",
+        "text",
+        "json",
+        "subtract",
+        "sum",
+        "get_data",
+        "update",
+        "notify_hello",
+        "notify_sum",
+        "pystats",
+        "jsstrings",
+    ];
+    for name in examples {
+        server.deploy_ok(name, name).await;
+    }
+    run_client("node".to_owned(), "openrpc-coverage.cjs", &server.url).await;
+}

@@ -11,7 +11,7 @@ from wit_world import exports
 from wit_world.exports.stub import RpcError
 from wit_world.imports import host
 
-NUMBERS = {"type": "array", "items": {"type": "number"}}
+NUMBERS = {"type": "array", "items": {"type": "number"}, "minItems": 1}
 
 
 def mean(values):
