@@ -87,8 +87,9 @@ clean:
 
 ## bench: release build, then sequential end-to-end latency (median and p99
 ## of 1000 calls on one keep-alive connection) of a trivial call, and of one
-## parameter against ten; `nope.x` (unknown method) is the same path without Wasm
-bench: build procedures
+## parameter against ten, and of the Python and JavaScript procedures;
+## `nope.x` (unknown method) is the same path without Wasm
+bench: build procedures procedures-python procedures-js
 	@rm -rf target/bench/data && mkdir -p target/bench
 	@$(CARGO_TARGET_DIR)/release/wasmrpc serve --listen 127.0.0.1:0 --data-dir target/bench/data > target/bench/listen.txt 2> target/bench/server.log & \
 	  pid=$$!; trap "kill $$pid" EXIT; \
@@ -96,7 +97,10 @@ bench: build procedures
 	  url=$$(sed -n 's/^wasmrpc listening on //p' target/bench/listen.txt); \
 	  curl -sf -X PUT --data-binary @$(WASM_DIR)/math.wasm $$url/procedures/math > /dev/null; \
 	  curl -sf -X PUT --data-binary @$(WASM_DIR)/test_hostile.wasm $$url/procedures/test > /dev/null; \
-	  python3 bench/latency.py $$url 1000 'nope.x:[]' 'math.add:[1,2]' 'test.one:[1]' 'test.ten:[1,2,3,4,5,6,7,8,9,10]' | tee target/bench/latency.txt
+	  curl -sf -X PUT --data-binary @$(WASM_DIR)/pystats.wasm $$url/procedures/pystats > /dev/null; \
+	  curl -sf -X PUT --data-binary @$(WASM_DIR)/jsstrings.wasm $$url/procedures/jsstrings > /dev/null; \
+	  python3 bench/latency.py $$url 1000 'nope.x:[]' 'math.add:[1,2]' 'test.one:[1]' 'test.ten:[1,2,3,4,5,6,7,8,9,10]' \
+	    'jsstrings.vowels:["education"]' 'pystats.mean:[[1,2,3,4]]' | tee target/bench/latency.txt
 
 ## fuzz: each fuzz target for FUZZ_SECONDS (nightly and cargo-fuzz are
 ## installed if missing); not part of `make test`
