@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -120,6 +120,19 @@ async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Outpu
 type HttpResponse = Response<Full<Bytes>>;
 
 async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
+    let has_body = req.headers().contains_key(TRANSFER_ENCODING)
+        || req.headers().get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
+    let mut response = answer(app, peer, req).await;
+    // An error may be answered before the body is read (a bad name, a
+    // missing token, too large): hyper then closes the connection, so say
+    // so, and the client does not send its next request into a closing socket.
+    if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
+        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn answer(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let result = match (Route::parse(&path), &method) {
