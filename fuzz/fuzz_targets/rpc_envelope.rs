@@ -35,24 +35,10 @@ fn harness() -> &'static Harness {
     })
 }
 
-fn is_response(value: &Value) -> bool {
-    let Some(object) = value.as_object() else { return false };
-    let id_ok = matches!(object.get("id"), Some(Value::Null | Value::Number(_) | Value::String(_)));
-    let outcome_ok = match (object.get("result"), object.get("error")) {
-        (Some(_), None) => true,
-        (None, Some(error)) => error["code"].is_i64() && error["message"].is_string(),
-        _ => false,
-    };
-    object.get("jsonrpc").and_then(Value::as_str) == Some("2.0") && id_ok && outcome_ok && object.len() == 3
-}
-
 fuzz_target!(|body: &[u8]| {
     let h = harness();
     let Some(answer) = h.runtime.block_on(wasmrpc::rpc::handle(&h.registry, 100, body)) else { return };
     let value: Value = serde_json::from_slice(&answer).expect("the answer is JSON");
-    let valid = match &value {
-        Value::Array(items) => !items.is_empty() && items.iter().all(is_response),
-        other => is_response(other),
-    };
+    let valid = wasmrpc::rpc::is_valid_answer(&value);
     assert!(valid, "not a JSON-RPC response: {value}");
 });

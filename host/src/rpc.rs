@@ -250,6 +250,26 @@ fn log_call(request_id: u64, method: &str, elapsed: Duration, error: Option<&Rpc
     }
 }
 
+/// Whether `value` is a whole, valid answer to a request body: one JSON-RPC
+/// 2.0 response object, or a non-empty array of them. The property tests
+/// and the fuzzers hold every answer to this.
+pub fn is_valid_answer(value: &Value) -> bool {
+    fn is_response(value: &Value) -> bool {
+        let Some(object) = value.as_object() else { return false };
+        let id_ok = matches!(object.get("id"), Some(Value::Null | Value::Number(_) | Value::String(_)));
+        let outcome_ok = match (object.get("result"), object.get("error")) {
+            (Some(_), None) => true,
+            (None, Some(error)) => error["code"].is_i64() && error["message"].is_string(),
+            _ => false,
+        };
+        object.get("jsonrpc").and_then(Value::as_str) == Some("2.0") && id_ok && outcome_ok && object.len() == 3
+    }
+    match value {
+        Value::Array(items) => !items.is_empty() && items.iter().all(is_response),
+        other => is_response(other),
+    }
+}
+
 /// The OpenRPC document of every deployed method.
 fn discover(registry: &Registry) -> Value {
     let table = registry.snapshot();
@@ -338,6 +358,16 @@ mod tests {
         };
         assert_eq!(err("{\"x\":1}").data(), Some(json!({"x": 1})));
         assert_eq!(err("not json").data(), Some(json!("not json")));
+    }
+
+    #[test]
+    fn valid_answers_are_told_apart() {
+        assert!(is_valid_answer(&json!({"jsonrpc": "2.0", "result": null, "id": 1})));
+        assert!(is_valid_answer(&json!([{"jsonrpc": "2.0", "error": {"code": -1, "message": "m"}, "id": null}])));
+        assert!(!is_valid_answer(&json!([])));
+        assert!(!is_valid_answer(&json!({"jsonrpc": "2.0", "result": 1, "error": {}, "id": 1})));
+        assert!(!is_valid_answer(&json!({"jsonrpc": "2.0", "result": 1, "id": true})));
+        assert!(!is_valid_answer(&json!({"jsonrpc": "1.0", "result": 1, "id": 1})));
     }
 
     #[test]

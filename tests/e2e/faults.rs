@@ -111,18 +111,6 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-/// Whether `value` is a JSON-RPC 2.0 response object.
-fn is_response(value: &Value) -> bool {
-    let Some(object) = value.as_object() else { return false };
-    let id_ok = matches!(object.get("id"), Some(Value::Null | Value::Number(_) | Value::String(_)));
-    let outcome_ok = match (object.get("result"), object.get("error")) {
-        (Some(_), None) => true,
-        (None, Some(error)) => error["code"].is_i64() && error["message"].is_string(),
-        _ => false,
-    };
-    object.get("jsonrpc") == Some(&json!("2.0")) && id_ok && outcome_ok && object.len() == 3
-}
-
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -195,10 +183,7 @@ fn random_bodies_always_get_a_valid_answer() {
         } else {
             prop_assert_eq!(answer.status, StatusCode::OK, "{} -> {}", shown, answer.text());
             let value: Value = serde_json::from_slice(&answer.body).map_err(|e| TestCaseError::fail(format!("{shown} -> not JSON: {e}")))?;
-            let valid = match &value {
-                Value::Array(items) => !items.is_empty() && items.iter().all(is_response),
-                other => is_response(other),
-            };
+            let valid = wasmrpc::rpc::is_valid_answer(&value);
             prop_assert!(valid, "{} -> {}", shown, value);
         }
     });
