@@ -14,7 +14,7 @@ LISTEN ?= 127.0.0.1:8080
 VENV := $(HOME)/.cache/wasmrpc/venv
 PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1
 
-.PHONY: all setup procedures procedures-python build run test lint unit e2e clean bench fuzz clients procedures-js
+.PHONY: all setup procedures procedures-python procedures-js build run test lint clean bench fuzz clients
 
 all: build procedures
 

@@ -114,27 +114,35 @@ impl Registry {
 
     fn restore(&self, found: crate::storage::Found) -> anyhow::Result<Deployed> {
         let stored = found.record.current.clone().ok_or_else(|| anyhow::anyhow!("no version"))?;
-        let compiled = self.compile(&stored.sha256, &found.bytes)?;
+        let (compiled, fresh) = self.compile(&stored.sha256, &found.bytes)?;
+        if fresh {
+            self.cache_compiled(&stored.sha256, &compiled);
+        }
         self.assemble(&found.name, compiled, stored)
     }
 
     /// The compiled form of the module `bytes` (hash `sha256`): loaded from
     /// the on-disk cache when this engine compiled it before (a version
-    /// deployed earlier, a restart), else compiled, checked and cached.
+    /// deployed earlier, a restart), else compiled and checked (`true`: not
+    /// cached yet; callers cache it once the module is accepted).
     /// CPU-heavy: call from a blocking thread.
-    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<Compiled, DeployError> {
+    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Compiled, bool), DeployError> {
         let cached = self.storage.compiled_path(sha256);
         if cached.exists() {
             match self.runtime.load_compiled(&cached) {
-                Ok(compiled) => return Ok(compiled),
+                Ok(compiled) => return Ok((compiled, false)),
                 Err(e) => tracing::warn!(sha256, "compiled cache unusable ({e:#}); recompiling"),
             }
+        } else {
+            tracing::info!(sha256, "compiling (no cached code)");
         }
-        let compiled = self.runtime.compile(bytes)?;
+        Ok((self.runtime.compile(bytes)?, true))
+    }
+
+    fn cache_compiled(&self, sha256: &str, compiled: &Compiled) {
         if let Err(e) = compiled.serialize().and_then(|code| self.storage.save_compiled(sha256, &code)) {
             tracing::warn!(sha256, "cannot cache compiled code: {e:#}");
         }
-        Ok(compiled)
     }
 
     /// The version of `name` serving now.
@@ -167,7 +175,7 @@ impl Registry {
         let this = self.clone();
         let compile_bytes = bytes.clone();
         let compile_sha = sha256.clone();
-        let compiled = tokio::task::spawn_blocking(move || this.compile(&compile_sha, &compile_bytes))
+        let (compiled, fresh) = tokio::task::spawn_blocking(move || this.compile(&compile_sha, &compile_bytes))
             .await
             .map_err(|e| anyhow::anyhow!("compiler task failed: {e}"))??;
         let describe = self
@@ -183,10 +191,11 @@ impl Registry {
         }
         let this = self.clone();
         let owned_name = name.to_owned();
-        let (deployed, created) =
-            tokio::task::spawn_blocking(move || this.store_version(&owned_name, compiled, &bytes, sha256, describe))
-                .await
-                .map_err(|e| anyhow::anyhow!("storage task failed: {e}"))??;
+        let (deployed, created) = tokio::task::spawn_blocking(move || {
+            this.store_version(&owned_name, compiled, fresh, &bytes, sha256, describe)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("storage task failed: {e}"))??;
         let metadata = deployed.metadata.clone();
         // The replaced version's files stay (until it is two versions old):
         // flipping back to it, as a developer undoing an edit does, then
@@ -203,15 +212,19 @@ impl Registry {
         &self,
         name: &str,
         compiled: Compiled,
+        fresh: bool,
         bytes: &[u8],
         sha256: String,
         describe: String,
     ) -> Result<(Deployed, bool), DeployError> {
+        if fresh {
+            self.cache_compiled(&sha256, &compiled);
+        }
         let mut record = self.storage.record(name)?;
         let created = record.current.is_none();
         let stored = StoredVersion {
             version: record.last_version + 1,
-            sha256: sha256.clone(),
+            sha256,
             size: bytes.len() as u64,
             deployed_at: now_rfc3339(),
             describe,

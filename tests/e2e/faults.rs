@@ -34,14 +34,16 @@ async fn sigkill_during_uploads_loses_nothing() {
     let files = [("test_v1", wasm("test_v1")), ("test_v2", wasm("test_v2"))];
     let names = ["a", "b", "c"];
     let mut server = Server::start(&[]);
+    let shas: Arc<Mutex<HashMap<String, &'static str>>> = Arc::default();
     // Compile both versions once, so that uploads take milliseconds and many
     // of them are under way when the kill comes.
     for (file, _) in &files {
-        server.deploy_ok("warm", file).await;
+        let meta = server.deploy_ok("warm", file).await;
+        let sha = meta["sha256"].as_str().unwrap().to_owned();
+        shas.lock().unwrap().insert(sha, if *file == "test_v1" { "1" } else { "2" });
     }
     // name -> highest version a PUT answered for; file -> its sha256.
     let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
-    let shas: Arc<Mutex<HashMap<String, &'static str>>> = Arc::default();
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     for round in 0..ROUNDS {
         let url = server.url.clone();
@@ -90,9 +92,13 @@ async fn sigkill_during_uploads_loses_nothing() {
             );
             let answer = server.result(&format!("{name}.version"), json!([])).await;
             let sha = meta["sha256"].as_str().unwrap();
-            if let Some(expected) = shas.lock().unwrap().get(sha) {
-                assert_eq!(answer.to_string(), *expected, "round {round}: {name} serves other code than its metadata");
-            }
+            // Both versions' hashes are known from the warm-up deploys.
+            let expected = shas.lock().unwrap().get(sha).copied();
+            assert_eq!(
+                Some(answer.to_string().as_str()),
+                expected,
+                "round {round}: {name} serves other code than its metadata"
+            );
         }
     }
     assert_eq!(acked.lock().unwrap().len(), 3, "the uploads never got going");
