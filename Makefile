@@ -85,22 +85,18 @@ clean:
 	cargo clean
 	rm -rf target wasmrpc-data
 
-## bench: release build, then sequential end-to-end latency (median and p99
-## of 1000 calls on one keep-alive connection) of a trivial call, and of one
-## parameter against ten, and of the Python and JavaScript procedures;
-## `nope.x` (unknown method) is the same path without Wasm
+## bench: release build, then wasmrpc side by side with a native baseline
+## in one run (bench/: math.add and a 10 KB JSON call at 1 and 64
+## connections, other languages, in-process instantiate + call, start-up
+## with 100 procedures), then the micro benchmarks (host/benches/micro.rs).
+## The table is also written as JSON under target/bench/. BENCH_ARGS, e.g.
+## `--seconds 5 --rounds 5`, or `--quick` for a smoke run.
+BENCH_ARGS ?=
 bench: build procedures procedures-python procedures-js
-	@rm -rf target/bench/data && mkdir -p target/bench
-	@$(CARGO_TARGET_DIR)/release/wasmrpc serve --listen 127.0.0.1:0 --data-dir target/bench/data > target/bench/listen.txt 2> target/bench/server.log & \
-	  pid=$$!; trap "kill $$pid" EXIT; \
-	  for i in $$(seq 100); do grep -q listening target/bench/listen.txt && break; sleep 0.1; done; \
-	  url=$$(sed -n 's/^wasmrpc listening on //p' target/bench/listen.txt); \
-	  curl -sf -X PUT --data-binary @$(WASM_DIR)/math.wasm $$url/procedures/math > /dev/null; \
-	  curl -sf -X PUT --data-binary @$(WASM_DIR)/test_hostile.wasm $$url/procedures/test > /dev/null; \
-	  curl -sf -X PUT --data-binary @$(WASM_DIR)/pystats.wasm $$url/procedures/pystats > /dev/null; \
-	  curl -sf -X PUT --data-binary @$(WASM_DIR)/jsstrings.wasm $$url/procedures/jsstrings > /dev/null; \
-	  python3 bench/latency.py $$url 1000 'nope.x:[]' 'math.add:[1,2]' 'test.one:[1]' 'test.ten:[1,2,3,4,5,6,7,8,9,10]' \
-	    'jsstrings.vowels:["education"]' 'pystats.mean:[[1,2,3,4]]' | tee target/bench/latency.txt
+	cargo build --release -p wasmrpc-bench
+	@mkdir -p target/bench
+	set -o pipefail; $(CARGO_TARGET_DIR)/release/wasmrpc-bench --wasm-dir $(WASM_DIR) --out target/bench $(BENCH_ARGS) | tee target/bench/table.txt
+	set -o pipefail; WASMRPC_WASM_DIR=$(WASM_DIR) cargo bench -p wasmrpc-host --bench micro | tee target/bench/micro.txt
 
 ## fuzz: each fuzz target for FUZZ_SECONDS (nightly and cargo-fuzz are
 ## installed if missing); not part of `make test`

@@ -216,8 +216,10 @@ fn expand_export(paths: Punctuated<Path, Token![,]>) -> syn::Result<TokenStream2
         #[doc(hidden)]
         struct __WasmrpcStub;
 
+        /// The exported methods; public so a native program can run the very
+        /// same stubs (the benchmark's native baseline does).
         #[doc(hidden)]
-        fn __wasmrpc_methods() -> [::wasmrpc_guest::__private::Method; #count] {
+        pub fn __wasmrpc_methods() -> [::wasmrpc_guest::__private::Method; #count] {
             [#(#methods()),*]
         }
 
@@ -238,6 +240,10 @@ fn expand_export(paths: Punctuated<Path, Token![,]>) -> syn::Result<TokenStream2
             }
         }
 
+        // The component exports exist only in a Wasm build: natively (tests,
+        // the benchmark's baseline) the symbols would mean nothing, and their
+        // names cannot be exported from a native shared library.
+        #[cfg(target_arch = "wasm32")]
         ::wasmrpc_guest::bindings::export_stub!(__WasmrpcStub with_types_in ::wasmrpc_guest::bindings);
     })
 }

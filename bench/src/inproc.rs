@@ -1,0 +1,61 @@
+//! In-process cost of a fresh instance: `Runtime::call` on a deployed
+//! module, timed one call at a time, with no HTTP or JSON-RPC envelope
+//! around it. Epoch interruption and the memory limit are on, as in the
+//! server.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use wasmrpc::config::Config;
+use wasmrpc::registry::Registry;
+use wasmrpc::runtime::CallContext;
+
+/// What `iterations` instantiate + call pairs took (after a warm-up).
+pub struct InProcess {
+    /// Wall time of each call, in nanoseconds.
+    pub samples: Vec<u64>,
+    /// CPU time of the calling thread over all of them, per call.
+    pub cpu_per_call: Duration,
+}
+
+/// Calls `method` of `module` with `params`, which must answer `expect`.
+pub fn measure(
+    module: &[u8],
+    (method, params, expect): (&str, &str, &str),
+    dir: &Path,
+    iterations: usize,
+) -> anyhow::Result<InProcess> {
+    let data = dir.join("inproc-data");
+    let _ = std::fs::remove_dir_all(&data);
+    let registry = Arc::new(Registry::open(&Config::new(data))?);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        registry.deploy("p", bytes::Bytes::copy_from_slice(module)).await?;
+        let deployed = registry.get("p").context("the module is not deployed")?;
+        let call = || registry.runtime.call("p", &deployed.loaded, method, params, CallContext { request_id: 0 });
+        for _ in 0..iterations / 10 {
+            call().await?;
+        }
+        let mut samples = Vec::with_capacity(iterations);
+        let cpu_before = thread_cpu_time()?;
+        for _ in 0..iterations {
+            let started = Instant::now();
+            let result = call().await?;
+            samples.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+            if result != expect {
+                bail!("{method} {params} answered {result}, not {expect}");
+            }
+        }
+        let cpu = thread_cpu_time()?.saturating_sub(cpu_before);
+        Ok(InProcess { samples, cpu_per_call: cpu / u32::try_from(iterations.max(1)).unwrap_or(u32::MAX) })
+    })
+}
+
+/// CPU time of the calling thread, in nanoseconds (`/proc/thread-self/schedstat`).
+fn thread_cpu_time() -> anyhow::Result<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").context("reading /proc/thread-self/schedstat")?;
+    let ns = text.split_whitespace().next().and_then(|f| f.parse().ok()).context("an unexpected schedstat")?;
+    Ok(Duration::from_nanos(ns))
+}

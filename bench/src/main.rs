@@ -1,0 +1,463 @@
+//! `make bench`: wasmrpc side by side with a native baseline, in one run.
+//!
+//! ```text
+//! wasmrpc-bench [--wasm-dir DIR] [--out DIR] [--seconds S] [--rounds R] [--quick]
+//! wasmrpc-bench native --listen ADDR     (the baseline server alone)
+//! wasmrpc-bench inproc --module F.wasm [--call METHOD PARAMS EXPECTED] [--iterations N]
+//! wasmrpc-bench load --addr A --body B [--connections N] [--seconds S]
+//! ```
+//!
+//! The run starts both servers, checks they answer each workload with the
+//! same bytes, then measures every (workload, connections) cell `rounds`
+//! times, native and wasmrpc back to back in each round, so a noisy machine
+//! affects both alike. Then: procedures in other languages (wasmrpc only),
+//! in-process instantiate + call, and start-up with 100 procedures. The
+//! table goes to stdout and, as JSON, to `OUT/bench-TIMESTAMP.json` and
+//! `OUT/latest.json`.
+
+mod inproc;
+mod load;
+mod native;
+mod process;
+mod startup;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use serde::Serialize;
+use serde_json::json;
+use wasmrpc::client::HttpClient;
+
+use load::{quantile, Outcome};
+use process::Server;
+
+/// The trivial call of the in-process figure: method, params, answer.
+const MATH_ADD: (&str, &str, &str) = ("add", "[1,2]", "3");
+
+struct Options {
+    wasm_dir: PathBuf,
+    out: PathBuf,
+    seconds: f64,
+    rounds: usize,
+    quick: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("native") {
+        let listen = flag(&args, "--listen").unwrap_or("127.0.0.1:0");
+        return native::run(listen);
+    }
+    if args.first().map(String::as_str) == Some("load") {
+        // Load alone, against a server started by hand (for profiling it).
+        let addr = flag(&args, "--addr").context("--addr HOST:PORT")?.parse()?;
+        let body = flag(&args, "--body").context("--body JSON")?.as_bytes().to_vec();
+        let connections = flag(&args, "--connections").map_or(Ok(64), str::parse)?;
+        let seconds: f64 = flag(&args, "--seconds").map_or(Ok(5.0), str::parse)?;
+        let outcome = load::run(addr, &body, b"", connections, Duration::from_secs_f64(seconds))?;
+        println!("{:.0} requests/s", outcome.per_second());
+        return Ok(());
+    }
+    if args.first().map(String::as_str) == Some("inproc") {
+        // The in-process figure alone, for profiling (`perf record`) and for
+        // other modules: --module FILE --call METHOD PARAMS EXPECTED.
+        let module = std::fs::read(flag(&args, "--module").context("--module FILE.wasm")?)?;
+        let call = match args.iter().position(|a| a == "--call") {
+            Some(i) => match &args[i + 1..] {
+                [method, params, expect, ..] => (method.as_str(), params.as_str(), expect.as_str()),
+                _ => bail!("--call METHOD PARAMS EXPECTED"),
+            },
+            None => MATH_ADD,
+        };
+        let iterations = flag(&args, "--iterations").map_or(Ok(20_000), str::parse)?;
+        let mut m = inproc::measure(&module, call, &std::env::temp_dir().join("wasmrpc-bench"), iterations)?;
+        m.samples.sort_unstable();
+        let (p50, p99) = (quantile(&m.samples, 0.5), quantile(&m.samples, 0.99));
+        println!(
+            "in-process instantiate + call: p50 {:.1} us, p99 {:.1} us, CPU {:.1} us per call",
+            p50 as f64 / 1e3,
+            p99 as f64 / 1e3,
+            m.cpu_per_call.as_secs_f64() * 1e6
+        );
+        return Ok(());
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let options = Options {
+        wasm_dir: flag(&args, "--wasm-dir")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("WASMRPC_WASM_DIR").map(PathBuf::from))
+            .context("set --wasm-dir or WASMRPC_WASM_DIR to the built procedures")?,
+        out: flag(&args, "--out").map_or_else(|| PathBuf::from("target/bench"), PathBuf::from),
+        seconds: flag(&args, "--seconds").map_or(Ok(if quick { 0.5 } else { 2.0 }), str::parse)?,
+        rounds: flag(&args, "--rounds").map_or(Ok(if quick { 1 } else { 3 }), str::parse)?,
+        quick,
+    };
+    run(&options)
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+/// One request the servers are measured with.
+struct Workload {
+    label: &'static str,
+    body: Vec<u8>,
+}
+
+/// One measured row of the table.
+#[derive(Debug, Serialize)]
+struct Row {
+    workload: &'static str,
+    server: &'static str,
+    connections: usize,
+    requests: u64,
+    errors: u64,
+    requests_per_second: f64,
+    p50_us: f64,
+    p99_us: f64,
+    cpu_us_per_request: f64,
+    /// requests/s relative to the native row of the same workload and connections.
+    ratio: Option<f64>,
+}
+
+fn run(options: &Options) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&options.out)?;
+    let wasm = |name: &str| -> anyhow::Result<Vec<u8>> {
+        let path = options.wasm_dir.join(format!("{name}.wasm"));
+        std::fs::read(&path).with_context(|| format!("reading {} (run `make procedures`)", path.display()))
+    };
+    let wasmrpc_bin = process::sibling_binary("wasmrpc")?;
+    let native = Server::start(
+        {
+            let mut c = Command::new(std::env::current_exe()?);
+            c.args(["native", "--listen", "127.0.0.1:0"]);
+            c
+        },
+        &options.out.join("native.log"),
+    )?;
+    let data = options.out.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let wasmrpc = Server::start(
+        {
+            let mut c = Command::new(&wasmrpc_bin);
+            c.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data);
+            c
+        },
+        &options.out.join("server.log"),
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = HttpClient::new();
+    let deploy = |name: &str, file: &str| -> anyhow::Result<()> {
+        let url = format!("{}/procedures/{name}", wasmrpc.url());
+        let answer = runtime.block_on(client.send(hyper::Method::PUT, &url, &[], wasm(file)?))?;
+        if !answer.status.is_success() {
+            bail!("deploying {name}: {} {}", answer.status, answer.text());
+        }
+        Ok(())
+    };
+    deploy("math", "math")?;
+    deploy("json", "json")?;
+    let others = !options.quick;
+    if others {
+        deploy("jsstrings", "jsstrings")?;
+        deploy("pystats", "pystats")?;
+    }
+
+    let workloads = [
+        Workload { label: "math.add", body: rpc("math.add", json!([1, 2])) },
+        Workload { label: "json.invoice (10 KB)", body: rpc("json.invoice", invoice_order(200)) },
+    ];
+    let mut rows = Vec::new();
+    let duration = Duration::from_secs_f64(options.seconds);
+    for workload in &workloads {
+        let expect = answer(&runtime, &client, &wasmrpc, &workload.body, false)?;
+        let native_answer = answer(&runtime, &client, &native, &workload.body, false)?;
+        if expect != native_answer {
+            bail!(
+                "{}: the servers answer differently:\n  wasmrpc: {}\n  native:  {}",
+                workload.label,
+                String::from_utf8_lossy(&expect),
+                String::from_utf8_lossy(&native_answer)
+            );
+        }
+        for connections in [1, 64] {
+            let (mut a, mut b) = ((Outcome::default(), Duration::ZERO), (Outcome::default(), Duration::ZERO));
+            for _ in 0..options.rounds {
+                for (server, total) in [(&native, &mut a), (&wasmrpc, &mut b)] {
+                    let (outcome, cpu) = measure(server, &workload.body, &expect, connections, duration)?;
+                    total.0.merge(outcome);
+                    total.1 += cpu;
+                }
+            }
+            let native_row = row(workload.label, "native", connections, a, None);
+            let mut wasm_row = row(workload.label, "wasmrpc", connections, b, None);
+            wasm_row.ratio = Some(wasm_row.requests_per_second / native_row.requests_per_second);
+            rows.push(native_row);
+            rows.push(wasm_row);
+        }
+    }
+    // Paths with no native twin: no Wasm at all (an unknown method), and
+    // procedures written in other languages.
+    let mut extra = vec![Workload { label: "nope.x (no Wasm)", body: rpc("nope.x", json!([])) }];
+    if others {
+        extra.push(Workload { label: "jsstrings.vowels", body: rpc("jsstrings.vowels", json!(["education"])) });
+        extra.push(Workload { label: "pystats.mean", body: rpc("pystats.mean", json!([[1, 2, 3, 4]])) });
+    }
+    for (i, workload) in extra.iter().enumerate() {
+        let expect = answer(&runtime, &client, &wasmrpc, &workload.body, i == 0)?;
+        let (outcome, cpu) = measure(&wasmrpc, &workload.body, &expect, 1, duration)?;
+        rows.push(row(workload.label, "wasmrpc", 1, (outcome, cpu), None));
+    }
+    drop(client);
+    wasmrpc.stop()?;
+    drop(native);
+
+    let math = wasm("math")?;
+    let iterations = if options.quick { 2_000 } else { 20_000 };
+    let mut inproc = inproc::measure(&math, MATH_ADD, &options.out, iterations)?;
+    inproc.samples.sort_unstable();
+    let startup = if options.quick { None } else { Some(startup::measure(&wasmrpc_bin, &math, &options.out, 100, 3)?) };
+
+    report(&rows, &inproc, startup.as_ref(), options)
+}
+
+fn rpc(method: &str, params: serde_json::Value) -> Vec<u8> {
+    json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).to_string().into_bytes()
+}
+
+/// An order of `items` lines (200 make about 10 KB of JSON).
+fn invoice_order(items: usize) -> serde_json::Value {
+    let items: Vec<_> = (0..items)
+        .map(|i| json!({"sku": format!("SKU-{i:05}"), "quantity": i % 7 + 1, "unit_price": 0.25 * (i % 40) as f64 + 1.5}))
+        .collect();
+    json!({"order": {"customer": {"name": "Ada Lovelace", "email": "ada@example.com"}, "items": items, "coupon": "TENOFF"}})
+}
+
+/// The body of one answer to `body`; unless `error_expected`, it must be a result.
+fn answer(
+    runtime: &tokio::runtime::Runtime,
+    client: &HttpClient,
+    server: &Server,
+    body: &[u8],
+    error_expected: bool,
+) -> anyhow::Result<Vec<u8>> {
+    let url = format!("{}/rpc", server.url());
+    let answer = runtime.block_on(client.send(hyper::Method::POST, &url, &[], body.to_vec()))?;
+    let value = answer.json()?;
+    if value.get("result").is_none() != error_expected {
+        bail!("{} answered unexpectedly: {}", server.url(), answer.text());
+    }
+    Ok(answer.body.to_vec())
+}
+
+/// One load run after a short warm-up; also returns the server's CPU time over the run.
+fn measure(
+    server: &Server,
+    body: &[u8],
+    expect: &[u8],
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<(Outcome, Duration)> {
+    load::run(server.addr, body, expect, connections, Duration::from_millis(200))?;
+    let cpu_before = server.cpu_time()?;
+    let outcome = load::run(server.addr, body, expect, connections, duration)?;
+    let cpu = server.cpu_time()?.saturating_sub(cpu_before);
+    if outcome.errors > 0 {
+        bail!("{} of {} answers from {} were wrong", outcome.errors, outcome.requests, server.url());
+    }
+    Ok((outcome, cpu))
+}
+
+fn row(
+    workload: &'static str,
+    server: &'static str,
+    connections: usize,
+    (mut outcome, cpu): (Outcome, Duration),
+    ratio: Option<f64>,
+) -> Row {
+    outcome.latencies_ns.sort_unstable();
+    let us = |ns: u64| ns as f64 / 1000.0;
+    Row {
+        workload,
+        server,
+        connections,
+        requests: outcome.requests,
+        errors: outcome.errors,
+        requests_per_second: outcome.per_second(),
+        p50_us: us(quantile(&outcome.latencies_ns, 0.5)),
+        p99_us: us(quantile(&outcome.latencies_ns, 0.99)),
+        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / outcome.requests.max(1) as f64,
+        ratio,
+    }
+}
+
+/// Prints the table and the targets of issue 5, and writes the JSON.
+fn report(
+    rows: &[Row],
+    inproc: &inproc::InProcess,
+    startup: Option<&startup::Startup>,
+    options: &Options,
+) -> anyhow::Result<()> {
+    println!(
+        "{:<22} {:<8} {:>5} {:>10} {:>9} {:>9} {:>9} {:>7}",
+        "workload", "server", "conns", "req/s", "p50 us", "p99 us", "CPU us", "ratio"
+    );
+    for r in rows {
+        let ratio = r.ratio.map_or(String::new(), |x| format!("{x:.2}x"));
+        println!(
+            "{:<22} {:<8} {:>5} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7}",
+            r.workload, r.server, r.connections, r.requests_per_second, r.p50_us, r.p99_us, r.cpu_us_per_request, ratio
+        );
+    }
+    let inproc_p50 = quantile(&inproc.samples, 0.5) as f64 / 1000.0;
+    let inproc_p99 = quantile(&inproc.samples, 0.99) as f64 / 1000.0;
+    let inproc_cpu = inproc.cpu_per_call.as_secs_f64() * 1e6;
+    println!(
+        "\nin-process instantiate + call (math.add, {} calls): p50 {inproc_p50:.1} us, p99 {inproc_p99:.1} us, CPU {inproc_cpu:.1} us per call",
+        inproc.samples.len()
+    );
+    if let Some(s) = startup {
+        let warm: Vec<String> = s.warm.iter().map(|d| format!("{:.0} ms", d.as_secs_f64() * 1e3)).collect();
+        println!(
+            "start-up to first answered call, {} procedures: warm cache {}; cold cache {:.1} s",
+            s.procedures,
+            warm.join(", "),
+            s.cold.as_secs_f64()
+        );
+    }
+
+    let find = |workload: &str, server: &str, connections: usize| {
+        rows.iter().find(|r| r.workload == workload && r.server == server && r.connections == connections)
+    };
+    let mut targets = Vec::new();
+    if let (Some(n64), Some(w64), Some(n1), Some(w1)) = (
+        find("math.add", "native", 64),
+        find("math.add", "wasmrpc", 64),
+        find("math.add", "native", 1),
+        find("math.add", "wasmrpc", 1),
+    ) {
+        let ratio = w64.requests_per_second / n64.requests_per_second;
+        targets.push(target("math.add, 64 connections: req/s >= 0.85x native", format!("{ratio:.2}x"), ratio >= 0.85));
+        let extra = w64.cpu_us_per_request - n64.cpu_us_per_request;
+        targets.push(target(
+            "math.add, 64 connections: CPU <= native + 5 us",
+            format!("native + {extra:.1} us"),
+            extra <= 5.0,
+        ));
+        let extra = w1.p50_us - n1.p50_us;
+        targets.push(target(
+            "math.add, 1 connection: p50 <= native + 15 us",
+            format!("native + {extra:.1} us"),
+            extra <= 15.0,
+        ));
+    }
+    targets.push(target(
+        "in-process instantiate + call: median < 10 us",
+        format!("{inproc_p50:.1} us"),
+        inproc_p50 < 10.0,
+    ));
+    if let Some(s) = startup {
+        let worst = s.warm.iter().max().copied().unwrap_or_default();
+        let ms = worst.as_secs_f64() * 1e3;
+        targets.push(target(
+            "restart, 100 procedures, warm cache: < 1 s",
+            format!("{ms:.0} ms (slowest)"),
+            ms < 1000.0,
+        ));
+    }
+    println!("\ntargets (issue 5):");
+    for t in &targets {
+        println!(
+            "  [{}] {:<52} {}",
+            if t["met"] == true { "met" } else { "MISSED" },
+            t["target"].as_str().unwrap_or(""),
+            t["measured"].as_str().unwrap_or("")
+        );
+    }
+
+    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let document = json!({
+        "unix_time": stamp,
+        "machine": machine(),
+        "seconds_per_run": options.seconds,
+        "rounds": options.rounds,
+        "rows": rows,
+        "in_process": {"calls": inproc.samples.len(), "p50_us": inproc_p50, "p99_us": inproc_p99, "cpu_us_per_call": inproc_cpu},
+        "startup": startup.map(|s| json!({
+            "procedures": s.procedures,
+            "warm_ms": s.warm.iter().map(|d| d.as_secs_f64() * 1e3).collect::<Vec<_>>(),
+            "cold_ms": s.cold.as_secs_f64() * 1e3,
+        })),
+        "targets": targets,
+    });
+    let text = serde_json::to_string_pretty(&document)?;
+    for name in [format!("bench-{stamp}.json"), "latest.json".to_owned()] {
+        write(&options.out.join(name), &text)?;
+    }
+    println!("\nwritten to {}", options.out.join(format!("bench-{stamp}.json")).display());
+    Ok(())
+}
+
+fn target(name: &str, measured: String, met: bool) -> serde_json::Value {
+    json!({"target": name, "measured": measured, "met": met})
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// What the figures were measured on.
+fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model =
+        cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|l| l.trim_start_matches([' ', '\t', ':']));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    json!({
+        "cpu": model,
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "kernel": kernel.trim(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+    use std::sync::Arc;
+
+    use super::*;
+    use wasmrpc::config::Config;
+    use wasmrpc::registry::Registry;
+
+    fn wasm(name: &str) -> Vec<u8> {
+        let dir = std::env::var_os("WASMRPC_WASM_DIR").expect("WASMRPC_WASM_DIR (make test sets it)");
+        std::fs::read(Path::new(&dir).join(format!("{name}.wasm"))).unwrap()
+    }
+
+    /// The comparison is only fair if both servers do the same work: the
+    /// baseline must answer every benchmark request byte for byte as wasmrpc.
+    #[tokio::test]
+    async fn the_native_baseline_answers_the_same_bytes_as_wasmrpc() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Arc::new(Registry::open(&Config::new(dir.path().to_owned())).unwrap());
+        registry.deploy("math", wasm("math").into()).await.unwrap();
+        registry.deploy("json", wasm("json").into()).await.unwrap();
+        native::silence_guest_logger();
+        let modules = native::modules();
+        let bodies = [
+            rpc("math.add", json!([1, 2])),
+            rpc("math.add", json!({"a": 40, "b": 2})),
+            rpc("json.invoice", invoice_order(200)),
+            rpc("math.add", json!([1])),
+        ];
+        for body in bodies {
+            let ours = wasmrpc::rpc::handle(&registry, 100, &body).await.unwrap();
+            let theirs = native::handle(&modules, &body);
+            assert_eq!(String::from_utf8_lossy(&theirs), String::from_utf8_lossy(&ours));
+        }
+        assert!(invoice_order(200).to_string().len() >= 10_000, "the JSON workload is about 10 KB");
+    }
+}

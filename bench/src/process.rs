@@ -1,0 +1,94 @@
+//! Server processes under test: started, asked for their address, measured
+//! for CPU time (from `/proc`), and stopped.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+
+/// A running server; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts `command` and waits for the line `... listening on http://ADDR`
+    /// on its stdout. Its stderr goes to `log`.
+    pub fn start(mut command: Command, log: &Path) -> anyhow::Result<Server> {
+        let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        command.stdout(Stdio::piped()).stderr(log_file).stdin(Stdio::null());
+        let mut child = command.spawn().with_context(|| format!("starting {command:?}"))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let Some(line) = lines.next() else {
+                let _ = child.kill();
+                bail!("{command:?} exited before listening; see {}", log.display());
+            };
+            if let Some((_, url)) = line?.split_once("listening on http://") {
+                break url.trim().parse().context("a listening address")?;
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Server { child, addr })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// User plus system CPU time the process has used so far, all threads included.
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        cpu_time(self.child.id())
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status()?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        let exit = self.child.wait()?;
+        if !exit.success() {
+            bail!("the server exited with {exit}");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Reads utime + stime from `/proc/PID/stat`, in clock ticks of 1/100 s
+/// (the unit Linux exposes there, whatever the kernel's own tick rate).
+pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/PID/stat")?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).context("an unexpected /proc/PID/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line; after the name, field 3 is index 0.
+    let ticks: u64 = [11, 12].iter().map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0)).sum();
+    Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+}
+
+/// The `wasmrpc` binary built next to this one (both are in `target/release`).
+pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let path = me.with_file_name(name);
+    if !path.exists() {
+        bail!("{} not found: build it first (`cargo build --release -p wasmrpc-host`)", path.display());
+    }
+    Ok(path)
+}
