@@ -7,6 +7,7 @@
 mod admin;
 mod cli;
 mod clients;
+mod connections;
 mod dev;
 mod examples;
 mod faults;
