@@ -58,6 +58,7 @@ impl From<DeployError> for AdminError {
             DeployError::BadName(m) => AdminError::BadRequest(m),
             DeployError::Invalid(m) => AdminError::BadRequest(m.0),
             DeployError::NotFound(_) => AdminError::NotFound(err.to_string()),
+            DeployError::Overloaded(m) => AdminError::Overloaded(m),
             DeployError::Internal(e) => {
                 tracing::error!("admin request failed: {e:#}");
                 AdminError::Internal(format!("internal error: {e:#}"))

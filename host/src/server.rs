@@ -12,7 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use hyper::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, TRANSFER_ENCODING,
+};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -272,5 +274,10 @@ fn json_response(status: StatusCode, body: Bytes) -> HttpResponse {
 }
 
 fn error_response(err: &AdminError) -> HttpResponse {
-    json_response(err.status(), err.body())
+    let mut response = json_response(err.status(), err.body());
+    if matches!(err, AdminError::Overloaded(_)) {
+        // Call slots free up within a call's time limit: a retry soon may succeed.
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
