@@ -222,7 +222,7 @@ async fn dispatch(registry: &Registry, method: &str, params: &str) -> Result<Str
     let started = Instant::now();
     let outcome = registry
         .runtime
-        .call(module, &deployed.loaded, function, params, CallContext { request_id })
+        .call(module, &deployed.loaded, function, params, CallContext { request_id }, &deployed.stats)
         .await
         .and_then(|json| match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
             Ok(_) => Ok(json),

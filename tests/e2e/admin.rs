@@ -145,6 +145,23 @@ async fn metrics_count_calls_errors_and_latency() {
     assert!(text.contains("wasmrpc_errors_total{procedure=\"math\",code="), "{text}");
     assert!(text.contains("wasmrpc_call_duration_seconds_count{procedure=\"math\"} 2"), "{text}");
     assert!(text.contains("wasmrpc_procedures_deployed 1"), "{text}");
+
+    // Every call creates a fresh instance and says how long that took;
+    // `describe` at deploy is not a call and is not counted.
+    for i in 0..3 {
+        server.result("math.add", json!([i, 1])).await;
+    }
+    let text = server.request(Method::GET, "/metrics", &[], Vec::new()).await.text();
+    let sample = |name: &str| -> f64 {
+        let prefix = format!("wasmrpc_instantiate_duration_seconds_{name}{{procedure=\"math\"}} ");
+        let line = text.lines().find_map(|l| l.strip_prefix(prefix.as_str()));
+        line.unwrap_or_else(|| panic!("no {prefix}in\n{text}")).parse().unwrap()
+    };
+    assert_eq!(sample("count"), 5.0, "{text}");
+    let sum = sample("sum");
+    assert!(sum > 0.0 && sum < 5.0, "{text}");
+    assert!(text.contains("# TYPE wasmrpc_instantiate_duration_seconds histogram"), "{text}");
+    assert!(text.contains("wasmrpc_instantiate_duration_seconds_bucket{procedure=\"math\",le=\"+Inf\"} 5\n"), "{text}");
 }
 
 /// A deploy runs the module's `describe` in an instance, which needs a call
