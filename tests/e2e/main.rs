@@ -12,6 +12,7 @@ mod dev;
 mod examples;
 mod faults;
 mod isolation;
+mod logging;
 mod persistence;
 mod reload;
 mod spec;
