@@ -58,6 +58,7 @@ impl From<DeployError> for AdminError {
             DeployError::BadName(m) => AdminError::BadRequest(m),
             DeployError::Invalid(m) => AdminError::BadRequest(m.0),
             DeployError::NotFound(_) => AdminError::NotFound(err.to_string()),
+            DeployError::Overloaded(m) => AdminError::Overloaded(m),
             DeployError::Internal(e) => {
                 tracing::error!("admin request failed: {e:#}");
                 AdminError::Internal(format!("internal error: {e:#}"))
@@ -161,6 +162,11 @@ mod tests {
         let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap();
         assert!(authorize(None, None, local).is_ok());
         assert!(matches!(authorize(None, None, remote), Err(AdminError::Unauthorized(_))));
+        // Loopback over IPv6, also an IPv4 client on a dual-stack socket; not a mapped remote one.
+        for peer in ["[::1]:5000", "[::ffff:127.0.0.1]:5000"] {
+            assert!(authorize(None, None, peer.parse().unwrap()).is_ok(), "{peer}");
+        }
+        assert!(authorize(None, None, "[::ffff:192.0.2.7]:5000".parse().unwrap()).is_err());
         assert!(authorize(Some("s3cret"), Some(b"Bearer s3cret"), remote).is_ok());
         assert!(authorize(Some("s3cret"), Some(b"Bearer s3cre"), local).is_err());
         assert!(authorize(Some("s3cret"), Some(b"Bearer s3cret2"), local).is_err());

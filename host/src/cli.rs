@@ -137,6 +137,17 @@ pub struct ServeArgs {
     /// Calls running at once; more wait briefly, then get -32003 [default: 32 per core]
     #[arg(long, env = "WASMRPC_MAX_CONCURRENT_CALLS")]
     pub max_concurrent_calls: Option<usize>,
+    /// Open connections at once; past it new connections wait in the kernel's backlog until one closes.
+    #[arg(long, env = "WASMRPC_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Time a client has to send a request's headers, in milliseconds; also how long an idle
+    /// keep-alive connection stays open.
+    #[arg(long, env = "WASMRPC_HEADER_TIMEOUT_MS", default_value_t = config::DEFAULT_HEADER_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a request's body once its headers arrived, in milliseconds;
+    /// a slower body is answered 408.
+    #[arg(long, env = "WASMRPC_BODY_TIMEOUT_MS", default_value_t = config::DEFAULT_BODY_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_ms: u64,
     /// Token that admin requests (PUT, DELETE) must send as `Authorization: Bearer <token>`.
     /// Without one, only loopback clients may deploy.
     #[arg(long, env = "WASMRPC_ADMIN_TOKEN", hide_env_values = true)]
@@ -179,6 +190,9 @@ impl ServeArgs {
         config.max_body_bytes = self.max_body_kib << 10;
         config.max_batch = self.max_batch;
         config.max_concurrent_calls = self.max_concurrent_calls.unwrap_or_else(config::default_concurrent_calls);
+        config.max_connections = usize::try_from(self.max_connections).unwrap_or(config::DEFAULT_MAX_CONNECTIONS);
+        config.header_read_timeout = Duration::from_millis(self.header_timeout_ms);
+        config.body_read_timeout = Duration::from_millis(self.body_timeout_ms);
         config.admin_token = token;
         config.watch_dir = self.watch.clone();
         Ok(config)

@@ -19,6 +19,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Answer {
     pub status: StatusCode,
     pub content_type: Option<String>,
+    pub headers: hyper::HeaderMap,
     pub body: Bytes,
 }
 
@@ -100,8 +101,9 @@ impl HttpClient {
         let status = response.status();
         let content_type =
             response.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let headers = response.headers().clone();
         let body =
             response.into_body().collect().await.context("the connection broke while reading the answer")?.to_bytes();
-        Ok(Answer { status, content_type, body })
+        Ok(Answer { status, content_type, headers, body })
     }
 }

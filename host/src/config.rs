@@ -28,11 +28,14 @@ pub const CALLS_PER_CORE: usize = 32;
 pub const OVERLOAD_WAIT: Duration = Duration::from_millis(500);
 /// Open connections at once. Each costs a task and buffers; past the cap new
 /// connections wait in the kernel's accept queue instead of in our memory.
-pub const MAX_CONNECTIONS: usize = 4096;
-/// Time a client has to send a request's headers (slowloris protection).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time a client has to send a request's body once headers have arrived.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Time a client has to send a request's headers (slowloris protection); also
+/// how long an idle keep-alive connection is kept, so idle clients do not
+/// hold connection slots for ever.
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+/// Time a client has to send a request's whole body once headers have
+/// arrived: a client that declares a body and stalls is answered 408.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 30_000;
 /// How long a graceful shutdown waits for running requests before it gives up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Guest output (stdout, stderr) kept per call and stream; the rest is dropped
@@ -50,6 +53,9 @@ pub struct Config {
     pub max_body_bytes: u64,
     pub max_batch: usize,
     pub max_concurrent_calls: usize,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
     /// Bearer token for the admin API; `None` means loopback clients only.
     pub admin_token: Option<String>,
     /// Directory of `*.wasm` files to deploy and keep deployed (`--watch`).
@@ -67,6 +73,9 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_KIB << 10,
             max_batch: DEFAULT_MAX_BATCH,
             max_concurrent_calls: default_concurrent_calls(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS),
+            body_read_timeout: Duration::from_millis(DEFAULT_BODY_TIMEOUT_MS),
             admin_token: None,
             watch_dir: None,
         }

@@ -1,6 +1,7 @@
 //! Counters for `GET /metrics`, in the Prometheus text format: calls, errors by
-//! JSON-RPC code and a latency histogram per procedure. A call touches only
-//! atomics of its own procedure; the error map is locked on errors alone.
+//! JSON-RPC code, a latency histogram and an instantiate-time histogram per
+//! procedure. A call touches only atomics of its own procedure; the error map
+//! is locked on errors alone.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,15 +10,58 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 14] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const LATENCY_BUCKETS: [f64; 14] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+/// Upper bounds of the instantiate-time buckets, in seconds: an instance from
+/// the pool takes microseconds, so the latency buckets would lump them all.
+const INSTANTIATE_BUCKETS: [f64; 12] =
+    [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1];
+
+/// A histogram of durations: `N` is the number of bounds plus one, for +Inf.
+struct Histogram<const N: usize> {
+    counts: [AtomicU64; N],
+    nanos_sum: AtomicU64,
+}
+
+impl<const N: usize> Default for Histogram<N> {
+    fn default() -> Self {
+        Histogram { counts: std::array::from_fn(|_| AtomicU64::new(0)), nanos_sum: AtomicU64::new(0) }
+    }
+}
+
+impl<const N: usize> Histogram<N> {
+    fn record(&self, bounds: &[f64], elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let bucket = bounds.iter().position(|&b| secs <= b).unwrap_or(N - 1);
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos_sum.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Appends the `_bucket`, `_sum` and `_count` lines of `metric` for `procedure`.
+    fn render(&self, out: &mut String, metric: &str, procedure: &str, bounds: &[f64]) {
+        let mut cumulative = 0;
+        for (count, bound) in self.counts.iter().zip(bounds) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{metric}_bucket{{procedure=\"{procedure}\",le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.counts[N - 1].load(Ordering::Relaxed);
+        let sum = self.nanos_sum.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = write!(
+            out,
+            "{metric}_bucket{{procedure=\"{procedure}\",le=\"+Inf\"}} {cumulative}\n\
+             {metric}_sum{{procedure=\"{procedure}\"}} {sum}\n\
+             {metric}_count{{procedure=\"{procedure}\"}} {cumulative}\n"
+        );
+    }
+}
 
 /// One procedure's counters; shared by all its versions.
 #[derive(Default)]
 pub struct ProcStats {
     calls: AtomicU64,
-    /// Per bucket, then one for +Inf.
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    micros_sum: AtomicU64,
+    latency: Histogram<{ LATENCY_BUCKETS.len() + 1 }>,
+    instantiate: Histogram<{ INSTANTIATE_BUCKETS.len() + 1 }>,
     errors: Mutex<BTreeMap<i32, u64>>,
 }
 
@@ -25,15 +69,16 @@ impl ProcStats {
     /// Records one finished call; `error_code` is the JSON-RPC code it ended with.
     pub fn record(&self, elapsed: Duration, error_code: Option<i32>) {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let secs = elapsed.as_secs_f64();
-        let bucket = BUCKETS.iter().position(|&b| secs <= b).unwrap_or(BUCKETS.len());
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.micros_sum.fetch_add(micros, Ordering::Relaxed);
+        self.latency.record(&LATENCY_BUCKETS, elapsed);
         if let Some(code) = error_code {
             let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
             *errors.entry(code).or_default() += 1;
         }
+    }
+
+    /// Records how long creating a call's fresh instance took.
+    pub fn record_instantiate(&self, elapsed: Duration) {
+        self.instantiate.record(&INSTANTIATE_BUCKETS, elapsed);
     }
 }
 
@@ -47,31 +92,20 @@ pub fn render<'a>(procedures: impl Iterator<Item = (&'a str, &'a ProcStats)>, de
     let mut latency = String::from(
         "# HELP wasmrpc_call_duration_seconds Time from dispatch to result, per procedure.\n# TYPE wasmrpc_call_duration_seconds histogram\n",
     );
+    let mut instantiate = String::from(
+        "# HELP wasmrpc_instantiate_duration_seconds Time to create a call's fresh instance, per procedure.\n# TYPE wasmrpc_instantiate_duration_seconds histogram\n",
+    );
     for (name, stats) in procedures {
         let total = stats.calls.load(Ordering::Relaxed);
         let _ = writeln!(calls, "wasmrpc_calls_total{{procedure=\"{name}\"}} {total}");
         for (code, n) in stats.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(errors, "wasmrpc_errors_total{{procedure=\"{name}\",code=\"{code}\"}} {n}");
         }
-        let mut cumulative = 0;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            cumulative += stats.buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                latency,
-                "wasmrpc_call_duration_seconds_bucket{{procedure=\"{name}\",le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        cumulative += stats.buckets[BUCKETS.len()].load(Ordering::Relaxed);
-        let sum = stats.micros_sum.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = write!(
-            latency,
-            "wasmrpc_call_duration_seconds_bucket{{procedure=\"{name}\",le=\"+Inf\"}} {cumulative}\n\
-             wasmrpc_call_duration_seconds_sum{{procedure=\"{name}\"}} {sum}\n\
-             wasmrpc_call_duration_seconds_count{{procedure=\"{name}\"}} {cumulative}\n"
-        );
+        stats.latency.render(&mut latency, "wasmrpc_call_duration_seconds", name, &LATENCY_BUCKETS);
+        stats.instantiate.render(&mut instantiate, "wasmrpc_instantiate_duration_seconds", name, &INSTANTIATE_BUCKETS);
     }
     format!(
-        "# HELP wasmrpc_procedures_deployed Procedures serving now.\n# TYPE wasmrpc_procedures_deployed gauge\nwasmrpc_procedures_deployed {deployed}\n{calls}{errors}{latency}"
+        "# HELP wasmrpc_procedures_deployed Procedures serving now.\n# TYPE wasmrpc_procedures_deployed gauge\nwasmrpc_procedures_deployed {deployed}\n{calls}{errors}{latency}{instantiate}"
     )
 }
 
@@ -88,9 +122,38 @@ mod tests {
         let text = render([("math", &stats)].into_iter(), 1);
         assert!(text.contains("wasmrpc_calls_total{procedure=\"math\"} 3"));
         assert!(text.contains("wasmrpc_errors_total{procedure=\"math\",code=\"-32000\"} 1"));
-        assert!(text.contains("le=\"0.0001\"} 1\n"));
-        assert!(text.contains("le=\"0.005\"} 2\n"));
-        assert!(text.contains("le=\"+Inf\"} 3\n"));
+        assert!(text.contains("wasmrpc_call_duration_seconds_bucket{procedure=\"math\",le=\"0.0001\"} 1\n"), "{text}");
+        assert!(text.contains("wasmrpc_call_duration_seconds_bucket{procedure=\"math\",le=\"0.005\"} 2\n"), "{text}");
+        assert!(text.contains("wasmrpc_call_duration_seconds_bucket{procedure=\"math\",le=\"+Inf\"} 3\n"), "{text}");
+        assert!(text.contains("wasmrpc_call_duration_seconds_sum{procedure=\"math\"} 9.00305\n"), "{text}");
         assert!(text.contains("wasmrpc_procedures_deployed 1"));
+    }
+
+    #[test]
+    fn renders_the_instantiate_histogram() {
+        let stats = ProcStats::default();
+        let text = render([("math", &stats)].into_iter(), 1);
+        assert!(text.contains("# TYPE wasmrpc_instantiate_duration_seconds histogram\n"), "{text}");
+        assert!(text.contains("wasmrpc_instantiate_duration_seconds_count{procedure=\"math\"} 0\n"), "{text}");
+
+        stats.record_instantiate(Duration::from_micros(8));
+        stats.record_instantiate(Duration::from_micros(40));
+        stats.record_instantiate(Duration::from_millis(300));
+        // Instantiating is not a call: the call counters stay at zero.
+        let text = render([("math", &stats)].into_iter(), 1);
+        let line = |suffix: &str| format!("wasmrpc_instantiate_duration_seconds_{suffix}\n");
+        assert!(text.contains(&line("bucket{procedure=\"math\",le=\"0.00001\"} 1")), "{text}");
+        assert!(text.contains(&line("bucket{procedure=\"math\",le=\"0.000025\"} 1")), "{text}");
+        assert!(text.contains(&line("bucket{procedure=\"math\",le=\"0.00005\"} 2")), "{text}");
+        assert!(text.contains(&line("bucket{procedure=\"math\",le=\"0.1\"} 2")), "{text}");
+        assert!(text.contains(&line("bucket{procedure=\"math\",le=\"+Inf\"} 3")), "{text}");
+        assert!(text.contains(&line("sum{procedure=\"math\"} 0.300048")), "{text}");
+        assert!(text.contains(&line("count{procedure=\"math\"} 3")), "{text}");
+        assert!(text.contains("wasmrpc_calls_total{procedure=\"math\"} 0\n"), "{text}");
+        assert!(text.contains("wasmrpc_call_duration_seconds_count{procedure=\"math\"} 0\n"), "{text}");
+        // Each family is one block: its HELP and TYPE once, its samples together.
+        assert_eq!(text.matches("# TYPE wasmrpc_instantiate_duration_seconds").count(), 1);
+        let first = text.find("wasmrpc_instantiate_duration_seconds_bucket").unwrap();
+        assert!(text[first..].lines().all(|l| l.starts_with("wasmrpc_instantiate_duration_seconds_")), "{text}");
     }
 }

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::metrics::ProcStats;
-use crate::runtime::{CallContext, Compiled, InvalidModule, Loaded, Runtime};
+use crate::runtime::{CallContext, CallError, Compiled, InvalidModule, Loaded, Runtime};
 use crate::storage::{sha256_hex, Storage, StoredVersion};
 
 /// What the admin API shows of a deployed version.
@@ -49,6 +49,9 @@ pub enum DeployError {
     Invalid(#[from] InvalidModule),
     #[error("no procedure named `{0}` is deployed")]
     NotFound(String),
+    /// Every call slot is taken, so `describe` could not run: retry later.
+    #[error("{0}")]
+    Overloaded(String),
     #[error("{0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -178,11 +181,14 @@ impl Registry {
         let (compiled, fresh) = tokio::task::spawn_blocking(move || this.compile(&compile_sha, &compile_bytes))
             .await
             .map_err(|e| anyhow::anyhow!("compiler task failed: {e}"))??;
-        let describe = self
-            .runtime
-            .describe(name, &compiled, CallContext { request_id: 0 })
-            .await
-            .map_err(|e| InvalidModule(format!("calling `describe` failed: {e}")))?;
+        let describe =
+            self.runtime.describe(name, &compiled, CallContext { request_id: 0 }).await.map_err(|e| match e {
+                CallError::Overloaded(limit) => DeployError::Overloaded(format!(
+                    "the server is overloaded: all {limit} call slots are busy, so the module's `describe` \
+                     could not run to check it; nothing was deployed. Retry later, or raise --max-concurrent-calls"
+                )),
+                e => DeployError::Invalid(InvalidModule(format!("calling `describe` failed: {e}"))),
+            })?;
         parse_describe(&describe)?;
 
         let _guard = self.deploy_lock.lock().await;

@@ -222,7 +222,7 @@ async fn dispatch(registry: &Registry, method: &str, params: &str) -> Result<Str
     let started = Instant::now();
     let outcome = registry
         .runtime
-        .call(module, &deployed.loaded, function, params, CallContext { request_id })
+        .call(module, &deployed.loaded, function, params, CallContext { request_id }, &deployed.stats)
         .await
         .and_then(|json| match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
             Ok(_) => Ok(json),
@@ -237,15 +237,32 @@ async fn dispatch(registry: &Registry, method: &str, params: &str) -> Result<Str
 }
 
 fn log_call(request_id: u64, method: &str, elapsed: Duration, error: Option<&RpcError>) {
-    let micros = elapsed.as_micros() as u64;
+    let duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     match error {
-        None => tracing::debug!(target: "wasmrpc::call", request_id, method, micros, "ok"),
-        Some(e) if matches!(e, RpcError::Procedure { .. }) => {
-            tracing::debug!(target: "wasmrpc::call", request_id, method, micros, code = e.code(), "{}", e.message())
-        }
+        None => tracing::debug!(target: "wasmrpc::call", request_id, method, duration_us, outcome = "ok", "ok"),
+        Some(e) if matches!(e, RpcError::Procedure { .. }) => tracing::debug!(
+            target: "wasmrpc::call",
+            request_id,
+            method,
+            duration_us,
+            outcome = "error",
+            code = e.code(),
+            "{}",
+            e.message()
+        ),
         Some(e) => {
             let data = e.data().unwrap_or(Value::Null);
-            tracing::warn!(target: "wasmrpc::call", request_id, method, micros, code = e.code(), %data, "{}", e.message())
+            tracing::warn!(
+                target: "wasmrpc::call",
+                request_id,
+                method,
+                duration_us,
+                outcome = "error",
+                code = e.code(),
+                %data,
+                "{}",
+                e.message()
+            )
         }
     }
 }

@@ -25,6 +25,7 @@ use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationCon
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::{Config, OVERLOAD_WAIT};
+use crate::metrics::ProcStats;
 pub use output::GuestOutput;
 
 mod bindings {
@@ -194,10 +195,11 @@ impl Runtime {
 
     /// Runs `describe` once in a fresh instance.
     pub async fn describe(&self, name: &str, compiled: &Compiled, ctx: CallContext) -> Result<String, CallError> {
-        self.run(name, &compiled.pre, ctx, Op::Describe).await
+        self.run(name, &compiled.pre, ctx, Op::Describe, None).await
     }
 
-    /// Runs one call in a fresh instance of `loaded`.
+    /// Runs one call in a fresh instance of `loaded`; records the time the
+    /// instance took to create in `stats`.
     pub async fn call(
         &self,
         name: &str,
@@ -205,8 +207,9 @@ impl Runtime {
         method: &str,
         params: &str,
         ctx: CallContext,
+        stats: &ProcStats,
     ) -> Result<String, CallError> {
-        self.run(name, &loaded.pre, ctx, Op::Call { method, params }).await
+        self.run(name, &loaded.pre, ctx, Op::Call { method, params }, Some(stats)).await
     }
 
     async fn run(
@@ -215,6 +218,7 @@ impl Runtime {
         pre: &ProcedurePre<CallState>,
         ctx: CallContext,
         op: Op<'_>,
+        stats: Option<&ProcStats>,
     ) -> Result<String, CallError> {
         // A free slot is taken at once; only a full server pays for the timer.
         let _slot = match self.slots.try_acquire() {
@@ -247,7 +251,11 @@ impl Runtime {
         });
 
         let outcome = tokio::time::timeout_at(deadline.into(), async {
+            let started = Instant::now();
             let instance: Procedure = pre.instantiate_async(&mut store).await?;
+            if let Some(stats) = stats {
+                stats.record_instantiate(started.elapsed());
+            }
             let stub = instance.wasmrpc_procedure_stub();
             match op {
                 Op::Describe => stub.call_describe(&mut store).await.map(Ok),

@@ -7,11 +7,14 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use hyper::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, TRANSFER_ENCODING,
+};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -20,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::admin::{self, AdminError};
-use crate::config::{Config, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, SHUTDOWN_GRACE};
+use crate::config::{Config, SHUTDOWN_GRACE};
 use crate::registry::Registry;
 use crate::rpc::{self, RpcError};
 
@@ -77,10 +80,12 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 }
 
 async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Past the cap the loop stops accepting: new connections wait in the
+    // kernel's backlog until a served one closes.
+    let connections = Arc::new(Semaphore::new(app.config.max_connections));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    http.timer(TokioTimer::new()).header_read_timeout(app.config.header_read_timeout).keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         let Ok(permit) = connections.clone().acquire_owned().await else {
@@ -92,7 +97,7 @@ async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Outpu
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.
                     tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
@@ -185,9 +190,12 @@ async fn deploy(
     let too_large = || {
         AdminError::TooLarge(format!("the module is larger than the limit of {} MiB (--max-module-mib)", limit >> 20))
     };
-    let body = read_body(req, limit).await.map_err(|e| match e {
+    let body = read_body(req, limit, app.config.body_read_timeout).await.map_err(|e| match e {
         BodyError::TooLarge => too_large(),
-        BodyError::Timeout => AdminError::Timeout(format!("the upload did not arrive within {BODY_READ_TIMEOUT:?}")),
+        BodyError::Timeout => AdminError::Timeout(format!(
+            "the upload did not arrive within {} ms (--body-timeout-ms)",
+            app.config.body_read_timeout.as_millis()
+        )),
         BodyError::Broken(e) => AdminError::BadRequest(format!("cannot read the upload: {e}")),
     })?;
     if body.is_empty() {
@@ -200,7 +208,7 @@ async fn deploy(
 
 async fn rpc_request(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
     let limit = app.config.max_body_bytes;
-    let body = match read_body(req, limit).await {
+    let body = match read_body(req, limit, app.config.body_read_timeout).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             let detail = format!("the request body is larger than the limit of {} KiB (--max-body-kib)", limit >> 10);
@@ -208,8 +216,12 @@ async fn rpc_request(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
             return json_response(StatusCode::PAYLOAD_TOO_LARGE, Bytes::from(body));
         }
         Err(BodyError::Timeout) => {
-            let err = AdminError::Timeout(format!("the request body did not arrive within {BODY_READ_TIMEOUT:?}"));
-            return error_response(&err);
+            let detail = format!(
+                "the request body did not arrive within {} ms (--body-timeout-ms)",
+                app.config.body_read_timeout.as_millis()
+            );
+            let body = rpc::error_response(&RpcError::InvalidRequest { detail: Some(detail) }, None);
+            return json_response(StatusCode::REQUEST_TIMEOUT, Bytes::from(body));
         }
         Err(BodyError::Broken(e)) => {
             return error_response(&AdminError::BadRequest(format!("cannot read the request body: {e}")))
@@ -236,15 +248,15 @@ enum BodyError {
     Broken(String),
 }
 
-/// Reads a whole body of at most `limit` bytes within [`BODY_READ_TIMEOUT`].
-async fn read_body(req: Request<Incoming>, limit: u64) -> Result<Bytes, BodyError> {
+/// Reads a whole body of at most `limit` bytes within `timeout`.
+async fn read_body(req: Request<Incoming>, limit: u64, timeout: Duration) -> Result<Bytes, BodyError> {
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge);
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let collect = Limited::new(req.into_body(), limit).collect();
-    match tokio::time::timeout(BODY_READ_TIMEOUT, collect).await {
+    match tokio::time::timeout(timeout, collect).await {
         Err(_) => Err(BodyError::Timeout),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
@@ -262,5 +274,10 @@ fn json_response(status: StatusCode, body: Bytes) -> HttpResponse {
 }
 
 fn error_response(err: &AdminError) -> HttpResponse {
-    json_response(err.status(), err.body())
+    let mut response = json_response(err.status(), err.body());
+    if matches!(err, AdminError::Overloaded(_)) {
+        // Call slots free up within a call's time limit: a retry soon may succeed.
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }

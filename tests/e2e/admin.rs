@@ -145,6 +145,76 @@ async fn metrics_count_calls_errors_and_latency() {
     assert!(text.contains("wasmrpc_errors_total{procedure=\"math\",code="), "{text}");
     assert!(text.contains("wasmrpc_call_duration_seconds_count{procedure=\"math\"} 2"), "{text}");
     assert!(text.contains("wasmrpc_procedures_deployed 1"), "{text}");
+
+    // Every call creates a fresh instance and says how long that took;
+    // `describe` at deploy is not a call and is not counted.
+    for i in 0..3 {
+        server.result("math.add", json!([i, 1])).await;
+    }
+    let text = server.request(Method::GET, "/metrics", &[], Vec::new()).await.text();
+    let sample = |name: &str| -> f64 {
+        let prefix = format!("wasmrpc_instantiate_duration_seconds_{name}{{procedure=\"math\"}} ");
+        let line = text.lines().find_map(|l| l.strip_prefix(prefix.as_str()));
+        line.unwrap_or_else(|| panic!("no {prefix}in\n{text}")).parse().unwrap()
+    };
+    assert_eq!(sample("count"), 5.0, "{text}");
+    let sum = sample("sum");
+    assert!(sum > 0.0 && sum < 5.0, "{text}");
+    assert!(text.contains("# TYPE wasmrpc_instantiate_duration_seconds histogram"), "{text}");
+    assert!(text.contains("wasmrpc_instantiate_duration_seconds_bucket{procedure=\"math\",le=\"+Inf\"} 5\n"), "{text}");
+}
+
+/// A deploy runs the module's `describe` in an instance, which needs a call
+/// slot like any call. With every slot held by a slow call, a PUT waits the
+/// short overload wait, then gets 503 with a JSON error saying why, and
+/// nothing of it is stored: the previous version keeps serving and the
+/// refused upload does not use up a version number.
+#[tokio::test]
+async fn a_deploy_when_every_call_slot_is_busy_gets_503_and_stores_nothing() {
+    let server = Server::start(&["--max-concurrent-calls", "1", "--time-limit-ms", "5000"]);
+    server.deploy_ok("hostile", "test_hostile").await;
+    server.deploy_ok("v", "test_v1").await;
+    // test_v2's compiled code is cached once it has been deployed: the
+    // refused PUT then costs the overload wait, not a compile.
+    server.deploy_ok("warm", "test_v2").await;
+    let list = || server.request(Method::GET, "/procedures", &[], Vec::new());
+    let before = list().await.json().unwrap();
+    let files_before = files(&server.data_dir);
+
+    let slow = server.result("hostile.sleep", json!([1500]));
+    let refused = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let started = std::time::Instant::now();
+        let answer = server.deploy("v", "test_v2").await;
+        (answer, started.elapsed())
+    };
+    let (_, (answer, took)) = tokio::join!(slow, refused);
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.text());
+    assert_eq!(answer.headers.get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+    let error = error_text(&answer);
+    assert!(error.contains("overloaded") && error.contains("--max-concurrent-calls"), "{error}");
+    assert!(took < std::time::Duration::from_millis(1200), "refused after {took:?}");
+
+    assert_eq!(list().await.json().unwrap(), before);
+    assert_eq!(files(&server.data_dir), files_before, "the refused upload changed the data dir");
+    assert_eq!(server.result("v.version", json!([])).await, json!(1));
+    let replaced = server.deploy_ok("v", "test_v2").await;
+    assert_eq!(replaced["version"], 2, "{replaced}");
+    assert_eq!(server.result("v.version", json!([])).await, json!(2));
+}
+
+/// Every file under `dir` with its contents.
+fn files(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut all = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            all.extend(files(&path));
+        } else {
+            all.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    all
 }
 
 #[tokio::test]

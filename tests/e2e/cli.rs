@@ -70,6 +70,10 @@ fn every_command_has_help() {
         "--max-body-kib",
         "--max-batch",
         "--max-concurrent-calls",
+        "--max-connections",
+        "--header-timeout-ms",
+        "--body-timeout-ms",
+        "--log-format",
         "--admin-token",
         "--watch",
     ] {

@@ -117,6 +117,18 @@ async fn guest_output_and_logs_reach_the_server_log_tagged() {
             tagged("hello from the guest") >= 2 && tagged("a log line from the guest") >= 1
         })
         .await;
+
+    // A guest that floods its stdout (4 MiB) gets 64 KiB of it logged, then
+    // one line saying how much was dropped: it cannot flood the log.
+    let before = server.log().len();
+    assert_eq!(server.result("hostile.flood", json!([4096])).await, json!(4096));
+    server
+        .eventually(Duration::from_secs(5), "the dropped-output note", || async {
+            server.log()[before..].contains("bytes of output dropped")
+        })
+        .await;
+    let logged = server.log().len() - before;
+    assert!(logged < 256 * 1024, "{logged} bytes logged for 4 MiB of guest output");
 }
 
 #[tokio::test]

@@ -7,10 +7,12 @@
 mod admin;
 mod cli;
 mod clients;
+mod connections;
 mod dev;
 mod examples;
 mod faults;
 mod isolation;
+mod logging;
 mod persistence;
 mod reload;
 mod spec;

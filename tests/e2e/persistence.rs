@@ -59,8 +59,9 @@ async fn damaged_files_are_reported_and_skipped() {
     assert_eq!(server.result("math.add", json!([1, 2])).await, json!(3));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sigterm_lets_running_calls_finish_and_exits_cleanly() {
+/// SIGTERM (a service manager) and SIGINT (Ctrl-C) both stop the server
+/// gracefully: it stops listening, lets the running call finish, exits 0.
+async fn a_signal_lets_running_calls_finish_and_exits_cleanly(signal: &'static str) {
     let server = Server::start(&[]);
     server.deploy_ok("hostile", "test_hostile").await;
     let url = format!("{}/rpc", server.url);
@@ -70,10 +71,20 @@ async fn sigterm_lets_running_calls_finish_and_exits_cleanly() {
     });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let url = server.url.clone();
-    let status = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
-    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let status = tokio::task::spawn_blocking(move || server.stop(signal)).await.unwrap();
+    assert!(status.success(), "exit status after SIG{signal}: {status}");
     let answer = running.await.unwrap().expect("the running call was answered");
     assert_eq!(answer.text(), r#"{"jsonrpc":"2.0","result":null,"id":1}"#);
     // Nothing listens any more.
     assert!(wasmrpc::client::send(Method::GET, &format!("{url}/healthz"), &[], Vec::new()).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_running_calls_finish_and_exits_cleanly() {
+    a_signal_lets_running_calls_finish_and_exits_cleanly("TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_lets_running_calls_finish_and_exits_cleanly() {
+    a_signal_lets_running_calls_finish_and_exits_cleanly("INT").await;
 }

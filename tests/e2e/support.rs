@@ -136,16 +136,16 @@ impl Server {
         next
     }
 
-    /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    /// Sends `signal` (`TERM`, `INT`, ...) and waits for the exit status.
+    pub fn stop(mut self, signal: &str) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = Command::new("kill").args([&format!("-{signal}"), &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+            assert!(Instant::now() < deadline, "server did not exit after SIG{signal}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -93,6 +93,16 @@ fn print(message: String) {
     eprintln!("{message}");
 }
 
+/// Writes `kib` KiB to stdout, in lines of 1 KiB; returns how many lines.
+#[procedure]
+fn flood(kib: usize) -> usize {
+    let line = "y".repeat(1023);
+    for _ in 0..kib {
+        println!("{line}");
+    }
+    kib
+}
+
 /// Writes `message` to the server log through the host's `log`.
 #[procedure]
 fn log(message: String) {
@@ -138,6 +148,7 @@ wasmrpc_guest::export!(
     recurse,
     hog,
     huge_output,
+    flood,
     read_file,
     read_env,
     connect,
