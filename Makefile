@@ -101,8 +101,18 @@ bench: build procedures procedures-python procedures-js
 ## fuzz: each fuzz target for FUZZ_SECONDS (nightly and cargo-fuzz are
 ## installed if missing); not part of `make test`
 FUZZ_SECONDS ?= 120
+FUZZ_EXAMPLE_SEEDS ?= 0
 fuzz: procedures
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	@cargo +nightly fuzz --version > /dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked
 	cd fuzz && FUZZ_WASM=$(WASM_DIR)/math.wasm cargo +nightly fuzz run --target-dir $(CARGO_TARGET_DIR)/fuzz rpc_envelope -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
-	cd fuzz && cargo +nightly fuzz run --target-dir $(CARGO_TARGET_DIR)/fuzz module_upload -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
+	@# Seeds, so module_upload gets past the header check: the target writes
+	@# its small hand-made components (a valid procedure among them) into
+	@# FUZZ_SEED_DIR. FUZZ_EXAMPLE_SEEDS=1 also copies in the built Rust
+	@# procedures (the Python and JavaScript ones are megabytes): real
+	@# components, but each takes 2-20 s to compile in the instrumented build,
+	@# so a run of a few minutes would do little but execute them once.
+	@mkdir -p fuzz/corpus/module_upload
+	@if [ "$(FUZZ_EXAMPLE_SEEDS)" = 1 ]; then \
+	  find $(WASM_DIR) -maxdepth 1 -name '*.wasm' -size -1024k -exec cp {} fuzz/corpus/module_upload/ \; ; fi
+	cd fuzz && FUZZ_SEED_DIR=$(CURDIR)/fuzz/corpus/module_upload cargo +nightly fuzz run --target-dir $(CARGO_TARGET_DIR)/fuzz module_upload -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
