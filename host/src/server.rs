@@ -251,7 +251,10 @@ enum BodyError {
 /// Reads a whole body of at most `limit` bytes within `timeout`.
 async fn read_body(req: Request<Incoming>, limit: u64, timeout: Duration) -> Result<Bytes, BodyError> {
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if let Some(declared) = declared.filter(|&n| n > limit) {
+        if declared - limit <= DRAIN_BYTES {
+            drain(req.into_body()).await;
+        }
         return Err(BodyError::TooLarge);
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -262,6 +265,17 @@ async fn read_body(req: Request<Incoming>, limit: u64, timeout: Duration) -> Res
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
         Ok(Err(e)) => Err(BodyError::Broken(e.to_string())),
     }
+}
+
+/// How far past the limit a refused body is still read (and dropped) before
+/// the error is sent: closing a socket with unread data resets it, and the
+/// client, still sending, would see a broken pipe instead of the answer.
+const DRAIN_BYTES: u64 = 8 << 20;
+/// How long that reading may take.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+async fn drain(mut body: Incoming) {
+    let _ = tokio::time::timeout(DRAIN_TIME, async { while let Some(Ok(_)) = body.frame().await {} }).await;
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> HttpResponse {

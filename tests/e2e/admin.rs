@@ -131,6 +131,27 @@ async fn limits_statuses_and_routes() {
     assert_eq!(health.status, StatusCode::OK);
 }
 
+/// A client that sends its whole too-large upload still reads the 413: the
+/// server reads and drops the rest of the body before closing, instead of
+/// resetting the connection under the client (a broken pipe in curl).
+#[test]
+fn a_too_large_upload_is_answered_not_reset() {
+    use std::io::{Read as _, Write as _};
+    let server = Server::start(&["--max-module-mib", "1"]);
+    let addr = server.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let size = (1 << 20) + 1;
+    write!(stream, "PUT /procedures/big HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n").unwrap();
+    // By now the server has decided; without draining it would have closed.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stream.write_all(&vec![0u8; size]).expect("the server took the whole body");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("1 MiB"), "{answer}");
+}
+
 #[tokio::test]
 async fn metrics_count_calls_errors_and_latency() {
     let server = Server::start(&[]);
