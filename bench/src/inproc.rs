@@ -34,9 +34,8 @@ pub fn measure(
     runtime.block_on(async {
         registry.deploy("p", bytes::Bytes::copy_from_slice(module)).await?;
         let deployed = registry.get("p").context("the module is not deployed")?;
-        let call = || {
-            registry.runtime.call("p", &deployed.loaded, method, params, CallContext { request_id: 0 }, &deployed.stats)
-        };
+        let call =
+            || registry.runtime.call(&deployed.loaded, method, params, CallContext { request_id: 0 }, &deployed.stats);
         for _ in 0..iterations / 10 {
             call().await?;
         }

@@ -105,6 +105,8 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
 struct Workload {
     label: &'static str,
     body: Vec<u8>,
+    /// The answer is an error by design (`nope.x`: the path without Wasm).
+    error_expected: bool,
 }
 
 /// One measured row of the table.
@@ -150,31 +152,28 @@ fn run(options: &Options) -> anyhow::Result<()> {
     )?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client = HttpClient::new();
-    let deploy = |name: &str, file: &str| -> anyhow::Result<()> {
-        let url = format!("{}/procedures/{name}", wasmrpc.url());
-        let answer = runtime.block_on(client.send(hyper::Method::PUT, &url, &[], wasm(file)?))?;
-        if !answer.status.is_success() {
-            bail!("deploying {name}: {} {}", answer.status, answer.text());
-        }
-        Ok(())
-    };
-    deploy("math", "math")?;
-    deploy("json", "json")?;
+    let deploy = |name: &str| wasmrpc.deploy(&runtime, &client, name, wasm(name)?);
+    deploy("math")?;
+    deploy("json")?;
     let others = !options.quick;
     if others {
-        deploy("jsstrings", "jsstrings")?;
-        deploy("pystats", "pystats")?;
+        deploy("jsstrings")?;
+        deploy("pystats")?;
     }
 
     let workloads = [
-        Workload { label: "math.add", body: rpc("math.add", json!([1, 2])) },
-        Workload { label: "json.invoice (10 KB)", body: rpc("json.invoice", invoice_order(200)) },
+        Workload { label: "math.add", body: rpc("math.add", json!([1, 2])), error_expected: false },
+        Workload {
+            label: "json.invoice (10 KB)",
+            body: rpc("json.invoice", invoice_order(200)),
+            error_expected: false,
+        },
     ];
     let mut rows = Vec::new();
     let duration = Duration::from_secs_f64(options.seconds);
     for workload in &workloads {
-        let expect = answer(&runtime, &client, &wasmrpc, &workload.body, false)?;
-        let native_answer = answer(&runtime, &client, &native, &workload.body, false)?;
+        let expect = answer(&runtime, &client, &wasmrpc, &workload.body, workload.error_expected)?;
+        let native_answer = answer(&runtime, &client, &native, &workload.body, workload.error_expected)?;
         if expect != native_answer {
             bail!(
                 "{}: the servers answer differently:\n  wasmrpc: {}\n  native:  {}",
@@ -201,13 +200,21 @@ fn run(options: &Options) -> anyhow::Result<()> {
     }
     // Paths with no native twin: no Wasm at all (an unknown method), and
     // procedures written in other languages.
-    let mut extra = vec![Workload { label: "nope.x (no Wasm)", body: rpc("nope.x", json!([])) }];
+    let mut extra = vec![Workload { label: "nope.x (no Wasm)", body: rpc("nope.x", json!([])), error_expected: true }];
     if others {
-        extra.push(Workload { label: "jsstrings.vowels", body: rpc("jsstrings.vowels", json!(["education"])) });
-        extra.push(Workload { label: "pystats.mean", body: rpc("pystats.mean", json!([[1, 2, 3, 4]])) });
+        extra.push(Workload {
+            label: "jsstrings.vowels",
+            body: rpc("jsstrings.vowels", json!(["education"])),
+            error_expected: false,
+        });
+        extra.push(Workload {
+            label: "pystats.mean",
+            body: rpc("pystats.mean", json!([[1, 2, 3, 4]])),
+            error_expected: false,
+        });
     }
-    for (i, workload) in extra.iter().enumerate() {
-        let expect = answer(&runtime, &client, &wasmrpc, &workload.body, i == 0)?;
+    for workload in &extra {
+        let expect = answer(&runtime, &client, &wasmrpc, &workload.body, workload.error_expected)?;
         let (outcome, cpu) = measure(&wasmrpc, &workload.body, &expect, 1, duration)?;
         rows.push(row(workload.label, "wasmrpc", 1, (outcome, cpu), None));
     }

@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::net::TcpListener;
+use wasmrpc::rpc::{self, RpcError};
 use wasmrpc_guest::__private::{dispatch, Method as Procedure};
 
 // The example procedures, their source unchanged, compiled natively.
@@ -91,41 +92,26 @@ struct Envelope<'a> {
 }
 
 /// One JSON-RPC request in, one response out (no batches or notifications:
-/// the benchmark sends neither).
+/// the benchmark sends neither). The envelope is parsed here; the response
+/// is built by wasmrpc's own `rpc::result_response` / `rpc::error_response`.
 pub fn handle(modules: &Modules, body: &[u8]) -> Vec<u8> {
     let envelope = match serde_json::from_slice::<Envelope>(body) {
         Ok(envelope) if envelope.jsonrpc == "2.0" => envelope,
-        _ => return error(-32600, "Invalid Request", "null", None),
+        _ => return rpc::error_response(&RpcError::InvalidRequest { detail: None }, None),
     };
-    let id = envelope.id.get();
+    let id = envelope.id;
     let (module, function) = envelope.method.split_once('.').unwrap_or((envelope.method, envelope.method));
     let Some(methods) = modules.get(module) else {
-        return error(-32601, "Method not found", id, None);
+        return rpc::error_response(&RpcError::MethodNotFound, Some(id));
     };
     let params = envelope.params.map_or("null", RawValue::get);
+    // The same response builders as wasmrpc's: the bytes must be the same.
     match dispatch(methods, function, params) {
-        Ok(result) => {
-            let mut out = Vec::with_capacity(result.len() + id.len() + 32);
-            out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"result\":");
-            out.extend_from_slice(result.as_bytes());
-            out.extend_from_slice(b",\"id\":");
-            out.extend_from_slice(id.as_bytes());
-            out.push(b'}');
-            out
+        Ok(result) => rpc::result_response(&result, id),
+        Err(e) => {
+            rpc::error_response(&RpcError::Procedure { code: e.code, message: e.message, data: e.data }, Some(id))
         }
-        Err(e) => error(e.code, &e.message, id, e.data),
     }
-}
-
-fn error(code: i32, message: &str, id: &str, data: Option<serde_json::Value>) -> Vec<u8> {
-    let mut error = serde_json::Map::new();
-    error.insert("code".into(), code.into());
-    error.insert("message".into(), message.into());
-    if let Some(data) = data {
-        error.insert("data".into(), data);
-    }
-    let error = serde_json::Value::Object(error);
-    format!("{{\"jsonrpc\":\"2.0\",\"error\":{error},\"id\":{id}}}").into_bytes()
 }
 
 /// The SDK installs a logger that forwards to the Wasm host on its first

@@ -42,6 +42,22 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// Deploys `bytes` as procedure `name` (a wasmrpc server).
+    pub fn deploy(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        client: &wasmrpc::client::HttpClient,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let url = format!("{}/procedures/{name}", self.url());
+        let answer = runtime.block_on(client.send(hyper::Method::PUT, &url, &[], bytes))?;
+        if !answer.status.is_success() {
+            bail!("deploying {name}: {} {}", answer.status, answer.text());
+        }
+        Ok(())
+    }
+
     /// User plus system CPU time the process has used so far, all threads included.
     pub fn cpu_time(&self) -> anyhow::Result<Duration> {
         cpu_time(self.child.id())

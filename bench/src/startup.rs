@@ -33,12 +33,7 @@ pub fn measure(wasmrpc: &Path, module: &[u8], dir: &Path, count: usize, warm_run
     let names: Vec<String> = (0..count).map(|i| format!("p{i:03}")).collect();
     let server = start(wasmrpc, &data, dir)?;
     for name in &names {
-        let bytes = with_custom_section(module, "wasmrpc-bench", name.as_bytes());
-        let url = format!("{}/procedures/{name}", server.url());
-        let answer = runtime.block_on(client.send(hyper::Method::PUT, &url, &[], bytes))?;
-        if !answer.status.is_success() {
-            bail!("deploying {name}: {} {}", answer.status, answer.text());
-        }
+        server.deploy(&runtime, &client, name, with_custom_section(module, "wasmrpc-bench", name.as_bytes()))?;
     }
     server.stop()?;
     drop(client);

@@ -54,14 +54,8 @@ fn instantiate_and_call(bencher: divan::Bencher) {
     let f = &*FIXTURE;
     let deployed = f.registry.get("math").unwrap();
     bencher.bench_local(|| {
-        let call = f.registry.runtime.call(
-            "math",
-            &deployed.loaded,
-            "add",
-            "[1,2]",
-            CallContext { request_id: 0 },
-            &deployed.stats,
-        );
+        let call =
+            f.registry.runtime.call(&deployed.loaded, "add", "[1,2]", CallContext { request_id: 0 }, &deployed.stats);
         f.runtime.block_on(call).unwrap()
     });
 }

@@ -290,7 +290,7 @@ impl Registry {
                 deployed_at: stored.deployed_at,
                 methods: methods.iter().map(|(_, full)| full.clone()).collect(),
             },
-            loaded: compiled.into_loaded(methods.into_iter().map(|(m, _)| m).collect::<HashSet<_>>()),
+            loaded: compiled.into_loaded(name, methods.into_iter().map(|(m, _)| m).collect::<HashSet<_>>()),
             method_objects: prefixed,
             stats,
         })

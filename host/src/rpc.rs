@@ -222,7 +222,7 @@ async fn dispatch(registry: &Registry, method: &str, params: &str) -> Result<Str
     let started = Instant::now();
     let outcome = registry
         .runtime
-        .call(module, &deployed.loaded, function, params, CallContext { request_id }, &deployed.stats)
+        .call(&deployed.loaded, function, params, CallContext { request_id }, &deployed.stats)
         .await
         .and_then(|json| match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
             Ok(_) => Ok(json),
@@ -238,32 +238,17 @@ async fn dispatch(registry: &Registry, method: &str, params: &str) -> Result<Str
 
 fn log_call(request_id: u64, method: &str, elapsed: Duration, error: Option<&RpcError>) {
     let duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    let outcome = if error.is_some() { "error" } else { "ok" };
+    let code = error.map(RpcError::code);
+    let message = error.map_or("ok", RpcError::message);
     match error {
-        None => tracing::debug!(target: "wasmrpc::call", request_id, method, duration_us, outcome = "ok", "ok"),
-        Some(e) if matches!(e, RpcError::Procedure { .. }) => tracing::debug!(
-            target: "wasmrpc::call",
-            request_id,
-            method,
-            duration_us,
-            outcome = "error",
-            code = e.code(),
-            "{}",
-            e.message()
-        ),
-        Some(e) => {
+        // The server or the sandbox stopped the call: worth a warning. A
+        // procedure's own error is an answer like any other.
+        Some(e) if !matches!(e, RpcError::Procedure { .. }) => {
             let data = e.data().unwrap_or(Value::Null);
-            tracing::warn!(
-                target: "wasmrpc::call",
-                request_id,
-                method,
-                duration_us,
-                outcome = "error",
-                code = e.code(),
-                %data,
-                "{}",
-                e.message()
-            )
+            tracing::warn!(target: "wasmrpc::call", request_id, method, duration_us, outcome, code, %data, "{message}")
         }
+        _ => tracing::debug!(target: "wasmrpc::call", request_id, method, duration_us, outcome, code, "{message}"),
     }
 }
 
@@ -303,7 +288,8 @@ fn discover(registry: &Registry) -> Value {
     })
 }
 
-fn result_response(result: &str, id: &RawValue) -> Vec<u8> {
+/// A successful response: the result's JSON text and the request's id, as given.
+pub fn result_response(result: &str, id: &RawValue) -> Vec<u8> {
     let mut out = Vec::with_capacity(result.len() + id.get().len() + 32);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"result\":");
     out.extend_from_slice(result.as_bytes());

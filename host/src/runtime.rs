@@ -14,7 +14,6 @@
 mod output;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,6 +88,9 @@ pub struct CallContext {
 #[derive(Clone)]
 pub struct Loaded {
     pre: ProcedurePre<CallState>,
+    /// The procedure's name, made once per deploy and shared by every call's
+    /// log lines and output streams.
+    name: Arc<str>,
     /// Method names (without the module prefix) from `describe`.
     pub methods: Arc<HashSet<String>>,
 }
@@ -195,26 +197,25 @@ impl Runtime {
 
     /// Runs `describe` once in a fresh instance.
     pub async fn describe(&self, name: &str, compiled: &Compiled, ctx: CallContext) -> Result<String, CallError> {
-        self.run(name, &compiled.pre, ctx, Op::Describe, None).await
+        self.run(name.into(), &compiled.pre, ctx, Op::Describe, None).await
     }
 
     /// Runs one call in a fresh instance of `loaded`; records the time the
     /// instance took to create in `stats`.
     pub async fn call(
         &self,
-        name: &str,
         loaded: &Loaded,
         method: &str,
         params: &str,
         ctx: CallContext,
         stats: &ProcStats,
     ) -> Result<String, CallError> {
-        self.run(name, &loaded.pre, ctx, Op::Call { method, params }, Some(stats)).await
+        self.run(loaded.name.clone(), &loaded.pre, ctx, Op::Call { method, params }, Some(stats)).await
     }
 
     async fn run(
         &self,
-        name: &str,
+        procedure: Arc<str>,
         pre: &ProcedurePre<CallState>,
         ctx: CallContext,
         op: Op<'_>,
@@ -229,14 +230,13 @@ impl Runtime {
                 .map_err(|_| CallError::Overloaded(self.max_calls))?,
         };
         let deadline = Instant::now() + self.time_limit;
-        let stdout = GuestOutput::new(name, ctx.request_id, "stdout");
-        let stderr = GuestOutput::new(name, ctx.request_id, "stderr");
-        let memory_refused = Arc::new(AtomicBool::new(false));
+        let stdout = GuestOutput::new(procedure.clone(), ctx.request_id, "stdout");
+        let stderr = GuestOutput::new(procedure.clone(), ctx.request_id, "stderr");
         let state = CallState {
             wasi: WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter { limit: self.memory_limit_bytes, refused: memory_refused.clone() },
-            procedure: name.into(),
+            limiter: MemoryLimiter { limit: self.memory_limit_bytes, refused: false },
+            procedure,
             request_id: ctx.request_id,
         };
         let mut store = Store::new(&self.engine, state);
@@ -269,13 +269,13 @@ impl Runtime {
             Err(_elapsed) => Err(CallError::TimedOut(self.time_limit)),
             Ok(Ok(Ok(json))) => Ok(json),
             Ok(Ok(Err(e))) => Err(CallError::Guest { code: e.code, message: e.message, data: e.data }),
-            Ok(Err(err)) => Err(self.classify(err, &memory_refused, &stderr)),
+            Ok(Err(err)) => Err(self.classify(err, store.data().limiter.refused, &stderr)),
         }
     }
 
     /// Tells apart why wasmtime stopped a call.
-    fn classify(&self, err: wasmtime::Error, memory_refused: &AtomicBool, stderr: &GuestOutput) -> CallError {
-        if memory_refused.load(Ordering::Relaxed) {
+    fn classify(&self, err: wasmtime::Error, memory_refused: bool, stderr: &GuestOutput) -> CallError {
+        if memory_refused {
             return CallError::MemoryLimit { limit_mib: self.memory_limit_bytes >> 20 };
         }
         if err.is::<DeadlinePassed>() {
@@ -301,8 +301,8 @@ impl Compiled {
     }
 
     /// Ready to serve, once `describe` has named its methods.
-    pub fn into_loaded(self, methods: HashSet<String>) -> Loaded {
-        Loaded { pre: self.pre, methods: Arc::new(methods) }
+    pub fn into_loaded(self, name: &str, methods: HashSet<String>) -> Loaded {
+        Loaded { pre: self.pre, name: name.into(), methods: Arc::new(methods) }
     }
 }
 
@@ -350,13 +350,13 @@ impl Host for CallState {
 /// call is reported as a memory-limit hit (-32002) whatever trap follows.
 struct MemoryLimiter {
     limit: u64,
-    refused: Arc<AtomicBool>,
+    refused: bool,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired as u64 > self.limit {
-            self.refused.store(true, Ordering::Relaxed);
+            self.refused = true;
             return Ok(false);
         }
         Ok(true)

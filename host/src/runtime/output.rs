@@ -32,9 +32,9 @@ struct Inner {
 }
 
 impl GuestOutput {
-    pub fn new(procedure: &str, request_id: u64, stream: &'static str) -> Self {
+    pub fn new(procedure: Arc<str>, request_id: u64, stream: &'static str) -> Self {
         GuestOutput(Arc::new(Mutex::new(Inner {
-            procedure: procedure.into(),
+            procedure,
             request_id,
             stream,
             line: Vec::new(),
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn keeps_the_tail_and_bounds_what_is_logged() {
-        let out = GuestOutput::new("p", 1, "stderr");
+        let out = GuestOutput::new("p".into(), 1, "stderr");
         out.write_all(b"first line\nsecond");
         assert_eq!(out.tail(), "first line\nsecond");
         let big = vec![b'x'; MAX_GUEST_OUTPUT_BYTES * 2];
