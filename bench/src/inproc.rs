@@ -1,4 +1,4 @@
-//! In-process cost of a fresh instance: `Runtime::call` on a deployed
+//! In-process cost of a fresh instance: `Registry::call` on a deployed
 //! module, timed one call at a time, with no HTTP or JSON-RPC envelope
 //! around it. Epoch interruption and the memory limit are on, as in the
 //! server.
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use wasmrpc::config::Config;
 use wasmrpc::registry::Registry;
-use wasmrpc::runtime::CallContext;
+use wasmrpc::sandbox::CallContext;
 
 /// What `iterations` instantiate + call pairs took (after a warm-up).
 pub struct InProcess {
@@ -33,9 +33,7 @@ pub fn measure(
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         registry.deploy("p", bytes::Bytes::copy_from_slice(module)).await?;
-        let deployed = registry.get("p").context("the module is not deployed")?;
-        let call =
-            || registry.runtime.call(&deployed.loaded, method, params, CallContext { request_id: 0 }, &deployed.stats);
+        let call = || registry.call("p", method, params, CallContext { request_id: 0 });
         for _ in 0..iterations / 10 {
             call().await?;
         }

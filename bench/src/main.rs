@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use serde::Serialize;
 use serde_json::json;
-use wasmrpc::client::HttpClient;
+use wasmrpc::cli::client::HttpClient;
 
 use load::{quantile, Outcome};
 use process::Server;

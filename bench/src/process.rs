@@ -46,7 +46,7 @@ impl Server {
     pub fn deploy(
         &self,
         runtime: &tokio::runtime::Runtime,
-        client: &wasmrpc::client::HttpClient,
+        client: &wasmrpc::cli::client::HttpClient,
         name: &str,
         bytes: Vec<u8>,
     ) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use wasmrpc::client::HttpClient;
+use wasmrpc::cli::client::HttpClient;
 
 use crate::process::Server;
 

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use wasmrpc::config::Config;
-use wasmrpc::runtime::Runtime;
+use wasmrpc::sandbox::Sandbox;
 
 /// Small components (WAT), each meant to end at a different check.
 const SEEDS: &[(&str, &str)] = &[
@@ -74,9 +74,9 @@ const SEEDS: &[(&str, &str)] = &[
     ),
 ];
 
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new(&Config::new(std::env::temp_dir())).expect("runtime"))
+fn runtime() -> &'static Sandbox {
+    static RUNTIME: OnceLock<Sandbox> = OnceLock::new();
+    RUNTIME.get_or_init(|| Sandbox::new(&Config::new(std::env::temp_dir())).expect("runtime"))
 }
 
 /// Writes [`SEEDS`] as `.wasm` files into `dir` (libFuzzer reads its corpus

@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 
 use wasmrpc::config::Config;
 use wasmrpc::registry::Registry;
-use wasmrpc::runtime::CallContext;
+use wasmrpc::sandbox::{CallContext, Sandbox};
 
 /// The example procedures, the largest of which is compiled below.
 const EXAMPLES: [&str; 9] =
@@ -20,6 +20,8 @@ const EXAMPLES: [&str; 9] =
 struct Fixture {
     runtime: tokio::runtime::Runtime,
     registry: Arc<Registry>,
+    /// A sandbox of its own, for compiling and describing outside a deploy.
+    sandbox: Sandbox,
     math: Vec<u8>,
     /// The largest example module: its name and bytes.
     largest: (String, Vec<u8>),
@@ -32,14 +34,16 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let wasm_dir = PathBuf::from(std::env::var_os("WASMRPC_WASM_DIR").expect("set WASMRPC_WASM_DIR (make bench does)"));
     let read = |name: &str| std::fs::read(wasm_dir.join(format!("{name}.wasm"))).expect("build the procedures first");
     let dir = tempfile::tempdir().unwrap();
-    let registry = Arc::new(Registry::open(&Config::new(dir.path().join("data"))).unwrap());
+    let config = Config::new(dir.path().join("data"));
+    let registry = Arc::new(Registry::open(&config).unwrap());
+    let sandbox = Sandbox::new(&config).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let math = read("math");
     runtime.block_on(registry.deploy("math", math.clone().into())).unwrap();
     let largest = EXAMPLES.iter().map(|name| (name.to_string(), read(name))).max_by_key(|(_, b)| b.len()).unwrap();
     let cached = dir.path().join("largest.cwasm");
-    std::fs::write(&cached, registry.runtime.compile(&largest.1).unwrap().serialize().unwrap()).unwrap();
-    Fixture { runtime, registry, math, largest, cached, _dir: dir }
+    std::fs::write(&cached, sandbox.compile(&largest.1).unwrap().serialize().unwrap()).unwrap();
+    Fixture { runtime, registry, sandbox, math, largest, cached, _dir: dir }
 });
 
 fn main() {
@@ -52,10 +56,8 @@ fn main() {
 #[divan::bench]
 fn instantiate_and_call(bencher: divan::Bencher) {
     let f = &*FIXTURE;
-    let deployed = f.registry.get("math").unwrap();
     bencher.bench_local(|| {
-        let call =
-            f.registry.runtime.call(&deployed.loaded, "add", "[1,2]", CallContext { request_id: 0 }, &deployed.stats);
+        let call = f.registry.call("math", "add", "[1,2]", CallContext { request_id: 0 });
         f.runtime.block_on(call).unwrap()
     });
 }
@@ -64,9 +66,9 @@ fn instantiate_and_call(bencher: divan::Bencher) {
 #[divan::bench(sample_count = 200)]
 fn describe(bencher: divan::Bencher) {
     let f = &*FIXTURE;
-    let compiled = f.registry.runtime.compile(&f.math).unwrap();
+    let compiled = f.sandbox.compile(&f.math).unwrap();
     bencher.bench_local(|| {
-        f.runtime.block_on(f.registry.runtime.describe("math", &compiled, CallContext { request_id: 0 })).unwrap()
+        f.runtime.block_on(f.sandbox.describe("math", &compiled, CallContext { request_id: 0 })).unwrap()
     });
 }
 
@@ -92,12 +94,12 @@ fn envelope_batch_of_ten(bencher: divan::Bencher) {
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn compile_largest_example(bencher: divan::Bencher) {
     let f = &*FIXTURE;
-    bencher.bench_local(|| f.registry.runtime.compile(&f.largest.1).unwrap());
+    bencher.bench_local(|| f.sandbox.compile(&f.largest.1).unwrap());
 }
 
 /// Loading the same module's compiled code from the cache (a restart).
 #[divan::bench(sample_count = 50, sample_size = 1)]
 fn load_cached_compiled_code(bencher: divan::Bencher) {
     let f = &*FIXTURE;
-    bencher.bench_local(|| f.registry.runtime.load_compiled(&f.cached).unwrap());
+    bencher.bench_local(|| f.sandbox.load_compiled(&f.cached).unwrap());
 }

@@ -1,88 +1,47 @@
 //! The admin API: deploy, inspect and remove procedures
 //! (`PUT/GET/DELETE /procedures/{name}`, `GET /procedures`), and who may.
-//! Every error is JSON `{"error": "..."}` with the status of its [`AdminError`].
+//! Every error is JSON `{"error": "..."}` with the status of its [`HttpError`].
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
-use hyper::StatusCode;
-use serde_json::json;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION};
+use hyper::{Request, StatusCode};
 
-use crate::registry::{DeployError, Registry};
+use crate::body::{self, BodyError};
+use crate::http_error::{json_response, HttpError, HttpResponse};
+use crate::registry::{check_name, DeployError, Registry};
+use crate::server::App;
 
-/// Every way an admin request can fail, one variant per HTTP status.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Unauthorized(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    MethodNotAllowed(String),
-    #[error("{0}")]
-    TooLarge(String),
-    #[error("{0}")]
-    Timeout(String),
-    #[error("{0}")]
-    Overloaded(String),
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl AdminError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AdminError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-            AdminError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            AdminError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AdminError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            AdminError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The JSON body: `{"error": "..."}`.
-    pub fn body(&self) -> Bytes {
-        Bytes::from(json!({ "error": self.to_string() }).to_string())
-    }
-}
-
-impl From<DeployError> for AdminError {
+impl From<DeployError> for HttpError {
     fn from(err: DeployError) -> Self {
         match err {
-            DeployError::BadName(m) => AdminError::BadRequest(m),
-            DeployError::Invalid(m) => AdminError::BadRequest(m.0),
-            DeployError::NotFound(_) => AdminError::NotFound(err.to_string()),
-            DeployError::Overloaded(m) => AdminError::Overloaded(m),
-            DeployError::Internal(e) => {
-                tracing::error!("admin request failed: {e:#}");
-                AdminError::Internal(format!("internal error: {e:#}"))
-            }
+            DeployError::BadName(m) => HttpError::BadRequest(m),
+            DeployError::Invalid(m) => HttpError::BadRequest(m.0),
+            DeployError::NotFound(_) => HttpError::NotFound(err.to_string()),
+            DeployError::Overloaded(m) => HttpError::Overloaded(m),
+            DeployError::Internal(e) => HttpError::internal(&e),
         }
     }
 }
 
 /// Who may change procedures: with a token, whoever presents it; without one,
 /// loopback clients only.
-pub fn authorize(token: Option<&str>, authorization: Option<&[u8]>, peer: SocketAddr) -> Result<(), AdminError> {
+pub fn authorize(token: Option<&str>, authorization: Option<&[u8]>, peer: SocketAddr) -> Result<(), HttpError> {
     match token {
         Some(token) => {
             let presented = authorization.and_then(|h| h.strip_prefix(b"Bearer ")).unwrap_or_default();
             if constant_time_eq(presented, token.as_bytes()) {
                 Ok(())
             } else if authorization.is_none() {
-                Err(AdminError::Unauthorized("missing admin token: send `Authorization: Bearer <token>`".into()))
+                Err(HttpError::Unauthorized("missing admin token: send `Authorization: Bearer <token>`".into()))
             } else {
-                Err(AdminError::Unauthorized("wrong admin token".into()))
+                Err(HttpError::Unauthorized("wrong admin token".into()))
             }
         }
         None if peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback() => Ok(()),
-        None => Err(AdminError::Unauthorized(format!(
+        None => Err(HttpError::Unauthorized(format!(
             "admin requests from {} are refused: without an admin token only loopback \
              clients may deploy; start the server with --admin-token or WASMRPC_ADMIN_TOKEN",
             peer.ip()
@@ -102,30 +61,63 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `PUT /procedures/{name}`: 201 with metadata on a first deploy, 200 on a replace.
-pub async fn deploy(registry: &Arc<Registry>, name: &str, body: Bytes) -> Result<(StatusCode, Bytes), AdminError> {
-    let (metadata, created) = registry.deploy(name, body).await?;
+pub async fn deploy(
+    app: &App,
+    peer: SocketAddr,
+    name: &str,
+    req: Request<Incoming>,
+) -> Result<HttpResponse, HttpError> {
+    authorize_request(app, peer, &req)?;
+    check_name(name)?;
+    let limit = app.config.max_module_bytes;
+    let body = body::read(req, limit, app.config.body_read_timeout).await.map_err(|e| match e {
+        BodyError::TooLarge => HttpError::TooLarge(format!(
+            "the module is larger than the limit of {} MiB (--max-module-mib)",
+            limit >> 20
+        )),
+        BodyError::Timeout => HttpError::Timeout(format!(
+            "the upload did not arrive within {} ms (--body-timeout-ms)",
+            app.config.body_read_timeout.as_millis()
+        )),
+        BodyError::Broken(e) => HttpError::BadRequest(format!("cannot read the upload: {e}")),
+    })?;
+    if body.is_empty() {
+        return Err(HttpError::BadRequest(
+            "the request body is empty: send the .wasm bytes, e.g. `curl -X PUT --data-binary @f.wasm`".into(),
+        ));
+    }
+    let (metadata, created) = app.registry.deploy(name, body).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, to_json(&metadata)))
+    Ok(json_response(status, to_json(&metadata)))
 }
 
 /// `GET /procedures/{name}`.
-pub fn get(registry: &Registry, name: &str) -> Result<(StatusCode, Bytes), AdminError> {
-    let deployed = registry.get(name).ok_or_else(|| AdminError::from(DeployError::NotFound(name.to_owned())))?;
-    Ok((StatusCode::OK, to_json(&deployed.metadata)))
+pub fn get(registry: &Registry, name: &str) -> Result<HttpResponse, HttpError> {
+    let metadata = registry.metadata(name).ok_or_else(|| HttpError::from(DeployError::NotFound(name.to_owned())))?;
+    Ok(json_response(StatusCode::OK, to_json(&metadata)))
 }
 
 /// `GET /procedures`: every serving version, sorted by name.
-pub fn list(registry: &Registry) -> (StatusCode, Bytes) {
-    let table = registry.snapshot();
-    let mut all: Vec<_> = table.values().map(|d| &d.metadata).collect();
-    all.sort_by(|a, b| a.name.cmp(&b.name));
-    (StatusCode::OK, to_json(&all))
+pub fn list(registry: &Registry) -> HttpResponse {
+    json_response(StatusCode::OK, to_json(&registry.list()))
 }
 
 /// `DELETE /procedures/{name}`: 204.
-pub async fn remove(registry: &Registry, name: &str) -> Result<(StatusCode, Bytes), AdminError> {
-    registry.remove(name).await?;
-    Ok((StatusCode::NO_CONTENT, Bytes::new()))
+pub async fn remove(
+    app: &App,
+    peer: SocketAddr,
+    name: &str,
+    req: &Request<Incoming>,
+) -> Result<HttpResponse, HttpError> {
+    authorize_request(app, peer, req)?;
+    app.registry.remove(name).await?;
+    Ok(json_response(StatusCode::NO_CONTENT, Bytes::new()))
+}
+
+/// Applies [`authorize`] to a request with the server's token.
+fn authorize_request(app: &App, peer: SocketAddr, req: &Request<Incoming>) -> Result<(), HttpError> {
+    let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+    authorize(app.config.admin_token.as_deref(), header, peer)
 }
 
 fn to_json(value: &impl serde::Serialize) -> Bytes {
@@ -138,30 +130,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_error_has_its_status() {
-        let cases = [
-            (AdminError::BadRequest(String::new()), 400),
-            (AdminError::Unauthorized(String::new()), 401),
-            (AdminError::NotFound(String::new()), 404),
-            (AdminError::MethodNotAllowed(String::new()), 405),
-            (AdminError::Timeout(String::new()), 408),
-            (AdminError::TooLarge(String::new()), 413),
-            (AdminError::Overloaded(String::new()), 503),
-            (AdminError::Internal(String::new()), 500),
-        ];
-        for (err, status) in cases {
-            assert_eq!(err.status().as_u16(), status, "{err:?}");
-        }
-        let body: serde_json::Value = serde_json::from_slice(&AdminError::NotFound("no such".into()).body()).unwrap();
-        assert_eq!(body, json!({"error": "no such"}));
-    }
-
-    #[test]
     fn authorization_rules() {
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap();
         assert!(authorize(None, None, local).is_ok());
-        assert!(matches!(authorize(None, None, remote), Err(AdminError::Unauthorized(_))));
+        assert!(matches!(authorize(None, None, remote), Err(HttpError::Unauthorized(_))));
         // Loopback over IPv6, also an IPv4 client on a dual-stack socket; not a mapped remote one.
         for peer in ["[::1]:5000", "[::ffff:127.0.0.1]:5000"] {
             assert!(authorize(None, None, peer.parse().unwrap()).is_ok(), "{peer}");

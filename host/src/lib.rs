@@ -5,23 +5,27 @@
 //!
 //! 1. [`server`] accepts the connection and routes the request;
 //! 2. [`rpc`] decodes the JSON-RPC envelope (single, batch, notification) and
-//!    finds the procedure in the [`registry`];
-//! 3. [`runtime`] instantiates the procedure's component in a fresh store and
-//!    calls its `call` export; the answer goes back the same way.
+//!    hands each call to [`registry::Registry::call`];
+//! 3. the [`registry`] finds the serving version and runs it in the
+//!    [`sandbox`]: a fresh store and instance, limited in time and memory;
+//!    the answer goes back the same way.
 //!
 //! Deploys go [`server`] -> [`admin`] -> [`registry`] (compile, check,
-//! describe, then [`storage`] and an atomic swap).
+//! describe, then [`storage`] and an atomic swap). [`watch`] deploys from a
+//! directory, [`metrics`] keeps the counters `/metrics` shows, [`config`]
+//! holds every limit, and [`http_error`] is the one error type of the HTTP
+//! API. The command line ([`cli`]: `serve`, the client commands, `new`,
+//! `dev`) is the binary's glue on top.
 
 pub mod admin;
+pub mod body;
 pub mod cli;
-pub mod client;
 pub mod config;
-pub mod dev;
+pub mod http_error;
 pub mod metrics;
 pub mod registry;
 pub mod rpc;
-pub mod runtime;
-pub mod scaffold;
+pub mod sandbox;
 pub mod server;
 pub mod storage;
 pub mod watch;

@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -16,7 +17,8 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::metrics::ProcStats;
-use crate::runtime::{CallContext, CallError, Compiled, InvalidModule, Loaded, Runtime};
+pub use crate::sandbox::{CallContext, CallError};
+use crate::sandbox::{Compiled, InvalidModule, Loaded, Sandbox};
 use crate::storage::{sha256_hex, Storage, StoredVersion};
 
 /// What the admin API shows of a deployed version.
@@ -31,13 +33,13 @@ pub struct Metadata {
     pub methods: Vec<String>,
 }
 
-/// One serving version.
-pub struct Deployed {
-    pub metadata: Metadata,
-    pub loaded: Loaded,
+/// One serving version: what calls need and what the admin API shows.
+struct Version {
+    metadata: Metadata,
+    loaded: Loaded,
     /// OpenRPC Method Objects from `describe`, names prefixed with the module.
-    pub method_objects: Vec<Value>,
-    pub stats: Arc<ProcStats>,
+    method_objects: Vec<Value>,
+    stats: Arc<ProcStats>,
 }
 
 /// Why a deploy or delete failed; the admin API maps each case to a status.
@@ -56,10 +58,13 @@ pub enum DeployError {
     Internal(#[from] anyhow::Error),
 }
 
+/// The deployed procedures and the sandbox they run in. The rest of the
+/// server calls procedures through [`Registry::call`] and changes them through
+/// [`Registry::deploy`] and [`Registry::remove`].
 pub struct Registry {
-    pub runtime: Runtime,
+    sandbox: Sandbox,
     storage: Storage,
-    live: ArcSwap<HashMap<String, Arc<Deployed>>>,
+    live: ArcSwap<HashMap<String, Arc<Version>>>,
     /// Counters by name, kept across versions and deletes.
     stats: Mutex<HashMap<String, Arc<ProcStats>>>,
     deploy_lock: tokio::sync::Mutex<()>,
@@ -91,10 +96,10 @@ impl Registry {
     /// Opens the data dir and loads every stored procedure, from the compiled
     /// cache where it matches, recompiling where it does not. Blocking.
     pub fn open(config: &Config) -> anyhow::Result<Self> {
-        let runtime = Runtime::new(config)?;
-        let storage = Storage::open(&config.data_dir, runtime.compatibility_key())?;
+        let sandbox = Sandbox::new(config)?;
+        let storage = Storage::open(&config.data_dir, sandbox.compatibility_key())?;
         let registry = Registry {
-            runtime,
+            sandbox,
             storage,
             live: ArcSwap::from_pointee(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
@@ -115,7 +120,7 @@ impl Registry {
         Ok(registry)
     }
 
-    fn restore(&self, found: crate::storage::Found) -> anyhow::Result<Deployed> {
+    fn restore(&self, found: crate::storage::Found) -> anyhow::Result<Version> {
         let stored = found.record.current.clone().ok_or_else(|| anyhow::anyhow!("no version"))?;
         let (compiled, fresh) = self.compile(&stored.sha256, &found.bytes)?;
         if fresh {
@@ -132,14 +137,14 @@ impl Registry {
     fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Compiled, bool), DeployError> {
         let cached = self.storage.compiled_path(sha256);
         if cached.exists() {
-            match self.runtime.load_compiled(&cached) {
+            match self.sandbox.load_compiled(&cached) {
                 Ok(compiled) => return Ok((compiled, false)),
                 Err(e) => tracing::warn!(sha256, "compiled cache unusable ({e:#}); recompiling"),
             }
         } else {
             tracing::info!(sha256, "compiling (no cached code)");
         }
-        Ok((self.runtime.compile(bytes)?, true))
+        Ok((self.sandbox.compile(bytes)?, true))
     }
 
     fn cache_compiled(&self, sha256: &str, compiled: &Compiled) {
@@ -149,13 +154,56 @@ impl Registry {
     }
 
     /// The version of `name` serving now.
-    pub fn get(&self, name: &str) -> Option<Arc<Deployed>> {
+    fn get(&self, name: &str) -> Option<Arc<Version>> {
         self.live.load().get(name).cloned()
     }
 
-    /// Every serving version, by name.
-    pub fn snapshot(&self) -> Arc<HashMap<String, Arc<Deployed>>> {
-        self.live.load_full()
+    /// Calls `method` of procedure `module` with `params` (JSON text) in a
+    /// fresh instance of the version serving now, and checks that the result
+    /// is JSON. Records the call in the procedure's counters.
+    pub async fn call(&self, module: &str, method: &str, params: &str, ctx: CallContext) -> Result<String, CallError> {
+        let version =
+            self.get(module).filter(|v| v.loaded.methods.contains(method)).ok_or(CallError::MethodNotFound)?;
+        let started = Instant::now();
+        let outcome = self.sandbox.call(&version.loaded, method, params, ctx, &version.stats).await.and_then(|json| {
+            match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
+                Ok(_) => Ok(json),
+                Err(e) => Err(CallError::InvalidOutput(e.to_string())),
+            }
+        });
+        version.stats.record(started.elapsed(), outcome.as_ref().err().map(CallError::code));
+        outcome
+    }
+
+    /// The metadata of the version of `name` serving now.
+    pub fn metadata(&self, name: &str) -> Option<Metadata> {
+        self.get(name).map(|v| v.metadata.clone())
+    }
+
+    /// The metadata of every serving version, sorted by name.
+    pub fn list(&self) -> Vec<Metadata> {
+        let mut all: Vec<Metadata> = self.live.load().values().map(|v| v.metadata.clone()).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// How many procedures serve now.
+    pub fn len(&self) -> usize {
+        self.live.load().len()
+    }
+
+    /// Whether no procedure serves.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The OpenRPC Method Objects of every serving method, sorted by name
+    /// (`module.method`).
+    pub fn method_objects(&self) -> Vec<Value> {
+        let table = self.live.load();
+        let mut methods: Vec<Value> = table.values().flat_map(|v| v.method_objects.iter().cloned()).collect();
+        methods.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        methods
     }
 
     /// Counters of every name that was ever deployed since start.
@@ -182,7 +230,7 @@ impl Registry {
             .await
             .map_err(|e| anyhow::anyhow!("compiler task failed: {e}"))??;
         let describe =
-            self.runtime.describe(name, &compiled, CallContext { request_id: 0 }).await.map_err(|e| match e {
+            self.sandbox.describe(name, &compiled, CallContext { request_id: 0 }).await.map_err(|e| match e {
                 CallError::Overloaded(limit) => DeployError::Overloaded(format!(
                     "the server is overloaded: all {limit} call slots are busy, so the module's `describe` \
                      could not run to check it; nothing was deployed. Retry later, or raise --max-concurrent-calls"
@@ -222,7 +270,7 @@ impl Registry {
         bytes: &[u8],
         sha256: String,
         describe: String,
-    ) -> Result<(Deployed, bool), DeployError> {
+    ) -> Result<(Version, bool), DeployError> {
         if fresh {
             self.cache_compiled(&sha256, &compiled);
         }
@@ -260,7 +308,7 @@ impl Registry {
 
     /// Replaces the table with an edited copy, then drops files no version
     /// uses (but those of `keep`). Callers hold `deploy_lock`.
-    fn swap(&self, keep: Option<String>, edit: impl FnOnce(&mut HashMap<String, Arc<Deployed>>)) {
+    fn swap(&self, keep: Option<String>, edit: impl FnOnce(&mut HashMap<String, Arc<Version>>)) {
         let mut table = HashMap::clone(&self.live.load());
         edit(&mut table);
         let mut in_use = shas_in_use(&table);
@@ -269,7 +317,7 @@ impl Registry {
         self.storage.collect_garbage(&in_use);
     }
 
-    fn assemble(&self, name: &str, compiled: Compiled, stored: StoredVersion) -> anyhow::Result<Deployed> {
+    fn assemble(&self, name: &str, compiled: Compiled, stored: StoredVersion) -> anyhow::Result<Version> {
         let method_objects = parse_describe(&stored.describe)?;
         let mut methods = Vec::new();
         let mut prefixed = Vec::new();
@@ -281,7 +329,7 @@ impl Registry {
             methods.push((method, full));
         }
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_owned()).or_default().clone();
-        Ok(Deployed {
+        Ok(Version {
             metadata: Metadata {
                 name: name.to_owned(),
                 version: stored.version,
@@ -297,7 +345,7 @@ impl Registry {
     }
 }
 
-fn shas_in_use(table: &HashMap<String, Arc<Deployed>>) -> HashSet<String> {
+fn shas_in_use(table: &HashMap<String, Arc<Version>>) -> HashSet<String> {
     table.values().map(|d| d.metadata.sha256.clone()).collect()
 }
 

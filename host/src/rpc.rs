@@ -5,7 +5,6 @@
 //! guest as it arrived, and the guest's result text goes back as it left it
 //! (after a validity check). Ids are echoed byte for byte.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,8 +12,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::registry::Registry;
-use crate::runtime::{CallContext, CallError};
+use crate::registry::{CallContext, CallError, Registry};
 
 /// Every JSON-RPC error the server answers with, one variant per code.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +97,7 @@ impl RpcError {
             CallError::MemoryLimit { limit_mib } => RpcError::MemoryLimit(detail(json!({ "limit_mib": limit_mib }))),
             CallError::Overloaded(limit) => RpcError::Overloaded(detail(json!({ "max_concurrent_calls": limit }))),
             CallError::InvalidOutput(_) => RpcError::Internal(detail(json!({}))),
+            CallError::MethodNotFound => RpcError::MethodNotFound,
             CallError::Guest { code, message, data } => RpcError::Procedure {
                 code: *code,
                 message: message.clone(),
@@ -180,8 +179,6 @@ fn valid_id(id: &RawValue) -> bool {
     matches!(id.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9' | b'n'))
 }
 
-static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
-
 async fn handle_one(registry: &Registry, raw: &RawValue) -> Option<Vec<u8>> {
     let invalid = RpcError::InvalidRequest { detail: None };
     let Ok(envelope) = serde_json::from_str::<Envelope>(raw.get()) else {
@@ -214,25 +211,14 @@ async fn dispatch(registry: &Registry, method: &str, params: &str) -> Result<Str
         };
     }
     let (module, function) = method.split_once('.').unwrap_or((method, method));
-    let deployed = registry.get(module).ok_or(RpcError::MethodNotFound)?;
-    if !deployed.loaded.methods.contains(function) {
+    let request_id = crate::metrics::next_request_id();
+    let started = Instant::now();
+    let outcome = registry.call(module, function, params, CallContext { request_id }).await;
+    if matches!(outcome, Err(CallError::MethodNotFound)) {
         return Err(RpcError::MethodNotFound);
     }
-    let request_id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
-    let started = Instant::now();
-    let outcome = registry
-        .runtime
-        .call(&deployed.loaded, function, params, CallContext { request_id }, &deployed.stats)
-        .await
-        .and_then(|json| match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
-            Ok(_) => Ok(json),
-            Err(e) => Err(CallError::InvalidOutput(e.to_string())),
-        })
-        .map_err(|e| RpcError::from_call(e, method));
-    let elapsed = started.elapsed();
-    let code = outcome.as_ref().err().map(RpcError::code);
-    deployed.stats.record(elapsed, code);
-    log_call(request_id, method, elapsed, outcome.as_ref().err());
+    let outcome = outcome.map_err(|e| RpcError::from_call(e, method));
+    log_call(request_id, method, started.elapsed(), outcome.as_ref().err());
     outcome
 }
 
@@ -274,9 +260,6 @@ pub fn is_valid_answer(value: &Value) -> bool {
 
 /// The OpenRPC document of every deployed method.
 fn discover(registry: &Registry) -> Value {
-    let table = registry.snapshot();
-    let mut methods: Vec<&Value> = table.values().flat_map(|d| &d.method_objects).collect();
-    methods.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     json!({
         "openrpc": "1.3.2",
         "info": {
@@ -284,7 +267,7 @@ fn discover(registry: &Registry) -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Procedures deployed on this wasmrpc server; each call runs in a fresh WebAssembly instance.",
         },
-        "methods": methods,
+        "methods": registry.method_objects(),
     })
 }
 

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::support::{wasm, wasmrpc, Server};
 
-fn error_text(answer: &wasmrpc::client::Answer) -> String {
+fn error_text(answer: &wasmrpc::cli::client::Answer) -> String {
     let body: Value = answer.json().unwrap_or_else(|e| panic!("{e:#}"));
     body["error"].as_str().unwrap_or_else(|| panic!("no error field: {body}")).to_owned()
 }

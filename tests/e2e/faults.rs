@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use wasmrpc::client::HttpClient;
+use wasmrpc::cli::client::HttpClient;
 
 use crate::support::{wasm, Server};
 

@@ -67,7 +67,7 @@ async fn a_signal_lets_running_calls_finish_and_exits_cleanly(signal: &'static s
     let url = format!("{}/rpc", server.url);
     let body = r#"{"jsonrpc":"2.0","method":"hostile.sleep","params":[800],"id":1}"#;
     let running = tokio::spawn(async move {
-        wasmrpc::client::send(Method::POST, &url, &[("content-type", "application/json")], body).await
+        wasmrpc::cli::client::send(Method::POST, &url, &[("content-type", "application/json")], body).await
     });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let url = server.url.clone();
@@ -76,7 +76,7 @@ async fn a_signal_lets_running_calls_finish_and_exits_cleanly(signal: &'static s
     let answer = running.await.unwrap().expect("the running call was answered");
     assert_eq!(answer.text(), r#"{"jsonrpc":"2.0","result":null,"id":1}"#);
     // Nothing listens any more.
-    assert!(wasmrpc::client::send(Method::GET, &format!("{url}/healthz"), &[], Vec::new()).await.is_err());
+    assert!(wasmrpc::cli::client::send(Method::GET, &format!("{url}/healthz"), &[], Vec::new()).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]

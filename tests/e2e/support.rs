@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
-use wasmrpc::client::{Answer, HttpClient};
+use wasmrpc::cli::client::{Answer, HttpClient};
 
 /// Directory of the built procedures: `WASMRPC_WASM_DIR` (the Makefile sets
 /// it), or built here once with cargo.

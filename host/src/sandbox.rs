@@ -1,8 +1,8 @@
 //! The WebAssembly side of a call: the wasmtime engine, checking an uploaded
 //! component against `wit/procedure.wit`, and running one call in a fresh,
-//! limited instance. Nothing here knows about HTTP or JSON-RPC envelopes: the
-//! rest of the server meets this module at [`Runtime::compile`] (deploy) and
-//! [`Runtime::call`] (every request).
+//! limited instance. Nothing here knows about HTTP or JSON-RPC envelopes; only
+//! the [`registry`](crate::registry) uses this module: [`Sandbox::compile`]
+//! at deploy, [`Sandbox::call`] for every call.
 //!
 //! Guests run on the tokio worker through wasmtime's async support. Measured
 //! on the prototype (see issue 2): the sync API on a worker panics when a
@@ -76,6 +76,25 @@ pub enum CallError {
     /// The procedure's own error, passed through unchanged.
     #[error("{message}")]
     Guest { code: i32, message: String, data: Option<String> },
+    /// No procedure of that name is deployed, or it has no such method.
+    #[error("method not found")]
+    MethodNotFound,
+}
+
+impl CallError {
+    /// The JSON-RPC error code of this failure (the contract's table): the
+    /// same whether the caller is an HTTP client or another procedure.
+    pub fn code(&self) -> i32 {
+        match self {
+            CallError::Trapped { .. } => -32000,
+            CallError::TimedOut(_) => -32001,
+            CallError::MemoryLimit { .. } => -32002,
+            CallError::Overloaded(_) => -32003,
+            CallError::InvalidOutput(_) => -32603,
+            CallError::MethodNotFound => -32601,
+            CallError::Guest { code, .. } => *code,
+        }
+    }
 }
 
 /// Who is calling, for the guest's log lines.
@@ -106,8 +125,9 @@ pub struct Compiled {
 #[error("{0}")]
 pub struct InvalidModule(pub String);
 
-/// The engine and the linker shared by every call, plus the call-slot bound.
-pub struct Runtime {
+/// The engine and the linker shared by every call, plus the call-slot bound:
+/// the Wasm side of the server (not to be confused with tokio's runtime).
+pub struct Sandbox {
     engine: Engine,
     linker: Linker<CallState>,
     time_limit: Duration,
@@ -116,7 +136,7 @@ pub struct Runtime {
     max_calls: usize,
 }
 
-impl Runtime {
+impl Sandbox {
     /// Builds the engine (pooling allocator sized from `config`, falling back to
     /// on-demand allocation where the pool cannot be reserved) and the linker.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
@@ -132,7 +152,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::wasmrpc::procedure::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        Ok(Runtime {
+        Ok(Sandbox {
             engine,
             linker,
             time_limit: config.time_limit,
@@ -140,10 +160,6 @@ impl Runtime {
             slots: Semaphore::new(config.max_concurrent_calls),
             max_calls: config.max_concurrent_calls,
         })
-    }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
     }
 
     /// A key that changes whenever compiled code from this engine would not load

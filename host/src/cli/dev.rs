@@ -16,7 +16,7 @@ use hyper::{Method, StatusCode};
 use notify::Watcher as _;
 use serde_json::Value;
 
-use crate::client;
+use crate::cli::client;
 use crate::config::Config;
 use crate::registry;
 
@@ -50,7 +50,7 @@ pub struct Options {
 pub fn run(options: Options) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let shutdown = crate::cli::shutdown_signal();
+        let shutdown = super::process::shutdown_signal();
         tokio::pin!(shutdown);
         let mut local = None;
         let result = tokio::select! {
@@ -403,7 +403,9 @@ struct LocalServer {
 
 impl LocalServer {
     async fn start(addr: SocketAddr, data_dir: PathBuf, admin_token: Option<String>) -> anyhow::Result<LocalServer> {
-        init_logging();
+        // The log of a server started here: warnings, and what procedures
+        // log (`RUST_LOG` overrides).
+        super::process::init_logging(super::LogFormat::Text, "warn,guest=debug");
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let mut config = Config::new(data_dir);
         config.admin_token = admin_token.filter(|t| !t.is_empty());
@@ -436,14 +438,6 @@ impl LocalServer {
             eprintln!("the server stopped with an error: {e:#}");
         }
     }
-}
-
-/// The log of a server started here: warnings, and what procedures log
-/// (`RUST_LOG` overrides).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,guest=debug"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 #[cfg(test)]

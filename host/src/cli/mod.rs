@@ -3,6 +3,11 @@
 //! environment variables are defined here once; `--help` text comes from
 //! these definitions.
 
+pub mod client;
+pub mod dev;
+mod process;
+pub mod scaffold;
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +19,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::client;
 use crate::config::{self, Config};
 
 #[derive(Debug, Parser)]
@@ -208,7 +212,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List { server } => client_command(list(server)),
         Command::Remove { name, server } => client_command(remove(name, server)),
         Command::New { name, path, sdk } => new(name, path, sdk),
-        Command::Dev(args) => crate::dev::run(crate::dev::Options {
+        Command::Dev(args) => dev::run(dev::Options {
             crate_dir: args.crate_dir,
             name: args.name,
             server: args.server.server,
@@ -219,7 +223,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_logging(args.log_format);
+    process::init_logging(args.log_format, "info");
     let config = args.config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -229,41 +233,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         println!("wasmrpc listening on http://{addr}");
         std::io::stdout().flush()?;
-        crate::server::run(listener, config, shutdown_signal()).await
+        crate::server::run(listener, config, process::shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 fn client_command(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
@@ -367,7 +339,7 @@ async fn list(server: ServerArgs) -> anyhow::Result<ExitCode> {
 
 fn new(name: String, path: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let dir = path.unwrap_or_else(|| PathBuf::from(&name));
-    let created = crate::scaffold::create(&name, &dir, sdk.as_deref())?;
+    let created = scaffold::create(&name, &dir, sdk.as_deref())?;
     println!("created procedure crate `{name}` in {}:", dir.display());
     for file in &created.files {
         println!("  {}", dir.join(file).display());
