@@ -79,6 +79,7 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo fmt --all --manifest-path procedures/Cargo.toml -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 	cargo clippy --release --target wasm32-wasip2 --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) -- -D warnings
 
 clean:

@@ -38,9 +38,15 @@ pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 30_000;
 /// How long a graceful shutdown waits for running requests before it gives up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Guest output (stdout, stderr) kept per call and stream; the rest is dropped
-/// with a note in the log, so a chatty guest cannot flood the log or memory.
+/// Guest output (stdout, stderr, host log messages) kept per call and stream;
+/// the rest is dropped with a note in the log, so a chatty guest cannot flood
+/// the log or memory.
 pub const MAX_GUEST_OUTPUT_BYTES: usize = 64 * 1024;
+/// Longest piece of guest-controlled text (an output line, a log message, an
+/// error message) in one server log line; the rest is cut with a note. A log
+/// line is read by people and parsed by tools: one call must not be able to
+/// make it megabytes long.
+pub const MAX_LOG_TEXT_BYTES: usize = 2048;
 
 /// Everything `wasmrpc serve` needs to know.
 #[derive(Debug, Clone)]
@@ -60,6 +66,10 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Directory of `*.wasm` files to deploy and keep deployed (`--watch`).
     pub watch_dir: Option<PathBuf>,
+    /// Whether the instance pool may reset memory with the kernel's
+    /// PAGEMAP_SCAN (only the pages a call dirtied). Even when true it is
+    /// off while swap is active: see `sandbox::pagemap_scan`.
+    pub pagemap_scan: bool,
 }
 
 impl Config {
@@ -78,6 +88,7 @@ impl Config {
             body_read_timeout: Duration::from_millis(DEFAULT_BODY_TIMEOUT_MS),
             admin_token: None,
             watch_dir: None,
+            pagemap_scan: true,
         }
     }
 }

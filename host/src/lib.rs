@@ -22,6 +22,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod http_error;
+pub mod logtext;
 pub mod metrics;
 pub mod registry;
 pub mod rpc;

@@ -349,6 +349,10 @@ fn shas_in_use(table: &HashMap<String, Arc<Version>>) -> HashSet<String> {
     table.values().map(|d| d.metadata.sha256.clone()).collect()
 }
 
+/// Longest method name a procedure may declare: names appear in log lines,
+/// metrics labels and generated client code, so they stay short and printable.
+const MAX_METHOD_NAME_BYTES: usize = 128;
+
 /// Checks `describe` output: `{"methods": [{"name": "...", ...}, ...]}`.
 fn parse_describe(text: &str) -> Result<Vec<Value>, InvalidModule> {
     let bad = |why: &str| {
@@ -363,6 +367,12 @@ fn parse_describe(text: &str) -> Result<Vec<Value>, InvalidModule> {
         let Some(name) = m.get("name").and_then(Value::as_str) else {
             return Err(bad("a method without a string `name`"));
         };
+        if name.len() > MAX_METHOD_NAME_BYTES || name.chars().any(char::is_control) {
+            let shown = crate::logtext::loggable(name.get(..64).unwrap_or("(not shown)"));
+            return Err(bad(&format!(
+                "a method name longer than {MAX_METHOD_NAME_BYTES} bytes or with control characters (\"{shown}...\")"
+            )));
+        }
         if name.is_empty() || name.starts_with("rpc.") || !seen.insert(name) {
             return Err(bad(&format!("an empty, reserved or repeated method name \"{name}\"")));
         }
@@ -395,7 +405,18 @@ mod tests {
     #[test]
     fn describe_must_list_named_methods() {
         assert_eq!(parse_describe(r#"{"methods":[{"name":"add"}]}"#).unwrap().len(), 1);
-        for bad in ["nope", "{}", r#"{"methods":[{}]}"#, r#"{"methods":[{"name":"a"},{"name":"a"}]}"#] {
+        let long = format!(r#"{{"methods":[{{"name":"{}"}}]}}"#, "a".repeat(MAX_METHOD_NAME_BYTES + 1));
+        for bad in [
+            "nope",
+            "{}",
+            r#"{"methods":[{}]}"#,
+            r#"{"methods":[{"name":"a"},{"name":"a"}]}"#,
+            r#"{"methods":[{"name":""}]}"#,
+            r#"{"methods":[{"name":"rpc.discover"}]}"#,
+            r#"{"methods":[{"name":"a
+b"}]}"#,
+            &long,
+        ] {
             assert!(parse_describe(bad).is_err(), "{bad}");
         }
     }

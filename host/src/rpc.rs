@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use crate::logtext::loggable;
 use crate::registry::{CallContext, CallError, Registry};
 
 /// Every JSON-RPC error the server answers with, one variant per code.
@@ -226,12 +227,13 @@ fn log_call(request_id: u64, method: &str, elapsed: Duration, error: Option<&Rpc
     let duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     let outcome = if error.is_some() { "error" } else { "ok" };
     let code = error.map(RpcError::code);
-    let message = error.map_or("ok", RpcError::message);
+    let message = loggable(error.map_or("ok", RpcError::message));
     match error {
         // The server or the sandbox stopped the call: worth a warning. A
         // procedure's own error is an answer like any other.
         Some(e) if !matches!(e, RpcError::Procedure { .. }) => {
-            let data = e.data().unwrap_or(Value::Null);
+            let data = e.data().unwrap_or(Value::Null).to_string();
+            let data = loggable(&data);
             tracing::warn!(target: "wasmrpc::call", request_id, method, duration_us, outcome, code, %data, "{message}")
         }
         _ => tracing::debug!(target: "wasmrpc::call", request_id, method, duration_us, outcome, code, "{message}"),

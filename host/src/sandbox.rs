@@ -23,7 +23,8 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::config::{Config, OVERLOAD_WAIT};
+use crate::config::{Config, MAX_GUEST_OUTPUT_BYTES, OVERLOAD_WAIT};
+use crate::logtext::loggable;
 use crate::metrics::ProcStats;
 pub use output::GuestOutput;
 
@@ -141,11 +142,12 @@ impl Sandbox {
     /// on-demand allocation where the pool cannot be reserved) and the linker.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let instances = u32::try_from(config.max_concurrent_calls).unwrap_or(u32::MAX / 8).saturating_add(DEPLOY_SLOTS);
-        let engine = match Engine::new(&engine_config(config, Some(instances))) {
+        let pagemap = pagemap_scan(config.pagemap_scan, &std::fs::read_to_string("/proc/swaps").unwrap_or_default());
+        let engine = match Engine::new(&engine_config(config, Some(instances), pagemap)) {
             Ok(engine) => engine,
             Err(err) => {
                 tracing::warn!("pooling allocator unavailable ({err:#}); using on-demand allocation");
-                Engine::new(&engine_config(config, None))?
+                Engine::new(&engine_config(config, None, pagemap))?
             }
         };
         start_epoch_ticker(&engine);
@@ -254,6 +256,8 @@ impl Sandbox {
             limiter: MemoryLimiter { limit: self.memory_limit_bytes, refused: false },
             procedure,
             request_id: ctx.request_id,
+            log_bytes: 0,
+            log_dropped: 0,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -281,6 +285,16 @@ impl Sandbox {
         .await;
         stdout.flush_log();
         stderr.flush_log();
+        let dropped = store.data().log_dropped;
+        if dropped > 0 {
+            let state = store.data();
+            tracing::warn!(
+                target: "guest",
+                procedure = &*state.procedure,
+                request_id = state.request_id,
+                "{dropped} log messages dropped (limit {MAX_GUEST_OUTPUT_BYTES} bytes per call)"
+            );
+        }
         match outcome {
             Err(_elapsed) => Err(CallError::TimedOut(self.time_limit)),
             Ok(Ok(Ok(json))) => Ok(json),
@@ -340,6 +354,9 @@ struct CallState {
     limiter: MemoryLimiter,
     procedure: Arc<str>,
     request_id: u64,
+    /// Bytes of `host.log` messages so far, and messages dropped past the budget.
+    log_bytes: usize,
+    log_dropped: usize,
 }
 
 impl WasiView for CallState {
@@ -350,6 +367,13 @@ impl WasiView for CallState {
 
 impl Host for CallState {
     fn log(&mut self, level: Level, message: String) {
+        // Log messages share the per-call output budget with stdout and stderr.
+        if self.log_bytes >= MAX_GUEST_OUTPUT_BYTES {
+            self.log_dropped += 1;
+            return;
+        }
+        self.log_bytes += message.len();
+        let message = loggable(&message);
         let procedure = &*self.procedure;
         let request_id = self.request_id;
         match level {
@@ -383,7 +407,33 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     }
 }
 
-fn engine_config(config: &Config, pool_instances: Option<u32>) -> wasmtime::Config {
+/// Whether the pool resets memory through PAGEMAP_SCAN, given the flag and the
+/// text of `/proc/swaps`.
+///
+/// The scan finds the dirty pages that are present in memory. A dirty page
+/// that has been swapped out is neither reset nor decommitted (wasmtime PR
+/// #14357), so the next instance in that slot could read the previous call's
+/// data. Until a wasmtime release fixes that, active swap turns the scan off:
+/// every kept-resident page is then cleared, which costs time, not safety.
+fn pagemap_scan(allowed: bool, proc_swaps: &str) -> Enabled {
+    let swap_devices: Vec<&str> =
+        proc_swaps.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    if !allowed {
+        tracing::info!("memory reset by PAGEMAP_SCAN is off (--no-pagemap-scan)");
+        Enabled::No
+    } else if !swap_devices.is_empty() {
+        tracing::warn!(
+            swap = swap_devices.join(", "),
+            "swap is active: memory reset by PAGEMAP_SCAN is off, since it would miss swapped-out \
+             pages a call dirtied and leave them for the next call (wasmtime PR #14357)"
+        );
+        Enabled::No
+    } else {
+        Enabled::Auto
+    }
+}
+
+fn engine_config(config: &Config, pool_instances: Option<u32>, pagemap: Enabled) -> wasmtime::Config {
     let mut cfg = wasmtime::Config::new();
     cfg.wasm_component_model(true);
     cfg.epoch_interruption(true);
@@ -399,7 +449,7 @@ fn engine_config(config: &Config, pool_instances: Option<u32>) -> wasmtime::Conf
             .table_elements(MAX_TABLE_ELEMENTS)
             .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
             .table_keep_resident(KEEP_RESIDENT_BYTES)
-            .pagemap_scan(Enabled::Auto);
+            .pagemap_scan(pagemap);
         cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     cfg
@@ -476,6 +526,16 @@ mod tests {
         assert!(err.0.contains("`wasi:http/outgoing-handler@0.2.0`"), "{err}");
         assert!(check_import("wasi:cli/environment@0.3.0").is_err());
         assert!(check_import("evil:thing/x").is_err());
+    }
+
+    #[test]
+    fn swap_turns_the_pagemap_scan_off() {
+        let none = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        let one = format!("{none}/swapfile                               file\t\t1048572\t\t0\t\t-2\n");
+        assert!(matches!(pagemap_scan(true, none), Enabled::Auto));
+        assert!(matches!(pagemap_scan(true, ""), Enabled::Auto));
+        assert!(matches!(pagemap_scan(true, &one), Enabled::No));
+        assert!(matches!(pagemap_scan(false, none), Enabled::No));
     }
 
     #[test]

@@ -1,65 +1,91 @@
-//! `serve --watch DIR`: keeps every `DIR/*.wasm` deployed under its file stem.
-//! Changes are debounced (a file must be quiet for [`DEBOUNCE`] before it is
-//! read), so a file being written is not loaded half-way; and a file that
-//! does not validate is logged while the previous version keeps serving.
+//! Watching files: [`FileWatcher`] reports changed paths once they have been
+//! quiet for [`DEBOUNCE`] (an editor's save or a copy is often several
+//! events, and a file being written must not be read half-way). `serve
+//! --watch DIR` uses it here to keep every `DIR/*.wasm` deployed under its
+//! file stem (a file that does not validate is logged while the previous
+//! version keeps serving); `wasmrpc dev` uses it to rebuild on a source change.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use notify::Watcher as _;
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher as _};
 
 use crate::registry::{DeployError, Registry};
 
-/// How long a file must stay unchanged before it is (re)deployed.
-const DEBOUNCE: Duration = Duration::from_millis(250);
+/// How long the watched files must stay quiet after a change before it is
+/// reported.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
 
-/// Deploys what is in `dir` now and starts watching it.
-pub fn spawn(registry: Arc<Registry>, dir: PathBuf) -> anyhow::Result<()> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            for path in event.paths {
+/// Watches directories and reports debounced batches of changed paths. The
+/// watching stops when it is dropped.
+pub struct FileWatcher {
+    _watcher: notify::RecommendedWatcher,
+    changed: tokio::sync::mpsc::UnboundedReceiver<PathBuf>,
+}
+
+impl FileWatcher {
+    /// Watches each `(dir, mode)`; paths for which `relevant` is false are
+    /// ignored, and so is reading a file.
+    pub fn new(
+        dirs: &[(&Path, RecursiveMode)],
+        relevant: impl Fn(&Path) -> bool + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        let (tx, changed) = tokio::sync::mpsc::unbounded_channel();
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            let written = matches!(event.kind, EventKind::Access(AccessKind::Close(AccessMode::Write)));
+            if matches!(event.kind, EventKind::Access(_)) && !written {
+                return;
+            }
+            for path in event.paths.into_iter().filter(|p| relevant(p)) {
                 let _ = tx.send(path);
             }
+        })
+        .context("cannot start the file watcher")?;
+        for (dir, mode) in dirs {
+            watcher.watch(dir, *mode).with_context(|| format!("cannot watch {}", dir.display()))?;
         }
-    })
-    .context("cannot start the file watcher")?;
-    watcher
-        .watch(&dir, notify::RecursiveMode::NonRecursive)
-        .with_context(|| format!("cannot watch {}", dir.display()))?;
+        Ok(FileWatcher { _watcher: watcher, changed })
+    }
+
+    /// Waits for a change, then until nothing has changed for [`DEBOUNCE`],
+    /// and returns every path that changed meanwhile. `None` when the
+    /// watcher stopped.
+    pub async fn changes(&mut self) -> Option<HashSet<PathBuf>> {
+        let mut paths = HashSet::from([self.changed.recv().await?]);
+        loop {
+            match tokio::time::timeout(DEBOUNCE, self.changed.recv()).await {
+                Ok(Some(path)) => {
+                    paths.insert(path);
+                }
+                Ok(None) => return None,
+                Err(_quiet) => return Some(paths),
+            }
+        }
+    }
+}
+
+/// Deploys what is in `dir` now and keeps it deployed as it changes.
+pub fn spawn(registry: Arc<Registry>, dir: PathBuf) -> anyhow::Result<()> {
+    // The directory itself, not the files: a file replaced by a rename is
+    // seen too.
+    let mut watcher = FileWatcher::new(&[(&dir, RecursiveMode::NonRecursive)], is_wasm)?;
     let initial: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| is_wasm(p))
         .collect();
     tokio::spawn(async move {
-        let _watcher = watcher; // watching stops when this is dropped
         for path in initial {
             sync(&registry, &path).await;
         }
-        let mut pending: HashMap<PathBuf, Instant> = HashMap::new();
-        loop {
-            let wait = tokio::time::sleep(DEBOUNCE / 2);
-            tokio::select! {
-                path = rx.recv() => match path {
-                    Some(path) if is_wasm(&path) => { pending.insert(path, Instant::now()); }
-                    Some(_) => {}
-                    None => return,
-                },
-                () = wait => {
-                    let ready: Vec<PathBuf> = pending
-                        .iter()
-                        .filter(|(_, at)| at.elapsed() >= DEBOUNCE)
-                        .map(|(p, _)| p.clone())
-                        .collect();
-                    for path in ready {
-                        pending.remove(&path);
-                        sync(&registry, &path).await;
-                    }
-                }
+        while let Some(paths) = watcher.changes().await {
+            for path in paths {
+                sync(&registry, &path).await;
             }
         }
     });

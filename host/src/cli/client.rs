@@ -1,5 +1,7 @@
 //! A small HTTP/1 client for the command line (`deploy`, `call`, `list`,
-//! `remove`) and the end-to-end tests: one request, whole body back.
+//! `remove`, `dev`) and the end-to-end tests: one request, whole body back;
+//! and [`AdminClient`], the one client of the admin API that the commands
+//! share.
 
 use std::time::Duration;
 
@@ -48,12 +50,6 @@ pub async fn send(
 /// one tokio runtime).
 #[derive(Clone)]
 pub struct HttpClient(Client<HttpConnector, Full<Bytes>>);
-
-impl Default for HttpClient {
-    fn default() -> Self {
-        HttpClient::new()
-    }
-}
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,5 +101,53 @@ impl HttpClient {
         let body =
             response.into_body().collect().await.context("the connection broke while reading the answer")?.to_bytes();
         Ok(Answer { status, content_type, headers, body })
+    }
+}
+
+/// Why an admin request did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminFailure {
+    /// The server answered with an error status; `message` is its `{"error"}` text.
+    #[error("the server answered {status}: {message}")]
+    Refused { status: StatusCode, message: String },
+    /// The server could not be reached, or the request not made.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// The admin API (`/procedures`) of one server, with its token if any.
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    base: String,
+    authorization: Option<String>,
+}
+
+impl AdminClient {
+    /// A client of the server at `server` (a base URL); an empty token counts as none.
+    pub fn new(server: &str, admin_token: Option<&str>) -> Self {
+        AdminClient {
+            base: server.trim_end_matches('/').to_owned(),
+            authorization: admin_token.filter(|t| !t.is_empty()).map(|t| format!("Bearer {t}")),
+        }
+    }
+
+    /// The server's base URL, without a trailing `/`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends `method path` with `body`; a non-2xx answer is [`AdminFailure::Refused`].
+    pub async fn request(&self, method: Method, path: &str, body: Vec<u8>) -> Result<Answer, AdminFailure> {
+        let headers: Vec<(&str, &str)> = self.authorization.iter().map(|b| ("authorization", b.as_str())).collect();
+        let answer = send(method, &format!("{}{path}", self.base), &headers, body).await?;
+        if !answer.status.is_success() {
+            let message = answer
+                .json()
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| answer.text());
+            return Err(AdminFailure::Refused { status: answer.status, message });
+        }
+        Ok(answer)
     }
 }

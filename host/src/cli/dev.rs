@@ -13,16 +13,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use hyper::{Method, StatusCode};
-use notify::Watcher as _;
+use notify::RecursiveMode;
 use serde_json::Value;
 
-use crate::cli::client;
+use super::client::{self, AdminClient, AdminFailure};
 use crate::config::Config;
 use crate::registry;
+use crate::watch::FileWatcher;
 
-/// How long the sources must stay quiet after a change before a build starts
-/// (an editor's save is often several events).
-const DEBOUNCE: Duration = Duration::from_millis(150);
 /// How long `GET /healthz` may take before the server counts as absent.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a server started here may take to open its data dir.
@@ -101,20 +99,12 @@ async fn dev(options: &Options, local: &mut Option<LocalServer>) -> anyhow::Resu
         let ok = deployer.round(&dir).await;
         return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
-    let (_watcher, mut changes) = watch(&dir)?;
+    let mut watcher = watch(&dir)?;
     deployer.round(&dir).await;
     println!("watching {} (src/, Cargo.toml, build.rs); Ctrl-C stops", dir.display());
     loop {
-        if changes.recv().await.is_none() {
+        if watcher.changes().await.is_none() {
             bail!("the file watcher stopped");
-        }
-        // Debounce: wait until the sources have been quiet for DEBOUNCE.
-        loop {
-            match tokio::time::timeout(DEBOUNCE, changes.recv()).await {
-                Ok(Some(())) => {}
-                Ok(None) => bail!("the file watcher stopped"),
-                Err(_) => break,
-            }
         }
         deployer.round(&dir).await;
     }
@@ -179,27 +169,20 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Builds and deploys; remembers the serving version to say what keeps serving.
 struct Deployer {
     name: String,
-    server: String,
-    authorization: Option<String>,
+    admin: AdminClient,
     version: Option<u64>,
     methods: Option<Vec<String>>,
 }
 
 impl Deployer {
     async fn new(name: String, server: String, admin_token: Option<String>) -> Deployer {
-        let authorization = admin_token.filter(|t| !t.is_empty()).map(|t| format!("Bearer {t}"));
-        let mut deployer = Deployer { name, server, authorization, version: None, methods: None };
-        let url = format!("{}/procedures/{}", deployer.server, deployer.name);
-        if let Ok(answer) = client::send(Method::GET, &url, &deployer.headers(), Vec::new()).await {
-            if answer.status == StatusCode::OK {
-                deployer.version = answer.json().ok().and_then(|meta| meta["version"].as_u64());
-            }
+        let admin = AdminClient::new(&server, admin_token.as_deref());
+        let mut deployer = Deployer { name, admin, version: None, methods: None };
+        let path = format!("/procedures/{}", deployer.name);
+        if let Ok(answer) = deployer.admin.request(Method::GET, &path, Vec::new()).await {
+            deployer.version = answer.json().ok().and_then(|meta| meta["version"].as_u64());
         }
         deployer
-    }
-
-    fn headers(&self) -> Vec<(&str, &str)> {
-        self.authorization.iter().map(|b| ("authorization", b.as_str())).collect()
     }
 
     fn serving(&self) -> String {
@@ -224,15 +207,15 @@ impl Deployer {
         };
         let build_time = started.elapsed();
         let started = Instant::now();
-        let outcome = self.deploy(&artifact).await;
+        let outcome = self.upload(&artifact).await;
         let deploy_time = started.elapsed();
         let times = format!("build {:.2} s, deploy {} ms", build_time.as_secs_f64(), deploy_time.as_millis());
         match outcome {
-            Ok(Deployed { version, unchanged: true, .. }) => {
+            Ok(Uploaded { version, unchanged: true, .. }) => {
                 println!("{} version {version} unchanged ({times})", self.name);
                 true
             }
-            Ok(Deployed { version, methods, .. }) => {
+            Ok(Uploaded { version, methods, .. }) => {
                 println!("deployed {} version {version} ({times})", self.name);
                 if self.methods.as_ref() != Some(&methods) {
                     println!("  methods: {}", methods.join(", "));
@@ -241,59 +224,39 @@ impl Deployer {
                 self.methods = Some(methods);
                 true
             }
-            Err(DeployFailure::Refused(message)) => {
+            Err(AdminFailure::Refused { message, .. }) => {
                 println!("deploy refused: {message} ({})", self.serving());
                 false
             }
-            Err(DeployFailure::Failed(e)) => {
+            Err(AdminFailure::Failed(e)) => {
                 println!("deploy failed: {e:#}");
                 false
             }
         }
     }
 
-    async fn deploy(&self, artifact: &Path) -> Result<Deployed, DeployFailure> {
+    /// PUTs the build's output as the procedure.
+    async fn upload(&self, artifact: &Path) -> Result<Uploaded, AdminFailure> {
         let bytes = tokio::fs::read(artifact)
             .await
             .with_context(|| format!("cannot read the build's output {}", artifact.display()))?;
-        let url = format!("{}/procedures/{}", self.server, self.name);
-        let answer = client::send(Method::PUT, &url, &self.headers(), bytes).await?;
-        if !answer.status.is_success() {
-            let message = answer
-                .json()
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| format!("{} {}", answer.status, answer.text()));
-            return Err(DeployFailure::Refused(message));
-        }
+        let answer = self.admin.request(Method::PUT, &format!("/procedures/{}", self.name), bytes).await?;
         let meta = answer.json()?;
         let version = meta["version"].as_u64().context("the server's answer has no version")?;
         let methods = meta["methods"]
             .as_array()
             .map(|m| m.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default();
-        Ok(Deployed { version, methods, unchanged: self.version == Some(version) })
+        Ok(Uploaded { version, methods, unchanged: self.version == Some(version) })
     }
 }
 
-struct Deployed {
+/// A version the server accepted.
+struct Uploaded {
     version: u64,
     methods: Vec<String>,
     /// The bytes were those already serving: the server kept the version.
     unchanged: bool,
-}
-
-enum DeployFailure {
-    /// The server answered with an error.
-    Refused(String),
-    /// The artifact could not be read or the server not reached.
-    Failed(anyhow::Error),
-}
-
-impl From<anyhow::Error> for DeployFailure {
-    fn from(e: anyhow::Error) -> Self {
-        DeployFailure::Failed(e)
-    }
 }
 
 /// Builds the crate in `dir` (cargo's output goes to this process's
@@ -321,35 +284,17 @@ async fn build(dir: &Path) -> Result<PathBuf, Option<anyhow::Error>> {
     Ok(krate.artifact)
 }
 
-/// Watches the crate's sources; every relevant change sends `()`. The
-/// watcher stops when the returned handle is dropped.
-fn watch(dir: &Path) -> anyhow::Result<(notify::RecommendedWatcher, tokio::sync::mpsc::UnboundedReceiver<()>)> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+/// Watches the crate's sources: the directory itself, not the files
+/// (editors often save by writing a new file and renaming it over the old
+/// one), and `src/` below it.
+fn watch(dir: &Path) -> anyhow::Result<FileWatcher> {
     let root = dir.to_owned();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else {
-            return;
-        };
-        if matches!(event.kind, notify::EventKind::Access(_)) {
-            return;
-        }
-        if event.paths.iter().any(|p| is_source(&root, p)) {
-            let _ = tx.send(());
-        }
-    })
-    .context("cannot start the file watcher")?;
-    // The directory itself, not the files: editors often save by writing a
-    // new file and renaming it over the old one.
-    watcher
-        .watch(dir, notify::RecursiveMode::NonRecursive)
-        .with_context(|| format!("cannot watch {}", dir.display()))?;
     let src = dir.join("src");
+    let mut dirs = vec![(dir, RecursiveMode::NonRecursive)];
     if src.is_dir() {
-        watcher
-            .watch(&src, notify::RecursiveMode::Recursive)
-            .with_context(|| format!("cannot watch {}", src.display()))?;
+        dirs.push((src.as_path(), RecursiveMode::Recursive));
     }
-    Ok((watcher, rx))
+    FileWatcher::new(&dirs, move |p| is_source(&root, p))
 }
 
 /// Whether a change to `path` calls for a rebuild: `Cargo.toml`, `build.rs`

@@ -159,6 +159,11 @@ pub struct ServeArgs {
     /// Deploy every DIR/*.wasm under its file stem, and redeploy on change.
     #[arg(long, value_name = "DIR")]
     pub watch: Option<PathBuf>,
+    /// Reset instance memory by clearing every kept page instead of only the
+    /// pages a call dirtied (found with the kernel's PAGEMAP_SCAN). The scan
+    /// is also off, by itself, while swap is active.
+    #[arg(long)]
+    pub no_pagemap_scan: bool,
     /// Log format on stderr (filter with RUST_LOG).
     #[arg(long, env = "WASMRPC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -199,6 +204,7 @@ impl ServeArgs {
         config.body_read_timeout = Duration::from_millis(self.body_timeout_ms);
         config.admin_token = token;
         config.watch_dir = self.watch.clone();
+        config.pagemap_scan = !self.no_pagemap_scan;
         Ok(config)
     }
 }
@@ -207,7 +213,7 @@ impl ServeArgs {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Deploy { name, file, server } => client_command(deploy(name, file, server)),
+        Command::Deploy { name, file, server } => client_command(deploy_file(name, file, server)),
         Command::Call { method, params, server } => client_command(call(method, params, server)),
         Command::List { server } => client_command(list(server)),
         Command::Remove { name, server } => client_command(remove(name, server)),
@@ -252,18 +258,11 @@ async fn admin_request(
     path: &str,
     body: Vec<u8>,
 ) -> anyhow::Result<client::Answer> {
-    let bearer = server.admin_token.as_ref().map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
-    let answer = client::send(method, &url(server, path), &headers, body).await?;
-    if !answer.status.is_success() {
-        let message =
-            answer.json().ok().and_then(|v| v["error"].as_str().map(str::to_owned)).unwrap_or_else(|| answer.text());
-        bail!("the server answered {}: {message}", answer.status);
-    }
-    Ok(answer)
+    let admin = client::AdminClient::new(&server.server, server.admin_token.as_deref());
+    Ok(admin.request(method, path, body).await?)
 }
 
-async fn deploy(name: String, file: PathBuf, server: ServerArgs) -> anyhow::Result<ExitCode> {
+async fn deploy_file(name: String, file: PathBuf, server: ServerArgs) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let answer = admin_request(&server, Method::PUT, &format!("/procedures/{name}"), bytes).await?;
     let meta = answer.json()?;

@@ -24,8 +24,6 @@ const FILES: &[(&str, &str)] = &[
 /// What [`create`] made.
 #[derive(Debug)]
 pub struct Created {
-    /// The crate's directory, as given.
-    pub dir: PathBuf,
     /// The files written, relative to `dir`.
     pub files: Vec<&'static str>,
     /// The procedure name `wasmrpc dev` deploys it as (NAME with `-` as `_`).
@@ -63,7 +61,7 @@ pub fn create(name: &str, dir: &Path, sdk: Option<&Path>) -> anyhow::Result<Crea
         let target = dir.join(path);
         write_new(&target, &fill(template)).with_context(|| format!("cannot write {}", target.display()))?;
     }
-    Ok(Created { dir: dir.to_owned(), files: FILES.iter().map(|(p, _)| *p).collect(), procedure, sdk })
+    Ok(Created { files: FILES.iter().map(|(p, _)| *p).collect(), procedure, sdk })
 }
 
 /// The guest SDK directory: `explicit`, or the one beside this binary's

@@ -11,6 +11,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use crate::config::MAX_GUEST_OUTPUT_BYTES;
+use crate::logtext::loggable;
 
 /// How much of the latest output a trap report carries.
 const TAIL_BYTES: usize = 4096;
@@ -107,7 +108,7 @@ impl Inner {
             request_id = self.request_id,
             stream = self.stream,
             "{}",
-            String::from_utf8_lossy(line)
+            loggable(&String::from_utf8_lossy(line))
         );
     }
 }
