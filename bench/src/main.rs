@@ -1,3 +1,4 @@
+#![allow(unreachable_pub)] // a binary has no API: `pub` only shares items between its modules
 //! `make bench`: wasmrpc side by side with a native baseline, in one run.
 //!
 //! ```text

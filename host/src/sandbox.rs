@@ -416,8 +416,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 /// data. Until a wasmtime release fixes that, active swap turns the scan off:
 /// every kept-resident page is then cleared, which costs time, not safety.
 fn pagemap_scan(allowed: bool, proc_swaps: &str) -> Enabled {
-    let swap_devices: Vec<&str> =
-        proc_swaps.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    let swap_devices: Vec<&str> = proc_swaps.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
     if !allowed {
         tracing::info!("memory reset by PAGEMAP_SCAN is off (--no-pagemap-scan)");
         Enabled::No

@@ -200,3 +200,86 @@ fn metrics(app: &App) -> HttpResponse {
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use hyper::Method;
+
+    use super::*;
+    use crate::cli::client::send;
+
+    /// Every route and its errors, through `run` on a real loopback socket
+    /// but in this process: no binary, no procedures.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn routes_answer_by_path_and_method() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut config = Config::new(dir.path().join("data"));
+        config.max_concurrent_calls = 2;
+        let server = tokio::spawn(run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        let ask = |method: Method, path: &str, body: &'static str| {
+            let url = format!("{base}{path}");
+            async move { send(method, &url, &[], body).await.unwrap() }
+        };
+        // The server answers once the registry is open.
+        let mut health = None;
+        for _ in 0..200 {
+            if let Ok(answer) = send(Method::GET, &format!("{base}/healthz"), &[], "").await {
+                health = Some(answer);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let health = health.expect("the server never answered /healthz");
+        assert_eq!((health.status, health.text()), (StatusCode::OK, r#"{"status":"ok"}"#.to_owned()));
+
+        let answer = ask(Method::GET, "/procedures", "").await;
+        assert_eq!((answer.status, answer.text()), (StatusCode::OK, "[]".to_owned()));
+        assert_eq!(answer.content_type.as_deref(), Some("application/json"));
+
+        let answer = ask(Method::GET, "/procedures/math", "").await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+        assert_eq!(answer.json().unwrap()["error"], "no procedure named `math` is deployed");
+
+        let answer = ask(Method::PUT, "/procedures/Bad.Name", "x").await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert!(answer.json().unwrap()["error"].as_str().unwrap().starts_with("invalid procedure name"));
+
+        let answer = ask(Method::PUT, "/procedures/ok", "not wasm").await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert!(answer.json().unwrap()["error"].as_str().unwrap().contains("not a WebAssembly file"));
+
+        let answer = ask(Method::DELETE, "/procedures/math", "").await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+
+        let answer = ask(Method::POST, "/healthz", "").await;
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(answer.headers["allow"], "GET");
+        let answer = ask(Method::GET, "/rpc", "").await;
+        assert_eq!(answer.headers["allow"], "POST");
+        let answer = ask(Method::POST, "/procedures/math", "").await;
+        assert_eq!(answer.headers["allow"], "GET, PUT, DELETE");
+
+        let answer = ask(Method::GET, "/nowhere", "").await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+        assert!(answer.json().unwrap()["error"].as_str().unwrap().starts_with("no route for /nowhere"));
+
+        let answer = ask(Method::POST, "/rpc", "{").await;
+        assert_eq!(answer.text(), r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}"#);
+        let answer = ask(Method::POST, "/rpc", r#"{"jsonrpc":"2.0","method":"rpc.discover","id":1}"#).await;
+        assert_eq!(answer.json().unwrap()["result"]["methods"], serde_json::json!([]));
+        let answer = ask(Method::POST, "/rpc", r#"{"jsonrpc":"2.0","method":"math.add"}"#).await;
+        assert_eq!((answer.status, answer.body.len()), (StatusCode::NO_CONTENT, 0));
+
+        let answer = ask(Method::GET, "/metrics", "").await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert!(answer.content_type.unwrap().starts_with("text/plain"));
+
+        stop.send(()).unwrap();
+        tokio::time::timeout(SHUTDOWN_GRACE, server).await.expect("the server did not stop").unwrap().unwrap();
+    }
+}

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
+use crate::logtext::loggable;
 use crate::registry::{DeployError, Registry};
 
 /// How long the watched files must stay quiet after a change before it is
@@ -108,7 +109,7 @@ async fn sync(registry: &Arc<Registry>, path: &Path) {
             Ok((meta, _)) => {
                 tracing::info!(procedure = name, version = meta.version, "watch: deployed {shown}")
             }
-            Err(e) => tracing::error!(procedure = name, "watch: not deploying {shown}: {e}"),
+            Err(e) => tracing::error!(procedure = name, "watch: not deploying {shown}: {}", loggable(&e.to_string())),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match registry.remove(name).await {
             Ok(()) => tracing::info!(procedure = name, "watch: {shown} removed; undeployed"),

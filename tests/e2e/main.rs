@@ -1,3 +1,4 @@
+#![allow(unreachable_pub)] // a test binary has no API: `pub` only shares helpers between its modules
 //! End-to-end tests: the real `wasmrpc` binary on 127.0.0.1 with an ephemeral
 //! port and a temporary data dir, driven over real HTTP with real `.wasm`
 //! files built from `procedures/`. One test binary; one module per concern.

@@ -51,6 +51,12 @@ pub async fn send(
 #[derive(Clone)]
 pub struct HttpClient(Client<HttpConnector, Full<Bytes>>);
 
+impl Default for HttpClient {
+    fn default() -> Self {
+        HttpClient::new()
+    }
+}
+
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("HttpClient")

@@ -362,3 +362,72 @@ async fn remove(name: String, server: ServerArgs) -> anyhow::Result<ExitCode> {
     println!("removed {name}");
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_config(args: &[&str]) -> anyhow::Result<Config> {
+        let cli = Cli::try_parse_from(["wasmrpc", "serve"].iter().chain(args))?;
+        let Command::Serve(serve) = cli.command else { unreachable!("parsed `serve`") };
+        serve.config()
+    }
+
+    #[test]
+    fn every_default_is_the_documented_one() {
+        let config = serve_config(&[]).unwrap();
+        let documented = Config::new(PathBuf::from("./wasmrpc-data"));
+        assert_eq!(config.data_dir, documented.data_dir);
+        assert_eq!(config.time_limit, Duration::from_millis(2000));
+        assert_eq!(config.memory_limit_bytes, 64 << 20);
+        assert_eq!(config.max_module_bytes, 32 << 20);
+        assert_eq!(config.max_body_bytes, 1024 << 10);
+        assert_eq!(config.max_batch, 100);
+        assert_eq!(config.max_concurrent_calls, config::default_concurrent_calls());
+        assert_eq!(config.max_connections, documented.max_connections);
+        assert_eq!(config.header_read_timeout, documented.header_read_timeout);
+        assert_eq!(config.body_read_timeout, documented.body_read_timeout);
+        assert_eq!(config.admin_token, None);
+        assert!(config.pagemap_scan);
+    }
+
+    #[test]
+    fn flags_reach_the_config() {
+        let config = serve_config(&[
+            "--time-limit-ms=300",
+            "--memory-limit-mib=16",
+            "--max-module-mib=2",
+            "--max-body-kib=8",
+            "--max-batch=3",
+            "--max-concurrent-calls=5",
+            "--admin-token=s3cret",
+            "--listen=0.0.0.0:0",
+            "--no-pagemap-scan",
+        ])
+        .unwrap();
+        assert_eq!(config.time_limit, Duration::from_millis(300));
+        assert_eq!(config.memory_limit_bytes, 16 << 20);
+        assert_eq!(config.max_module_bytes, 2 << 20);
+        assert_eq!(config.max_body_bytes, 8 << 10);
+        assert_eq!(config.max_batch, 3);
+        assert_eq!(config.max_concurrent_calls, 5);
+        assert_eq!(config.admin_token.as_deref(), Some("s3cret"));
+        assert!(!config.pagemap_scan);
+    }
+
+    #[test]
+    fn bad_flags_are_refused_with_the_reason() {
+        let refused = |args: &[&str], expected: &str| {
+            let err = serve_config(args).expect_err("must be refused");
+            assert!(format!("{err:#}").contains(expected), "{args:?}: {err:#}");
+        };
+        refused(&["--max-batch=0"], "--max-batch must be at least 1");
+        refused(&["--max-concurrent-calls=0"], "--max-concurrent-calls must be at least 1");
+        refused(&["--time-limit-ms=0"], "0 is not in 1..");
+        refused(&["--memory-limit-mib=5000"], "5000 is not in 1..=4096");
+        refused(&["--listen=0.0.0.0:0"], "without an admin token");
+        // An empty token is no token: it must not open a public listener.
+        refused(&["--listen=0.0.0.0:0", "--admin-token="], "without an admin token");
+        assert_eq!(serve_config(&["--admin-token="]).unwrap().admin_token, None);
+    }
+}

@@ -144,6 +144,43 @@ impl AsyncWrite for GuestOutput {
 mod tests {
     use super::*;
 
+    /// What the log shows of `write`: the text format, as the server writes it.
+    fn logged(write: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        tracing::subscriber::with_default(subscriber, write);
+        let text = sink.0.lock().unwrap().clone();
+        String::from_utf8(text).unwrap()
+    }
+
+    #[test]
+    fn a_guest_cannot_forge_or_flood_log_lines() {
+        let log = logged(|| {
+            let out = GuestOutput::new("p".into(), 7, "stdout");
+            out.write_all(b"ok\rINFO wasmrpc: deployed \x1b[2J\n");
+            out.write_all(&vec![b'y'; 10_000]);
+            out.flush_log();
+        });
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 2, "{log}");
+        assert!(lines[0].ends_with(r"ok\rINFO wasmrpc: deployed \u{1b}[2J"), "{}", lines[0]);
+        assert!(!log.contains('\r') && !log.contains('\x1b'), "{log}");
+        assert!(lines[1].len() < crate::config::MAX_LOG_TEXT_BYTES + 200, "{}", lines[1].len());
+        assert!(lines[1].ends_with(&format!("... ({} more bytes)", 10_000 - crate::config::MAX_LOG_TEXT_BYTES)));
+    }
+
     #[test]
     fn keeps_the_tail_and_bounds_what_is_logged() {
         let out = GuestOutput::new("p".into(), 1, "stderr");
