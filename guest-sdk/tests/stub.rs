@@ -55,7 +55,7 @@ mod nested {
     use wasmrpc_guest::procedure;
 
     #[procedure]
-    pub fn answer() -> u32 {
+    pub(crate) fn answer() -> u32 {
         42
     }
 }
