@@ -40,8 +40,11 @@
 //! * Wrong params answer `-32602 Invalid params` with a message naming the
 //!   parameter; an unknown method `-32601 Method not found`.
 //! * A panic ends the call as a trap (`-32000`), its message in `data.stderr`.
-//! * [`log`] (and the `log` crate's macros, re-exported as [`log`](mod@log))
+//! * [`log()`] (and the `log` crate's macros, re-exported as [`log`](mod@log))
 //!   write to the server's log, tagged with the procedure.
+
+// A public API: everything a procedure author can name is documented.
+#![warn(missing_docs)]
 
 use std::fmt;
 
@@ -77,15 +80,19 @@ pub mod bindings {
 
 /// The error a procedure answers with: a JSON-RPC error object.
 ///
+/// Return it from a `#[procedure]` as `Result<T, Error>`, or return
+/// `Result<T, E>` with your own `E: Into<Error>`; the caller receives
+/// `{"code": code, "message": message, "data": data}` as the call's `error`.
 /// Use your own codes outside -32768..-32000 (which JSON-RPC reserves);
-/// errors made from strings get [`Error::APPLICATION`].
+/// errors made from strings (`?` on a `Result<_, String>`, or
+/// `Err("...".into())`) get [`Error::APPLICATION`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Error {
-    /// The JSON-RPC error code.
+    /// The JSON-RPC error code the caller receives.
     pub code: i32,
-    /// A short description.
+    /// A short description, one sentence.
     pub message: String,
-    /// Optional details, any JSON.
+    /// Optional details, any JSON; left out of the answer when `None`.
     pub data: Option<Value>,
 }
 
@@ -99,23 +106,31 @@ impl Error {
     /// JSON-RPC's "Internal error".
     pub const INTERNAL: i32 = -32603;
 
-    /// An error with a code and a message.
+    /// An error with a code and a message, and no `data`.
     pub fn new(code: i32, message: impl Into<String>) -> Error {
         Error { code, message: message.into(), data: None }
     }
 
-    /// The same error with `data` attached.
+    /// The same error with `data` attached, replacing any before.
+    ///
+    /// `data` that cannot be serialized to JSON (a map with non-string keys,
+    /// a `Serialize` impl that fails) leaves the error without `data`
+    /// rather than failing the call a second time.
     pub fn with_data(mut self, data: impl Serialize) -> Error {
         self.data = serde_json::to_value(data).ok();
         self
     }
 
-    /// A `-32602 Invalid params` error.
+    /// A `-32602 Invalid params` error: for params that deserialize but
+    /// break a rule the types cannot say (a range, a relation between two
+    /// parameters). The SDK answers this itself for params of the wrong
+    /// type, missing or unknown.
     pub fn invalid_params(message: impl Into<String>) -> Error {
         Error::new(Error::INVALID_PARAMS, message)
     }
 
-    /// An error with [`Error::APPLICATION`] and `err`'s message.
+    /// An error with code [`Error::APPLICATION`] and `err`'s `Display`
+    /// text as its message: `.map_err(Error::from_error)?` on any error.
     pub fn from_error(err: impl fmt::Display) -> Error {
         Error::new(Error::APPLICATION, err.to_string())
     }
@@ -145,13 +160,23 @@ impl From<serde_json::Error> for Error {
     }
 }
 
-/// `Result<T, wasmrpc_guest::Error>`.
+/// `Result<T, wasmrpc_guest::Error>`, the usual return type of a
+/// `#[procedure]` that can fail; `E` may be set to another error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Levels of [`log`].
+/// The levels of [`log()`], from `Error` to `Trace`; the server writes each
+/// at its own log level.
 pub use bindings::wasmrpc::procedure::host::Level;
 
-/// Writes a line to the server's log, tagged with the procedure.
+/// Writes `message` to the server's log at `level`, tagged with the
+/// procedure and the call.
+///
+/// The `log` crate's macros (`log::info!`, ... re-exported as
+/// [`wasmrpc_guest::log`](mod@log)) end up here too. Outside a Wasm build
+/// (native tests of a procedure) the line goes to standard error instead.
+/// Logging cannot fail: the server escapes control characters (a message
+/// is one log line), cuts long messages, and drops messages once a call has
+/// written its output budget (shared with stdout and stderr).
 pub fn log(level: Level, message: &str) {
     #[cfg(target_arch = "wasm32")]
     bindings::wasmrpc::procedure::host::log(level, message);

@@ -3,9 +3,11 @@
 //! description), and `export!` makes the listed methods the component's
 //! `wasmrpc:procedure/stub` export. Use them through `wasmrpc_guest`.
 
+#![warn(missing_docs)]
+
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -20,6 +22,18 @@ use syn::{
 /// The doc comment becomes the method's summary and description.
 ///
 /// `#[procedure(name = "other")]` exports it under another method name.
+///
+/// The function stays as written (callable from Rust); the macro adds a
+/// hidden function beside it that [`export!`] lists.
+///
+/// # Compile errors
+///
+/// Each at the offending code: a generic or `async` function, a `self`
+/// parameter, a parameter that is a pattern rather than a name, a borrowed
+/// (`&str`) or `impl Trait` parameter, an empty method name or one starting
+/// with `rpc.` (JSON-RPC reserves those), and an argument other than
+/// `name = "..."`. A parameter type that is not `Deserialize + JsonSchema`
+/// is reported by the compiler at the type.
 #[proc_macro_attribute]
 pub fn procedure(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = syn::parse_macro_input!(attr as ProcedureArgs);
@@ -29,7 +43,17 @@ pub fn procedure(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Exports the listed `#[procedure]` functions (paths allowed) as the
 /// component's methods: `wasmrpc_guest::export!(add, subtract);`. Use it once
-/// per crate.
+/// per crate, at its root.
+///
+/// In a Wasm build this is the component's `wasmrpc:procedure/stub` export
+/// (`describe` and `call`); natively it only defines the method table, so a
+/// procedure crate's own tests build and run.
+///
+/// # Compile errors
+///
+/// An empty list, and a function listed twice (at its second mention). A
+/// listed function without `#[procedure]` is reported by the compiler as a
+/// missing `__wasmrpc_method_NAME`, at its name.
 #[proc_macro]
 pub fn export(input: TokenStream) -> TokenStream {
     let paths = syn::parse_macro_input!(input with Punctuated::<Path, Token![,]>::parse_terminated);
@@ -64,38 +88,47 @@ fn method_fn(name: &syn::Ident) -> syn::Ident {
 fn expand_procedure(args: ProcedureArgs, function: ItemFn) -> syn::Result<TokenStream2> {
     let sig = &function.sig;
     if !sig.generics.params.is_empty() {
-        return Err(Error::new(sig.generics.span(), "a procedure cannot be generic"));
+        return Err(Error::new_spanned(&sig.generics, "a procedure cannot be generic"));
     }
     if let Some(token) = &sig.asyncness {
         return Err(Error::new(token.span(), "a procedure cannot be async"));
     }
     if let Some(variadic) = &sig.variadic {
-        return Err(Error::new(variadic.span(), "a procedure cannot be variadic"));
+        return Err(Error::new_spanned(variadic, "a procedure cannot be variadic"));
     }
     let fn_name = &sig.ident;
-    let method_name = match &args.name {
-        Some(name) => name.value(),
-        None => fn_name.to_string().trim_start_matches("r#").to_owned(),
+    // The span of the name: the `name = "..."` literal when given, else the
+    // function's name, so a refused name is underlined where it is written.
+    let (method_name, name_span) = match &args.name {
+        Some(name) => (name.value(), name.span()),
+        None => (fn_name.to_string().trim_start_matches("r#").to_owned(), fn_name.span()),
     };
-    if method_name.is_empty() || method_name.starts_with("rpc.") {
-        return Err(Error::new(Span::call_site(), "method names must be non-empty and not start with `rpc.`"));
+    if method_name.is_empty() {
+        return Err(Error::new(name_span, "a method name cannot be empty"));
+    }
+    if method_name.starts_with("rpc.") {
+        return Err(Error::new(
+            name_span,
+            format!("method name `{method_name}` is reserved: JSON-RPC keeps names starting with `rpc.` for itself"),
+        ));
     }
 
     let mut names = Vec::new();
     let mut types = Vec::new();
     for input in &sig.inputs {
         match input {
-            FnArg::Receiver(r) => return Err(Error::new(r.span(), "a procedure is a free function: no `self`")),
+            FnArg::Receiver(r) => return Err(Error::new_spanned(r, "a procedure is a free function: no `self`")),
             FnArg::Typed(arg) => {
                 let name = match &*arg.pat {
                     Pat::Ident(ident) if ident.subpat.is_none() => ident.ident.to_string(),
                     other => {
-                        return Err(Error::new(
-                            other.span(),
+                        return Err(Error::new_spanned(
+                            other,
                             "procedure parameters must be plain names: they are the params' names in JSON-RPC",
                         ))
                     }
                 };
+                check_param_type(&arg.ty)?;
                 names.push(name.trim_start_matches("r#").to_owned());
                 types.push((*arg.ty).clone());
             }
@@ -114,7 +147,11 @@ fn expand_procedure(args: ProcedureArgs, function: ItemFn) -> syn::Result<TokenS
     let vis = &function.vis;
     let hidden = method_fn(fn_name);
     let args: Vec<_> = (0..names.len()).map(|i| format_ident!("__arg{}", i)).collect();
-    let indices = 0..names.len();
+    // Each argument is taken at its type's span, so a type that is not
+    // `Deserialize` is reported there rather than at `#[procedure]`.
+    let takes = args.iter().zip(&types).enumerate().map(|(index, (arg, ty))| {
+        quote_spanned! {ty.span()=> let #arg: #ty = params.take::<#ty>(#index)?; }
+    });
     let invoke = quote! { #fn_name(#(#args),*) };
     let answer = if is_result {
         quote! {
@@ -146,7 +183,7 @@ fn expand_procedure(args: ProcedureArgs, function: ItemFn) -> syn::Result<TokenS
             fn call(params: &str) -> ::core::result::Result<::std::string::String, ::wasmrpc_guest::Error> {
                 #[allow(unused_mut, unused_variables)]
                 let mut params = ::wasmrpc_guest::__private::Params::parse(params, &[#(#names),*])?;
-                #( let #args: #types = params.take(#indices)?; )*
+                #(#takes)*
                 #answer
             }
             fn describe() -> ::wasmrpc_guest::serde_json::Value {
@@ -160,6 +197,34 @@ fn expand_procedure(args: ProcedureArgs, function: ItemFn) -> syn::Result<TokenS
             ::wasmrpc_guest::__private::Method { name: #method_name, describe, call }
         }
     })
+}
+
+/// Refuses the parameter types no JSON params can become: borrowed ones
+/// (`&str`: each argument is deserialized into a value of its own) and
+/// `impl Trait` (a hidden generic). Any other type is left to the compiler,
+/// which asks for `Deserialize + JsonSchema` at the type.
+fn check_param_type(ty: &Type) -> syn::Result<()> {
+    match ty {
+        Type::Reference(r) => Err(Error::new_spanned(
+            r,
+            format!("a procedure parameter cannot be a reference: take an owned `{}` instead", owned_hint(&r.elem)),
+        )),
+        Type::ImplTrait(t) => {
+            Err(Error::new_spanned(t, "a procedure parameter cannot be `impl Trait`: a procedure cannot be generic"))
+        }
+        Type::Paren(inner) => check_param_type(&inner.elem),
+        Type::Group(inner) => check_param_type(&inner.elem),
+        _ => Ok(()),
+    }
+}
+
+/// The owned type to suggest in place of `&elem`.
+fn owned_hint(elem: &Type) -> String {
+    match elem {
+        Type::Path(p) if p.path.is_ident("str") => "String".to_owned(),
+        Type::Slice(s) => format!("Vec<{}>", s.elem.to_token_stream()),
+        other => other.to_token_stream().to_string(),
+    }
 }
 
 /// `T` of a return type spelled `...Result<T, ...>`.
@@ -206,7 +271,10 @@ fn expand_export(paths: Punctuated<Path, Token![,]>) -> syn::Result<TokenStream2
         let mut hidden = path.clone();
         let last = hidden.segments.last_mut().ok_or_else(|| Error::new(path.span(), "expected a function"))?;
         if !seen.insert(last.ident.to_string()) {
-            return Err(Error::new(last.ident.span(), "exported twice"));
+            return Err(Error::new(
+                last.ident.span(),
+                format!("`{}` is exported twice: list each procedure once", last.ident),
+            ));
         }
         last.ident = method_fn(&last.ident);
         methods.push(hidden);
