@@ -13,6 +13,7 @@ mod examples;
 mod faults;
 mod isolation;
 mod logging;
+mod nested;
 mod persistence;
 mod reload;
 mod spec;
