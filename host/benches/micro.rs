@@ -67,9 +67,7 @@ fn instantiate_and_call(bencher: divan::Bencher) {
 fn describe(bencher: divan::Bencher) {
     let f = &*FIXTURE;
     let compiled = f.sandbox.compile(&f.math).unwrap();
-    bencher.bench_local(|| {
-        f.runtime.block_on(f.sandbox.describe("math", &compiled, CallContext::new(0))).unwrap()
-    });
+    bencher.bench_local(|| f.runtime.block_on(f.sandbox.describe("math", &compiled, CallContext::new(0))).unwrap());
 }
 
 /// The JSON-RPC envelope alone: parse a request, find no such method,

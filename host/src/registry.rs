@@ -180,12 +180,13 @@ impl Registry {
         }
         let started = Instant::now();
         let client = self.clone();
-        let outcome = self.sandbox.call(&version.loaded, method, params, ctx, &version.stats, client).await.and_then(|json| {
-            match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
-                Ok(_) => Ok(json),
-                Err(e) => Err(CallError::InvalidOutput(e.to_string())),
-            }
-        });
+        let outcome =
+            self.sandbox.call(&version.loaded, method, params, ctx, &version.stats, client).await.and_then(|json| {
+                match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
+                    Ok(_) => Ok(json),
+                    Err(e) => Err(CallError::InvalidOutput(e.to_string())),
+                }
+            });
         version.stats.record(started.elapsed(), outcome.as_ref().err().map(CallError::code));
         outcome
     }
@@ -249,14 +250,13 @@ impl Registry {
         let (compiled, fresh) = tokio::task::spawn_blocking(move || this.compile(&compile_sha, &compile_bytes))
             .await
             .map_err(|e| anyhow::anyhow!("compiler task failed: {e}"))??;
-        let describe =
-            self.sandbox.describe(name, &compiled, CallContext::new(0)).await.map_err(|e| match e {
-                CallError::Overloaded(limit) => DeployError::Overloaded(format!(
-                    "the server is overloaded: all {limit} call slots are busy, so the module's `describe` \
+        let describe = self.sandbox.describe(name, &compiled, CallContext::new(0)).await.map_err(|e| match e {
+            CallError::Overloaded(limit) => DeployError::Overloaded(format!(
+                "the server is overloaded: all {limit} call slots are busy, so the module's `describe` \
                      could not run to check it; nothing was deployed. Retry later, or raise --max-concurrent-calls"
-                )),
-                e => DeployError::Invalid(InvalidModule(format!("calling `describe` failed: {e}"))),
-            })?;
+            )),
+            e => DeployError::Invalid(InvalidModule(format!("calling `describe` failed: {e}"))),
+        })?;
         parse_describe(&describe)?;
 
         let _guard = self.deploy_lock.lock().await;

@@ -246,7 +246,12 @@ async fn dispatch(registry: &Arc<Registry>, method: &str, params: &str) -> Resul
 
 /// Calls procedure method `method` (`module.method`, or `name` for
 /// `name.name`), from a request or from another procedure, with one log line.
-async fn call_procedure(registry: &Arc<Registry>, method: &str, params: &str, ctx: CallContext) -> Result<String, RpcError> {
+async fn call_procedure(
+    registry: &Arc<Registry>,
+    method: &str,
+    params: &str,
+    ctx: CallContext,
+) -> Result<String, RpcError> {
     let (module, function) = method.split_once('.').unwrap_or((method, method));
     let request_id = ctx.request_id;
     let depth = ctx.depth();
@@ -311,7 +316,9 @@ fn log_call(call: &CallLog<'_>, elapsed: Duration, error: Option<&RpcError>) {
             let data = e.data().unwrap_or(Value::Null);
             tracing::warn!(target: "wasmrpc::call", request_id, depth, caller, method, duration_us, outcome, code, %data, "{message}")
         }
-        _ => tracing::debug!(target: "wasmrpc::call", request_id, depth, caller, method, duration_us, outcome, code, "{message}"),
+        _ => {
+            tracing::debug!(target: "wasmrpc::call", request_id, depth, caller, method, duration_us, outcome, code, "{message}")
+        }
     }
 }
 

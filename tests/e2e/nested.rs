@@ -14,7 +14,8 @@ use crate::support::{wasm, Server};
 /// A server with the test guest deployed as `nested` and the procedures it calls.
 async fn nested_server(args: &[&str]) -> Server {
     let server = Server::start(args);
-    for (name, file) in [("nested", "test_nested"), ("hostile", "test_hostile"), ("math", "math"), ("raw", "test_raw")] {
+    for (name, file) in [("nested", "test_nested"), ("hostile", "test_hostile"), ("math", "math"), ("raw", "test_raw")]
+    {
         server.deploy_ok(name, file).await;
     }
     server
@@ -94,10 +95,9 @@ async fn one_deadline_for_the_whole_call_tree() {
 
     // A caller that catches its callee's timeout cannot outlive the tree's
     // deadline: the client gets -32001 all the same.
-    for (method, params) in [
-        ("nested.catch", json!(["hostile.spin", []])),
-        ("nested.call", json!(["nested.call", ["hostile.spin", []]])),
-    ] {
+    for (method, params) in
+        [("nested.catch", json!(["hostile.spin", []])), ("nested.call", json!(["nested.call", ["hostile.spin", []]]))]
+    {
         let started = Instant::now();
         let error = server.error(method, params).await;
         assert_eq!(error["code"], -32001, "{method}: {error}");
