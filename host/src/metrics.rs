@@ -153,11 +153,11 @@ pub fn render<'a>(
         stats.latency.render(&mut latency, "wasmrpc_call_duration_seconds", name, &LATENCY_BUCKETS);
         stats.instantiate.render(&mut instantiate, "wasmrpc_instantiate_duration_seconds", name, &INSTANTIATE_BUCKETS);
     }
-    let mut out = format!(
-        "# HELP wasmrpc_procedures_deployed Procedures serving now.\n# TYPE wasmrpc_procedures_deployed gauge\nwasmrpc_procedures_deployed {deployed}\n{calls}{errors}{latency}{instantiate}"
-    );
-    nested.render(&mut out);
-    out
+    let mut nested_calls = String::new();
+    nested.render(&mut nested_calls);
+    format!(
+        "# HELP wasmrpc_procedures_deployed Procedures serving now.\n# TYPE wasmrpc_procedures_deployed gauge\nwasmrpc_procedures_deployed {deployed}\n{calls}{errors}{nested_calls}{latency}{instantiate}"
+    )
 }
 
 #[cfg(test)]
