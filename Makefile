@@ -8,7 +8,7 @@ PROC_TARGET := $(CARGO_TARGET_DIR)/procedures
 WASM_DIR := $(PROC_TARGET)/wasm32-wasip2/release
 RUN_DIR := $(CURDIR)/target/run/procedures
 # Example procedures `make run` deploys, each under its own name.
-EXAMPLES := math text json subtract sum get_data update notify_hello notify_sum
+EXAMPLES := math text json calc subtract sum get_data update notify_hello notify_sum
 LISTEN ?= 127.0.0.1:8080
 # Python packages the client tests use, in a virtualenv outside the clone.
 VENV := $(HOME)/.cache/wasmrpc/venv

@@ -20,10 +20,13 @@ pub struct InProcess {
     pub cpu_per_call: Duration,
 }
 
-/// Calls `method` of `module` with `params`, which must answer `expect`.
+/// Calls `method` of `module` with `params`, which must answer `expect`;
+/// `deps` are deployed first under their names, for a module that calls
+/// them (`calc` calls `math`).
 pub fn measure(
     module: &[u8],
     (method, params, expect): (&str, &str, &str),
+    deps: &[(&str, &[u8])],
     dir: &Path,
     iterations: usize,
 ) -> anyhow::Result<InProcess> {
@@ -32,8 +35,11 @@ pub fn measure(
     let registry = Arc::new(Registry::open(&Config::new(data))?);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
+        for (name, bytes) in deps {
+            registry.deploy(name, bytes::Bytes::copy_from_slice(bytes)).await?;
+        }
         registry.deploy("p", bytes::Bytes::copy_from_slice(module)).await?;
-        let call = || registry.call("p", method, params, CallContext { request_id: 0 });
+        let call = || registry.call("p", method, params, CallContext::new(0));
         for _ in 0..iterations / 10 {
             call().await?;
         }

@@ -4,7 +4,7 @@
 //! ```text
 //! wasmrpc-bench [--wasm-dir DIR] [--out DIR] [--seconds S] [--rounds R] [--quick]
 //! wasmrpc-bench native --listen ADDR     (the baseline server alone)
-//! wasmrpc-bench inproc --module F.wasm [--call METHOD PARAMS EXPECTED] [--iterations N]
+//! wasmrpc-bench inproc --module F.wasm [--call METHOD PARAMS EXPECTED] [--with NAME=F.wasm]... [--iterations N]
 //! wasmrpc-bench load --addr A --body B [--connections N] [--seconds S]
 //! ```
 //!
@@ -36,6 +36,8 @@ use process::Server;
 
 /// The trivial call of the in-process figure: method, params, answer.
 const MATH_ADD: (&str, &str, &str) = ("add", "[1,2]", "3");
+/// `calc.hypot`: one call that makes three nested calls of `math`.
+const CALC_HYPOT: (&str, &str, &str) = ("hypot", "[3,4]", "5.0");
 
 struct Options {
     wasm_dir: PathBuf,
@@ -73,7 +75,16 @@ fn main() -> anyhow::Result<()> {
             None => MATH_ADD,
         };
         let iterations = flag(&args, "--iterations").map_or(Ok(20_000), str::parse)?;
-        let mut m = inproc::measure(&module, call, &std::env::temp_dir().join("wasmrpc-bench"), iterations)?;
+        // --with NAME=FILE (repeatable): modules the measured one calls.
+        let mut deps = Vec::new();
+        for (i, _) in args.iter().enumerate().filter(|(_, a)| *a == "--with") {
+            let spec = args.get(i + 1).context("--with NAME=FILE.wasm")?;
+            let (name, file) = spec.split_once('=').context("--with NAME=FILE.wasm")?;
+            deps.push((name, std::fs::read(file).with_context(|| format!("reading {file}"))?));
+        }
+        let deps: Vec<(&str, &[u8])> = deps.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        let dir = std::env::temp_dir().join("wasmrpc-bench");
+        let mut m = inproc::measure(&module, call, &deps, &dir, iterations)?;
         m.samples.sort_unstable();
         let (p50, p99) = (quantile(&m.samples, 0.5), quantile(&m.samples, 0.99));
         println!(
@@ -156,6 +167,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
     let deploy = |name: &str| wasmrpc.deploy(&runtime, &client, name, wasm(name)?);
     deploy("math")?;
     deploy("json")?;
+    deploy("calc")?;
     let others = !options.quick;
     if others {
         deploy("jsstrings")?;
@@ -201,7 +213,11 @@ fn run(options: &Options) -> anyhow::Result<()> {
     }
     // Paths with no native twin: no Wasm at all (an unknown method), and
     // procedures written in other languages.
-    let mut extra = vec![Workload { label: "nope.x (no Wasm)", body: rpc("nope.x", json!([])), error_expected: true }];
+    let mut extra = vec![
+        Workload { label: "nope.x (no Wasm)", body: rpc("nope.x", json!([])), error_expected: true },
+        // A procedure calling procedures: 1 call + 3 nested calls of math.
+        Workload { label: "calc.hypot (3 nested)", body: rpc("calc.hypot", json!([3, 4])), error_expected: false },
+    ];
     if others {
         extra.push(Workload {
             label: "jsstrings.vowels",
@@ -225,11 +241,13 @@ fn run(options: &Options) -> anyhow::Result<()> {
 
     let math = wasm("math")?;
     let iterations = if options.quick { 2_000 } else { 20_000 };
-    let mut inproc = inproc::measure(&math, MATH_ADD, &options.out, iterations)?;
+    let mut inproc = inproc::measure(&math, MATH_ADD, &[], &options.out, iterations)?;
     inproc.samples.sort_unstable();
+    let mut nested = inproc::measure(&wasm("calc")?, CALC_HYPOT, &[("math", &math)], &options.out, iterations / 4)?;
+    nested.samples.sort_unstable();
     let startup = if options.quick { None } else { Some(startup::measure(&wasmrpc_bin, &math, &options.out, 100, 3)?) };
 
-    report(&rows, &inproc, startup.as_ref(), options)
+    report(&rows, &inproc, &nested, startup.as_ref(), options)
 }
 
 fn rpc(method: &str, params: serde_json::Value) -> Vec<u8> {
@@ -306,6 +324,7 @@ fn row(
 fn report(
     rows: &[Row],
     inproc: &inproc::InProcess,
+    nested: &inproc::InProcess,
     startup: Option<&startup::Startup>,
     options: &Options,
 ) -> anyhow::Result<()> {
@@ -326,6 +345,16 @@ fn report(
     println!(
         "\nin-process instantiate + call (math.add, {} calls): p50 {inproc_p50:.1} us, p99 {inproc_p99:.1} us, CPU {inproc_cpu:.1} us per call",
         inproc.samples.len()
+    );
+    // calc.hypot is one top-level call (about math.add's cost) and three
+    // nested ones: what is left, over three, is one nested call.
+    let nested_p50 = quantile(&nested.samples, 0.5) as f64 / 1000.0;
+    let nested_cpu = nested.cpu_per_call.as_secs_f64() * 1e6;
+    let per_nested_cpu = (nested_cpu - inproc_cpu) / 3.0;
+    println!(
+        "in-process calc.hypot (1 call + 3 nested, {} calls): p50 {nested_p50:.1} us, CPU {nested_cpu:.1} us per call; \
+         one nested call {per_nested_cpu:.1} us of CPU against {inproc_cpu:.1} us for a top-level instantiate + call",
+        nested.samples.len()
     );
     if let Some(s) = startup {
         let warm: Vec<String> = s.warm.iter().map(|d| format!("{:.0} ms", d.as_secs_f64() * 1e3)).collect();
@@ -394,6 +423,7 @@ fn report(
         "rounds": options.rounds,
         "rows": rows,
         "in_process": {"calls": inproc.samples.len(), "p50_us": inproc_p50, "p99_us": inproc_p99, "cpu_us_per_call": inproc_cpu},
+        "in_process_nested": {"method": "calc.hypot", "nested_calls_per_call": 3, "calls": nested.samples.len(), "p50_us": nested_p50, "cpu_us_per_call": nested_cpu, "cpu_us_per_nested_call": per_nested_cpu},
         "startup": startup.map(|s| json!({
             "procedures": s.procedures,
             "warm_ms": s.warm.iter().map(|d| d.as_secs_f64() * 1e3).collect::<Vec<_>>(),

@@ -57,7 +57,7 @@ fn main() {
 fn instantiate_and_call(bencher: divan::Bencher) {
     let f = &*FIXTURE;
     bencher.bench_local(|| {
-        let call = f.registry.call("math", "add", "[1,2]", CallContext { request_id: 0 });
+        let call = f.registry.call("math", "add", "[1,2]", CallContext::new(0));
         f.runtime.block_on(call).unwrap()
     });
 }
@@ -67,9 +67,7 @@ fn instantiate_and_call(bencher: divan::Bencher) {
 fn describe(bencher: divan::Bencher) {
     let f = &*FIXTURE;
     let compiled = f.sandbox.compile(&f.math).unwrap();
-    bencher.bench_local(|| {
-        f.runtime.block_on(f.sandbox.describe("math", &compiled, CallContext { request_id: 0 })).unwrap()
-    });
+    bencher.bench_local(|| f.runtime.block_on(f.sandbox.describe("math", &compiled, CallContext::new(0))).unwrap());
 }
 
 /// The JSON-RPC envelope alone: parse a request, find no such method,

@@ -24,6 +24,20 @@ pub const DEFAULT_MAX_BATCH: usize = 100;
 /// Concurrent calls per core. Calls beyond the limit wait for
 /// [`OVERLOAD_WAIT`] and then get -32003, so load never builds an unbounded queue.
 pub const CALLS_PER_CORE: usize = 32;
+/// How deep procedures may call procedures (`client.call`): a call made by
+/// the top-level call is depth 1. Every level holds an instance (and up to
+/// the memory limit) while it waits, and the pool keeps this many instances
+/// per call slot, so the bound also ends self-recursion (A -> A, A -> B -> A)
+/// long before it could exhaust memory.
+pub const DEFAULT_MAX_CALL_DEPTH: u32 = 8;
+/// Nested calls one top-level call may make in all (its whole call tree,
+/// refused ones included). Nested calls take no call slot (waiting for one
+/// while an ancestor holds another could deadlock a full server), so this
+/// is what keeps one request from fanning out without end.
+pub const DEFAULT_MAX_NESTED_CALLS: u32 = 64;
+/// Largest `--max-call-depth`: the instance pool holds a chain this deep for
+/// every call slot.
+pub const MAX_CALL_DEPTH_LIMIT: u32 = 64;
 /// How long a call waits for a free call slot before it is refused as overloaded.
 pub const OVERLOAD_WAIT: Duration = Duration::from_millis(500);
 /// Open connections at once. Each costs a task and buffers; past the cap new
@@ -59,6 +73,8 @@ pub struct Config {
     pub max_body_bytes: u64,
     pub max_batch: usize,
     pub max_concurrent_calls: usize,
+    pub max_call_depth: u32,
+    pub max_nested_calls: u32,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
@@ -83,6 +99,8 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_KIB << 10,
             max_batch: DEFAULT_MAX_BATCH,
             max_concurrent_calls: default_concurrent_calls(),
+            max_call_depth: DEFAULT_MAX_CALL_DEPTH,
+            max_nested_calls: DEFAULT_MAX_NESTED_CALLS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS),
             body_read_timeout: Duration::from_millis(DEFAULT_BODY_TIMEOUT_MS),

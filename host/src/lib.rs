@@ -10,6 +10,10 @@
 //!    [`sandbox`]: a fresh store and instance, limited in time and memory;
 //!    the answer goes back the same way.
 //!
+//! A procedure's own calls (`client.call`) leave the sandbox through its
+//! [`sandbox::Client`] trait, which [`rpc`] implements for the registry, and
+//! come back down steps 2 and 3 as nested calls of the same call tree.
+//!
 //! Deploys go [`server`] -> [`admin`] -> [`registry`] (compile, check,
 //! describe, then [`storage`] and an atomic swap). [`watch`] deploys from a
 //! directory, [`metrics`] keeps the counters `/metrics` shows, [`config`]

@@ -1,7 +1,8 @@
 //! Counters for `GET /metrics`, in the Prometheus text format: calls, errors by
 //! JSON-RPC code, a latency histogram and an instantiate-time histogram per
-//! procedure. A call touches only atomics of its own procedure; the error map
-//! is locked on errors alone.
+//! procedure, and nested calls per caller and callee. A call touches only
+//! atomics of its own procedure; the error map is locked on errors alone, the
+//! nested-call map on nested calls alone.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -90,8 +91,48 @@ impl ProcStats {
     }
 }
 
-/// Renders the text exposition of every procedure's counters.
-pub fn render<'a>(procedures: impl Iterator<Item = (&'a str, &'a ProcStats)>, deployed: usize) -> String {
+/// Nested calls (a procedure calling another through `client.call`), per
+/// caller and callee. Only deployed callees are counted, so the pairs are
+/// bounded by the deployed names, not by what a guest asks for.
+#[derive(Default)]
+pub struct NestedCalls {
+    by_caller: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
+}
+
+impl NestedCalls {
+    /// Counts one call from procedure `caller` to procedure `callee`.
+    pub fn record(&self, caller: &str, callee: &str) {
+        let mut by_caller = self.by_caller.lock().unwrap_or_else(|p| p.into_inner());
+        let callees = match by_caller.get_mut(caller) {
+            Some(callees) => callees,
+            None => by_caller.entry(caller.to_owned()).or_default(),
+        };
+        match callees.get_mut(callee) {
+            Some(n) => *n += 1,
+            None => {
+                callees.insert(callee.to_owned(), 1);
+            }
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        out.push_str(
+            "# HELP wasmrpc_nested_calls_total Calls a procedure made to another, per caller and callee.\n# TYPE wasmrpc_nested_calls_total counter\n",
+        );
+        for (caller, callees) in self.by_caller.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            for (callee, n) in callees {
+                let _ = writeln!(out, "wasmrpc_nested_calls_total{{caller=\"{caller}\",callee=\"{callee}\"}} {n}");
+            }
+        }
+    }
+}
+
+/// Renders the text exposition of every procedure's counters and the nested calls.
+pub fn render<'a>(
+    procedures: impl Iterator<Item = (&'a str, &'a ProcStats)>,
+    deployed: usize,
+    nested: &NestedCalls,
+) -> String {
     let mut calls =
         String::from("# HELP wasmrpc_calls_total Calls answered, per procedure.\n# TYPE wasmrpc_calls_total counter\n");
     let mut errors = String::from(
@@ -112,8 +153,10 @@ pub fn render<'a>(procedures: impl Iterator<Item = (&'a str, &'a ProcStats)>, de
         stats.latency.render(&mut latency, "wasmrpc_call_duration_seconds", name, &LATENCY_BUCKETS);
         stats.instantiate.render(&mut instantiate, "wasmrpc_instantiate_duration_seconds", name, &INSTANTIATE_BUCKETS);
     }
+    let mut nested_calls = String::new();
+    nested.render(&mut nested_calls);
     format!(
-        "# HELP wasmrpc_procedures_deployed Procedures serving now.\n# TYPE wasmrpc_procedures_deployed gauge\nwasmrpc_procedures_deployed {deployed}\n{calls}{errors}{latency}{instantiate}"
+        "# HELP wasmrpc_procedures_deployed Procedures serving now.\n# TYPE wasmrpc_procedures_deployed gauge\nwasmrpc_procedures_deployed {deployed}\n{calls}{errors}{nested_calls}{latency}{instantiate}"
     )
 }
 
@@ -127,7 +170,7 @@ mod tests {
         stats.record(Duration::from_micros(50), None);
         stats.record(Duration::from_millis(3), Some(-32000));
         stats.record(Duration::from_secs(9), Some(-32001));
-        let text = render([("math", &stats)].into_iter(), 1);
+        let text = render([("math", &stats)].into_iter(), 1, &NestedCalls::default());
         assert!(text.contains("wasmrpc_calls_total{procedure=\"math\"} 3"));
         assert!(text.contains("wasmrpc_errors_total{procedure=\"math\",code=\"-32000\"} 1"));
         assert!(text.contains("wasmrpc_call_duration_seconds_bucket{procedure=\"math\",le=\"0.0001\"} 1\n"), "{text}");
@@ -138,9 +181,23 @@ mod tests {
     }
 
     #[test]
+    fn renders_nested_calls_per_pair() {
+        let nested = NestedCalls::default();
+        nested.record("calc", "math");
+        nested.record("calc", "math");
+        nested.record("calc", "text");
+        nested.record("a", "calc");
+        let text = render(std::iter::empty(), 0, &nested);
+        assert!(text.contains("# TYPE wasmrpc_nested_calls_total counter\n"), "{text}");
+        assert!(text.contains("wasmrpc_nested_calls_total{caller=\"calc\",callee=\"math\"} 2\n"), "{text}");
+        assert!(text.contains("wasmrpc_nested_calls_total{caller=\"calc\",callee=\"text\"} 1\n"), "{text}");
+        assert!(text.contains("wasmrpc_nested_calls_total{caller=\"a\",callee=\"calc\"} 1\n"), "{text}");
+    }
+
+    #[test]
     fn renders_the_instantiate_histogram() {
         let stats = ProcStats::default();
-        let text = render([("math", &stats)].into_iter(), 1);
+        let text = render([("math", &stats)].into_iter(), 1, &NestedCalls::default());
         assert!(text.contains("# TYPE wasmrpc_instantiate_duration_seconds histogram\n"), "{text}");
         assert!(text.contains("wasmrpc_instantiate_duration_seconds_count{procedure=\"math\"} 0\n"), "{text}");
 
@@ -148,7 +205,7 @@ mod tests {
         stats.record_instantiate(Duration::from_micros(40));
         stats.record_instantiate(Duration::from_millis(300));
         // Instantiating is not a call: the call counters stay at zero.
-        let text = render([("math", &stats)].into_iter(), 1);
+        let text = render([("math", &stats)].into_iter(), 1, &NestedCalls::default());
         let line = |suffix: &str| format!("wasmrpc_instantiate_duration_seconds_{suffix}\n");
         assert!(text.contains(&line("bucket{procedure=\"math\",le=\"0.00001\"} 1")), "{text}");
         assert!(text.contains(&line("bucket{procedure=\"math\",le=\"0.000025\"} 1")), "{text}");

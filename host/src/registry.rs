@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::metrics::ProcStats;
+use crate::metrics::{NestedCalls, ProcStats};
 pub use crate::sandbox::{CallContext, CallError};
 use crate::sandbox::{Compiled, InvalidModule, Loaded, Sandbox};
 use crate::storage::{sha256_hex, Storage, StoredVersion};
@@ -67,6 +67,8 @@ pub struct Registry {
     live: ArcSwap<HashMap<String, Arc<Version>>>,
     /// Counters by name, kept across versions and deletes.
     stats: Mutex<HashMap<String, Arc<ProcStats>>>,
+    /// Nested calls by caller and callee.
+    nested: NestedCalls,
     deploy_lock: tokio::sync::Mutex<()>,
 }
 
@@ -103,6 +105,7 @@ impl Registry {
             storage,
             live: ArcSwap::from_pointee(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
+            nested: NestedCalls::default(),
             deploy_lock: tokio::sync::Mutex::new(()),
         };
         let mut table = HashMap::new();
@@ -160,17 +163,30 @@ impl Registry {
 
     /// Calls `method` of procedure `module` with `params` (JSON text) in a
     /// fresh instance of the version serving now, and checks that the result
-    /// is JSON. Records the call in the procedure's counters.
-    pub async fn call(&self, module: &str, method: &str, params: &str, ctx: CallContext) -> Result<String, CallError> {
+    /// is JSON. Records the call in the procedure's counters. The guest's own
+    /// calls come back here (through `rpc`'s [`Client`](crate::sandbox::Client)
+    /// implementation), as nested calls of `ctx`'s tree.
+    pub async fn call(
+        self: &Arc<Self>,
+        module: &str,
+        method: &str,
+        params: &str,
+        ctx: CallContext,
+    ) -> Result<String, CallError> {
         let version =
             self.get(module).filter(|v| v.loaded.methods.contains(method)).ok_or(CallError::MethodNotFound)?;
+        if let Some(caller) = ctx.caller() {
+            self.nested.record(caller, module);
+        }
         let started = Instant::now();
-        let outcome = self.sandbox.call(&version.loaded, method, params, ctx, &version.stats).await.and_then(|json| {
-            match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
-                Ok(_) => Ok(json),
-                Err(e) => Err(CallError::InvalidOutput(e.to_string())),
-            }
-        });
+        let client = self.clone();
+        let outcome =
+            self.sandbox.call(&version.loaded, method, params, ctx, &version.stats, client).await.and_then(|json| {
+                match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
+                    Ok(_) => Ok(json),
+                    Err(e) => Err(CallError::InvalidOutput(e.to_string())),
+                }
+            });
         version.stats.record(started.elapsed(), outcome.as_ref().err().map(CallError::code));
         outcome
     }
@@ -206,6 +222,11 @@ impl Registry {
         methods
     }
 
+    /// Nested calls by caller and callee, since start.
+    pub fn nested_calls(&self) -> &NestedCalls {
+        &self.nested
+    }
+
     /// Counters of every name that was ever deployed since start.
     pub fn stats(&self) -> Vec<(String, Arc<ProcStats>)> {
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
@@ -229,14 +250,13 @@ impl Registry {
         let (compiled, fresh) = tokio::task::spawn_blocking(move || this.compile(&compile_sha, &compile_bytes))
             .await
             .map_err(|e| anyhow::anyhow!("compiler task failed: {e}"))??;
-        let describe =
-            self.sandbox.describe(name, &compiled, CallContext { request_id: 0 }).await.map_err(|e| match e {
-                CallError::Overloaded(limit) => DeployError::Overloaded(format!(
-                    "the server is overloaded: all {limit} call slots are busy, so the module's `describe` \
+        let describe = self.sandbox.describe(name, &compiled, CallContext::new(0)).await.map_err(|e| match e {
+            CallError::Overloaded(limit) => DeployError::Overloaded(format!(
+                "the server is overloaded: all {limit} call slots are busy, so the module's `describe` \
                      could not run to check it; nothing was deployed. Retry later, or raise --max-concurrent-calls"
-                )),
-                e => DeployError::Invalid(InvalidModule(format!("calling `describe` failed: {e}"))),
-            })?;
+            )),
+            e => DeployError::Invalid(InvalidModule(format!("calling `describe` failed: {e}"))),
+        })?;
         parse_describe(&describe)?;
 
         let _guard = self.deploy_lock.lock().await;

@@ -4,6 +4,10 @@
 //! Parameters are never re-encoded: the raw JSON text of `params` goes to the
 //! guest as it arrived, and the guest's result text goes back as it left it
 //! (after a validity check). Ids are echoed byte for byte.
+//!
+//! A procedure's own calls (`client.call`) come here too, through the
+//! [`Client`] implementation at the end: the same method names, errors and
+//! log line as a request's call, without the envelope.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +18,7 @@ use serde_json::{json, Value};
 
 use crate::logtext::loggable;
 use crate::registry::{CallContext, CallError, Registry};
+use crate::sandbox::{BoxFuture, Client, ErrorObject};
 
 /// Every JSON-RPC error the server answers with, one variant per code.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +39,9 @@ pub enum RpcError {
     MemoryLimit(Value),
     /// -32003: too many calls at once.
     Overloaded(Value),
+    /// -32004: a nested call past the call depth or nested-call limit;
+    /// the message names the limit.
+    LimitReached { message: &'static str, data: Value },
     /// The procedure's own error (including its -32602), passed through unchanged.
     Procedure { code: i32, message: String, data: Option<Value> },
 }
@@ -49,6 +57,7 @@ impl RpcError {
             RpcError::TimedOut(_) => -32001,
             RpcError::MemoryLimit(_) => -32002,
             RpcError::Overloaded(_) => -32003,
+            RpcError::LimitReached { .. } => -32004,
             RpcError::Procedure { code, .. } => *code,
         }
     }
@@ -63,6 +72,7 @@ impl RpcError {
             RpcError::TimedOut(_) => "Procedure timed out",
             RpcError::MemoryLimit(_) => "Procedure exceeded its memory limit",
             RpcError::Overloaded(_) => "Server overloaded",
+            RpcError::LimitReached { message, .. } => message,
             RpcError::Procedure { message, .. } => message,
         }
     }
@@ -75,9 +85,22 @@ impl RpcError {
             | RpcError::Trapped(d)
             | RpcError::TimedOut(d)
             | RpcError::MemoryLimit(d)
-            | RpcError::Overloaded(d) => Some(d.clone()),
+            | RpcError::Overloaded(d)
+            | RpcError::LimitReached { data: d, .. } => Some(d.clone()),
             RpcError::Procedure { data, .. } => data.clone(),
         }
+    }
+
+    /// The error object a procedure gets for a nested call of `method` that
+    /// ended in `self`: what an outside client would get, except that "method
+    /// not found" names the method (a procedure's caller cannot see which
+    /// of its calls failed).
+    fn into_object(self, method: &str) -> ErrorObject {
+        let data = match &self {
+            RpcError::MethodNotFound => Some(json!({ "method": method })),
+            other => other.data(),
+        };
+        ErrorObject { code: self.code(), message: self.message().to_owned(), data: data.map(|d| d.to_string()) }
     }
 
     /// The error for a call of `method` that ended in `err`.
@@ -98,6 +121,14 @@ impl RpcError {
             CallError::MemoryLimit { limit_mib } => RpcError::MemoryLimit(detail(json!({ "limit_mib": limit_mib }))),
             CallError::Overloaded(limit) => RpcError::Overloaded(detail(json!({ "max_concurrent_calls": limit }))),
             CallError::InvalidOutput(_) => RpcError::Internal(detail(json!({}))),
+            CallError::CallDepth(limit) => RpcError::LimitReached {
+                message: "Call depth limit reached (--max-call-depth)",
+                data: detail(json!({ "max_call_depth": limit })),
+            },
+            CallError::NestedCalls(limit) => RpcError::LimitReached {
+                message: "Nested call limit reached (--max-nested-calls)",
+                data: detail(json!({ "max_nested_calls": limit })),
+            },
             CallError::MethodNotFound => RpcError::MethodNotFound,
             CallError::Guest { code, message, data } => RpcError::Procedure {
                 code: *code,
@@ -180,7 +211,7 @@ fn valid_id(id: &RawValue) -> bool {
     matches!(id.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9' | b'n'))
 }
 
-async fn handle_one(registry: &Registry, raw: &RawValue) -> Option<Vec<u8>> {
+async fn handle_one(registry: &Arc<Registry>, raw: &RawValue) -> Option<Vec<u8>> {
     let invalid = RpcError::InvalidRequest { detail: None };
     let Ok(envelope) = serde_json::from_str::<Envelope>(raw.get()) else {
         return Some(error_response(&invalid, None));
@@ -204,26 +235,77 @@ async fn handle_one(registry: &Registry, raw: &RawValue) -> Option<Vec<u8>> {
 }
 
 /// Calls `method` (`module.method`, or `name` for `name.name`) with `params`.
-async fn dispatch(registry: &Registry, method: &str, params: &str) -> Result<String, RpcError> {
+async fn dispatch(registry: &Arc<Registry>, method: &str, params: &str) -> Result<String, RpcError> {
     if let Some(own) = method.strip_prefix("rpc.") {
         return match own {
             "discover" => Ok(discover(registry).to_string()),
             _ => Err(RpcError::MethodNotFound),
         };
     }
+    call_procedure(registry, method, params, CallContext::new(crate::metrics::next_request_id())).await
+}
+
+/// Calls procedure method `method` (`module.method`, or `name` for
+/// `name.name`), from a request or from another procedure, with one log line.
+async fn call_procedure(
+    registry: &Arc<Registry>,
+    method: &str,
+    params: &str,
+    ctx: CallContext,
+) -> Result<String, RpcError> {
     let (module, function) = method.split_once('.').unwrap_or((method, method));
-    let request_id = crate::metrics::next_request_id();
+    let request_id = ctx.request_id;
+    let depth = ctx.depth();
+    let caller = ctx.caller().map(str::to_owned);
     let started = Instant::now();
-    let outcome = registry.call(module, function, params, CallContext { request_id }).await;
+    let outcome = registry.call(module, function, params, ctx).await;
     if matches!(outcome, Err(CallError::MethodNotFound)) {
         return Err(RpcError::MethodNotFound);
     }
     let outcome = outcome.map_err(|e| RpcError::from_call(e, method));
-    log_call(request_id, method, started.elapsed(), outcome.as_ref().err());
+    let call = CallLog { request_id, depth, caller: caller.as_deref(), method };
+    log_call(&call, started.elapsed(), outcome.as_ref().err());
     outcome
 }
 
-fn log_call(request_id: u64, method: &str, elapsed: Duration, error: Option<&RpcError>) {
+/// A procedure's call of another (`client.call`): dispatched like a
+/// request's call, except that `rpc.` methods are the server's to answer to
+/// clients, not to procedures, and that `params` come from a guest, so they
+/// are checked as the envelope's are.
+impl Client for Registry {
+    fn call<'a>(
+        self: Arc<Self>,
+        method: &'a str,
+        params: &'a str,
+        ctx: CallContext,
+    ) -> BoxFuture<'a, Result<String, ErrorObject>> {
+        Box::pin(async move {
+            if method.starts_with("rpc.") {
+                return Err(RpcError::MethodNotFound.into_object(method));
+            }
+            let params_ok = serde_json::from_str::<&RawValue>(params)
+                .is_ok_and(|p| p.get().starts_with(['[', '{']) || p.get() == "null");
+            if !params_ok {
+                let detail = "params must be JSON text: an array, an object or null".to_owned();
+                return Err(RpcError::InvalidRequest { detail: Some(detail) }.into_object(method));
+            }
+            call_procedure(&self, method, params, ctx).await.map_err(|e| e.into_object(method))
+        })
+    }
+}
+
+/// Who made a call, for its log line.
+struct CallLog<'a> {
+    request_id: u64,
+    /// 0 for a request's call, else how deep in its call tree.
+    depth: u32,
+    /// The calling procedure of a nested call.
+    caller: Option<&'a str>,
+    method: &'a str,
+}
+
+fn log_call(call: &CallLog<'_>, elapsed: Duration, error: Option<&RpcError>) {
+    let CallLog { request_id, depth, caller, method } = *call;
     let duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     let outcome = if error.is_some() { "error" } else { "ok" };
     let code = error.map(RpcError::code);
@@ -234,9 +316,11 @@ fn log_call(request_id: u64, method: &str, elapsed: Duration, error: Option<&Rpc
         Some(e) if !matches!(e, RpcError::Procedure { .. }) => {
             let data = e.data().unwrap_or(Value::Null).to_string();
             let data = loggable(&data);
-            tracing::warn!(target: "wasmrpc::call", request_id, method, duration_us, outcome, code, %data, "{message}")
+            tracing::warn!(target: "wasmrpc::call", request_id, depth, caller, method, duration_us, outcome, code, %data, "{message}")
         }
-        _ => tracing::debug!(target: "wasmrpc::call", request_id, method, duration_us, outcome, code, "{message}"),
+        _ => {
+            tracing::debug!(target: "wasmrpc::call", request_id, depth, caller, method, duration_us, outcome, code, "{message}")
+        }
     }
 }
 
@@ -317,6 +401,7 @@ mod tests {
             (RpcError::TimedOut(Value::Null), -32001),
             (RpcError::MemoryLimit(Value::Null), -32002),
             (RpcError::Overloaded(Value::Null), -32003),
+            (RpcError::LimitReached { message: "m", data: Value::Null }, -32004),
             (RpcError::Procedure { code: 7, message: "m".into(), data: None }, 7),
         ];
         for (err, code) in cases {

@@ -10,10 +10,20 @@
 //! `spawn_blocking` cost about 16 us more CPU per call. With async, epoch
 //! interruption makes a busy guest yield to the reactor every tick, and the
 //! wall-clock deadline covers host waits (a guest's sleep) as well.
+//!
+//! A guest may call other procedures (`client.call`): the call goes to a
+//! [`Client`] (the registry) and comes back here as a call with a nested
+//! [`CallContext`]: a fresh instance of its own, the tree's deadline, no
+//! call slot of its own (its ancestors hold one; waiting for another could
+//! deadlock a full server), bounded instead by the call depth and the
+//! tree's nested-call budget.
 
 mod output;
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,17 +42,22 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "procedure",
+        imports: { "wasmrpc:procedure/client.call": async },
         exports: { default: async },
     });
 }
 
+use bindings::wasmrpc::procedure::client;
 use bindings::wasmrpc::procedure::host::{Host, Level};
 use bindings::{Procedure, ProcedurePre};
 
-/// The interface every procedure must export, and the one host interface it may import.
-pub const STUB_EXPORT: &str = "wasmrpc:procedure/stub@0.1.0";
+/// The interface every procedure must export (0.1.0 and 0.1.1 are both
+/// accepted: wasmtime links semver-compatible versions).
+pub const STUB_EXPORT: &str = "wasmrpc:procedure/stub@0.1.1";
 const STUB_PREFIX: &str = "wasmrpc:procedure/stub@0.1.";
-const HOST_PREFIX: &str = "wasmrpc:procedure/host@0.1.";
+/// The wasmrpc interfaces a procedure may import: `host` (0.1.0 on) and
+/// `client` (0.1.1 on).
+const IMPORT_PREFIXES: &[&str] = &["wasmrpc:procedure/host@0.1.", "wasmrpc:procedure/client@0.1."];
 /// WASI 0.2 packages a procedure may import. The host links them all and grants
 /// nothing (no files, sockets, environment or arguments); clocks and random work.
 const WASI_PACKAGES: &[&str] = &["cli", "clocks", "filesystem", "io", "random", "sockets"];
@@ -61,6 +76,9 @@ const KEEP_RESIDENT_BYTES: usize = 1 << 20;
 /// interpreters compiled to Wasm need more).
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
+/// JSON-RPC's "Internal error".
+const INTERNAL_ERROR: i32 = -32603;
+
 /// Why a call did not produce a result; each case becomes one JSON-RPC code.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -74,6 +92,12 @@ pub enum CallError {
     Overloaded(usize),
     #[error("the procedure returned invalid JSON: {0}")]
     InvalidOutput(String),
+    /// A nested call past `--max-call-depth`.
+    #[error("calls nest at most {0} deep (--max-call-depth)")]
+    CallDepth(u32),
+    /// A nested call past `--max-nested-calls` in one call tree.
+    #[error("a top-level call may make at most {0} nested calls (--max-nested-calls)")]
+    NestedCalls(u32),
     /// The procedure's own error, passed through unchanged.
     #[error("{message}")]
     Guest { code: i32, message: String, data: Option<String> },
@@ -91,17 +115,80 @@ impl CallError {
             CallError::TimedOut(_) => -32001,
             CallError::MemoryLimit { .. } => -32002,
             CallError::Overloaded(_) => -32003,
-            CallError::InvalidOutput(_) => -32603,
+            CallError::InvalidOutput(_) => INTERNAL_ERROR,
+            CallError::CallDepth(_) | CallError::NestedCalls(_) => -32004,
             CallError::MethodNotFound => -32601,
             CallError::Guest { code, .. } => *code,
         }
     }
 }
 
-/// Who is calling, for the guest's log lines.
-#[derive(Debug, Clone, Copy)]
+/// Who is calling, for the guest's log lines, and where the call sits in
+/// its call tree.
+#[derive(Debug, Clone)]
 pub struct CallContext {
+    /// The top-level request's id, shared by every call of its tree.
     pub request_id: u64,
+    /// `None` for a top-level call (from a request, or a deploy's `describe`).
+    nested: Option<Nested>,
+}
+
+/// What a nested call inherits from its caller.
+#[derive(Debug, Clone)]
+struct Nested {
+    /// 1 for a call made by the top-level call, 2 for one made by that callee, ...
+    depth: u32,
+    /// The top-level call's deadline: the whole tree stops there.
+    deadline: Instant,
+    /// Nested calls started so far by the whole tree.
+    budget: Arc<AtomicU64>,
+    /// The calling procedure's name.
+    caller: Arc<str>,
+}
+
+impl CallContext {
+    /// A top-level call, tagged `request_id` in the logs.
+    pub fn new(request_id: u64) -> Self {
+        CallContext { request_id, nested: None }
+    }
+
+    /// 0 for a top-level call, else how deep in the call tree this one is.
+    pub fn depth(&self) -> u32 {
+        self.nested.as_ref().map_or(0, |n| n.depth)
+    }
+
+    /// The procedure that made this (nested) call.
+    pub fn caller(&self) -> Option<&str> {
+        self.nested.as_ref().map(|n| &*n.caller)
+    }
+}
+
+/// A nested call's failure as the calling guest gets it (`call-error` in
+/// wit/procedure.wit): the JSON-RPC error object an outside client would
+/// get for the same call; `data` is JSON text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorObject {
+    pub code: i32,
+    pub message: String,
+    pub data: Option<String>,
+}
+
+/// A boxed future, as a [`Client`] returns it (the call recurses through the
+/// sandbox, so its type must be erased somewhere).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a guest's `client.call` goes: implemented by the registry (see
+/// `rpc.rs`: a nested call is dispatched like a request's call), so that the
+/// sandbox does not depend on it.
+pub trait Client: Send + Sync {
+    /// Calls `method` (`module.method`) with `params` (JSON text) as the
+    /// nested call `ctx`.
+    fn call<'a>(
+        self: Arc<Self>,
+        method: &'a str,
+        params: &'a str,
+        ctx: CallContext,
+    ) -> BoxFuture<'a, Result<String, ErrorObject>>;
 }
 
 /// A deployed version, compiled and pre-linked: instantiating it is all a call does.
@@ -135,13 +222,15 @@ pub struct Sandbox {
     memory_limit_bytes: u64,
     slots: Semaphore,
     max_calls: usize,
+    max_call_depth: u32,
+    max_nested_calls: u32,
 }
 
 impl Sandbox {
     /// Builds the engine (pooling allocator sized from `config`, falling back to
     /// on-demand allocation where the pool cannot be reserved) and the linker.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let instances = u32::try_from(config.max_concurrent_calls).unwrap_or(u32::MAX / 8).saturating_add(DEPLOY_SLOTS);
+        let instances = pool_instances(config);
         let pagemap = pagemap_scan(config.pagemap_scan, &std::fs::read_to_string("/proc/swaps").unwrap_or_default());
         let engine = match Engine::new(&engine_config(config, Some(instances), pagemap)) {
             Ok(engine) => engine,
@@ -154,6 +243,7 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::wasmrpc::procedure::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        client::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         Ok(Sandbox {
             engine,
             linker,
@@ -161,6 +251,8 @@ impl Sandbox {
             memory_limit_bytes: config.memory_limit_bytes,
             slots: Semaphore::new(config.max_concurrent_calls),
             max_calls: config.max_concurrent_calls,
+            max_call_depth: config.max_call_depth,
+            max_nested_calls: config.max_nested_calls,
         })
     }
 
@@ -215,11 +307,11 @@ impl Sandbox {
 
     /// Runs `describe` once in a fresh instance.
     pub async fn describe(&self, name: &str, compiled: &Compiled, ctx: CallContext) -> Result<String, CallError> {
-        self.run(name.into(), &compiled.pre, ctx, Op::Describe, None).await
+        self.run(name.into(), &compiled.pre, ctx, Op::Describe, None, None).await
     }
 
     /// Runs one call in a fresh instance of `loaded`; records the time the
-    /// instance took to create in `stats`.
+    /// instance took to create in `stats`. The guest's own calls go to `client`.
     pub async fn call(
         &self,
         loaded: &Loaded,
@@ -227,8 +319,9 @@ impl Sandbox {
         params: &str,
         ctx: CallContext,
         stats: &ProcStats,
+        client: Arc<dyn Client>,
     ) -> Result<String, CallError> {
-        self.run(loaded.name.clone(), &loaded.pre, ctx, Op::Call { method, params }, Some(stats)).await
+        self.run(loaded.name.clone(), &loaded.pre, ctx, Op::Call { method, params }, Some(stats), Some(client)).await
     }
 
     async fn run(
@@ -238,16 +331,32 @@ impl Sandbox {
         ctx: CallContext,
         op: Op<'_>,
         stats: Option<&ProcStats>,
+        client: Option<Arc<dyn Client>>,
     ) -> Result<String, CallError> {
-        // A free slot is taken at once; only a full server pays for the timer.
-        let _slot = match self.slots.try_acquire() {
-            Ok(slot) => slot,
-            Err(_) => tokio::time::timeout(OVERLOAD_WAIT, self.slots.acquire())
-                .await
-                .map_err(|_| CallError::Overloaded(self.max_calls))?
-                .map_err(|_| CallError::Overloaded(self.max_calls))?,
+        let (_slot, deadline) = match &ctx.nested {
+            // A nested call runs on its ancestors' slot, within their deadline.
+            Some(nested) => {
+                if nested.depth > self.max_call_depth {
+                    return Err(CallError::CallDepth(self.max_call_depth));
+                }
+                // Refused calls count too; 64 bits do not wrap in any time limit.
+                if nested.budget.fetch_add(1, Ordering::Relaxed) >= u64::from(self.max_nested_calls) {
+                    return Err(CallError::NestedCalls(self.max_nested_calls));
+                }
+                (None, nested.deadline)
+            }
+            // A free slot is taken at once; only a full server pays for the timer.
+            None => {
+                let slot = match self.slots.try_acquire() {
+                    Ok(slot) => slot,
+                    Err(_) => tokio::time::timeout(OVERLOAD_WAIT, self.slots.acquire())
+                        .await
+                        .map_err(|_| CallError::Overloaded(self.max_calls))?
+                        .map_err(|_| CallError::Overloaded(self.max_calls))?,
+                };
+                (Some(slot), Instant::now() + self.time_limit)
+            }
         };
-        let deadline = Instant::now() + self.time_limit;
         let stdout = GuestOutput::new(procedure.clone(), ctx.request_id, "stdout");
         let stderr = GuestOutput::new(procedure.clone(), ctx.request_id, "stderr");
         let state = CallState {
@@ -258,6 +367,13 @@ impl Sandbox {
             request_id: ctx.request_id,
             log_bytes: 0,
             log_dropped: 0,
+            tree: Tree {
+                depth: ctx.depth(),
+                deadline,
+                budget: ctx.nested.map(|n| n.budget),
+                client,
+                deadline_hit: false,
+            },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -297,6 +413,9 @@ impl Sandbox {
         }
         match outcome {
             Err(_elapsed) => Err(CallError::TimedOut(self.time_limit)),
+            // A nested call ran out of the tree's time: the tree has, whatever
+            // the guest answered after.
+            Ok(_) if store.data().tree.deadline_hit => Err(CallError::TimedOut(self.time_limit)),
             Ok(Ok(Ok(json))) => Ok(json),
             Ok(Ok(Err(e))) => Err(CallError::Guest { code: e.code, message: e.message, data: e.data }),
             Ok(Err(err)) => Err(self.classify(err, store.data().limiter.refused, &stderr)),
@@ -346,8 +465,9 @@ enum Op<'a> {
 #[error("time limit reached")]
 struct DeadlinePassed;
 
-/// The per-call store data: WASI with nothing granted, the memory limiter and
-/// who is calling, for the guest's log lines.
+/// The per-call store data: WASI with nothing granted, the memory limiter,
+/// who is calling, for the guest's log lines, and the call tree, for the
+/// guest's own calls.
 struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -357,6 +477,21 @@ struct CallState {
     /// Bytes of `host.log` messages so far, and messages dropped past the budget.
     log_bytes: usize,
     log_dropped: usize,
+    tree: Tree,
+}
+
+/// This call's place in its call tree.
+struct Tree {
+    depth: u32,
+    deadline: Instant,
+    /// The tree's nested-call count; made at the first nested call of a
+    /// top-level call, so a call that makes none allocates nothing.
+    budget: Option<Arc<AtomicU64>>,
+    /// Where the guest's calls go; `None` while `describe` runs at deploy.
+    client: Option<Arc<dyn Client>>,
+    /// Set when a nested call failed after the tree's deadline: this call
+    /// then ends with -32001 too, whatever the guest answers.
+    deadline_hit: bool,
 }
 
 impl WasiView for CallState {
@@ -383,6 +518,32 @@ impl Host for CallState {
             Level::Warn => tracing::warn!(target: "guest", procedure, request_id, "{message}"),
             Level::Error => tracing::error!(target: "guest", procedure, request_id, "{message}"),
         }
+    }
+}
+
+impl client::Host for CallState {
+    async fn call(&mut self, method: String, params: String) -> Result<String, client::CallError> {
+        let Some(client) = self.tree.client.clone() else {
+            return Err(client::CallError {
+                code: INTERNAL_ERROR,
+                message: "procedures cannot be called while `describe` runs (at deploy)".into(),
+                data: None,
+            });
+        };
+        let ctx = CallContext {
+            request_id: self.request_id,
+            nested: Some(Nested {
+                depth: self.tree.depth + 1,
+                deadline: self.tree.deadline,
+                budget: self.tree.budget.get_or_insert_with(Default::default).clone(),
+                caller: self.procedure.clone(),
+            }),
+        };
+        let outcome = client.call(&method, &params, ctx).await;
+        if outcome.is_err() && Instant::now() >= self.tree.deadline {
+            self.tree.deadline_hit = true;
+        }
+        outcome.map_err(|e| client::CallError { code: e.code, message: e.message, data: e.data })
     }
 }
 
@@ -430,6 +591,18 @@ fn pagemap_scan(allowed: bool, proc_swaps: &str) -> Enabled {
     } else {
         Enabled::Auto
     }
+}
+
+/// Instances the pool must hold: every call slot with a full chain of
+/// nested calls below it (a guest waits for its nested call, so a tree has
+/// at most one instance per level at a time), plus [`DEPLOY_SLOTS`].
+fn pool_instances(config: &Config) -> u32 {
+    let per_slot = config.max_call_depth.saturating_add(1);
+    u32::try_from(config.max_concurrent_calls)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(per_slot)
+        .min(u32::MAX / 8)
+        .saturating_add(DEPLOY_SLOTS)
 }
 
 fn engine_config(config: &Config, pool_instances: Option<u32>, pagemap: Enabled) -> wasmtime::Config {
@@ -491,9 +664,9 @@ fn check_header(bytes: &[u8]) -> Result<(), InvalidModule> {
     Ok(())
 }
 
-/// Allows WASI 0.2.x and the wasmrpc host interface; names anything else.
+/// Allows WASI 0.2.x and the wasmrpc interfaces; names anything else.
 fn check_import(name: &str) -> Result<(), InvalidModule> {
-    if name.starts_with(HOST_PREFIX) {
+    if IMPORT_PREFIXES.iter().any(|prefix| name.starts_with(prefix)) {
         return Ok(());
     }
     if let Some(rest) = name.strip_prefix("wasi:") {
@@ -506,8 +679,8 @@ fn check_import(name: &str) -> Result<(), InvalidModule> {
         }
     }
     Err(InvalidModule(format!(
-        "forbidden import `{name}`: a procedure may import only WASI 0.2 ({}) and \
-         `wasmrpc:procedure/host`",
+        "forbidden import `{name}`: a procedure may import only WASI 0.2 ({}), \
+         `wasmrpc:procedure/host` and `wasmrpc:procedure/client`",
         WASI_PACKAGES.join(", ")
     )))
 }
@@ -521,6 +694,9 @@ mod tests {
         assert!(check_import("wasi:cli/environment@0.2.6").is_ok());
         assert!(check_import("wasi:io/streams@0.2.0").is_ok());
         assert!(check_import("wasmrpc:procedure/host@0.1.0").is_ok());
+        assert!(check_import("wasmrpc:procedure/host@0.1.1").is_ok());
+        assert!(check_import("wasmrpc:procedure/client@0.1.1").is_ok());
+        assert!(check_import("wasmrpc:procedure/client@0.2.0").is_err());
         let err = check_import("wasi:http/outgoing-handler@0.2.0").unwrap_err();
         assert!(err.0.contains("`wasi:http/outgoing-handler@0.2.0`"), "{err}");
         assert!(check_import("wasi:cli/environment@0.3.0").is_err());

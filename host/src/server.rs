@@ -195,7 +195,11 @@ async fn rpc_request(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
 
 fn metrics(app: &App) -> HttpResponse {
     let stats = app.registry.stats();
-    let text = crate::metrics::render(stats.iter().map(|(name, s)| (name.as_str(), &**s)), app.registry.len());
+    let text = crate::metrics::render(
+        stats.iter().map(|(name, s)| (name.as_str(), &**s)),
+        app.registry.len(),
+        app.registry.nested_calls(),
+    );
     let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     response

@@ -14,6 +14,7 @@ mod examples;
 mod faults;
 mod isolation;
 mod logging;
+mod nested;
 mod persistence;
 mod reload;
 mod spec;

@@ -141,6 +141,13 @@ pub struct ServeArgs {
     /// Calls running at once; more wait briefly, then get -32003 [default: 32 per core]
     #[arg(long, env = "WASMRPC_MAX_CONCURRENT_CALLS")]
     pub max_concurrent_calls: Option<usize>,
+    /// How deep procedures may call procedures; a call made by the top-level call is depth 1
+    /// (0: procedures may not call procedures). Past it a nested call fails with -32004.
+    #[arg(long, env = "WASMRPC_MAX_CALL_DEPTH", default_value_t = config::DEFAULT_MAX_CALL_DEPTH, value_parser = clap::value_parser!(u32).range(0..=i64::from(config::MAX_CALL_DEPTH_LIMIT)))]
+    pub max_call_depth: u32,
+    /// Nested calls one top-level call may make in all; past it a nested call fails with -32004.
+    #[arg(long, env = "WASMRPC_MAX_NESTED_CALLS", default_value_t = config::DEFAULT_MAX_NESTED_CALLS)]
+    pub max_nested_calls: u32,
     /// Open connections at once; past it new connections wait in the kernel's backlog until one closes.
     #[arg(long, env = "WASMRPC_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
@@ -199,6 +206,8 @@ impl ServeArgs {
         config.max_body_bytes = self.max_body_kib << 10;
         config.max_batch = self.max_batch;
         config.max_concurrent_calls = self.max_concurrent_calls.unwrap_or_else(config::default_concurrent_calls);
+        config.max_call_depth = self.max_call_depth;
+        config.max_nested_calls = self.max_nested_calls;
         config.max_connections = usize::try_from(self.max_connections).unwrap_or(config::DEFAULT_MAX_CONNECTIONS);
         config.header_read_timeout = Duration::from_millis(self.header_timeout_ms);
         config.body_read_timeout = Duration::from_millis(self.body_timeout_ms);
