@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{clean_command, heavy, output_within, signal_process, wait_within, Server, COMMAND_TIMEOUT};
+use crate::support::{
+    clean_command, heavy, output_within, signal_process, wait_within, wasmrpc_bin, Server, COMMAND_TIMEOUT,
+};
 
 /// Time for the first build, which may compile the SDK's dependencies.
 const FIRST_BUILD: Duration = Duration::from_secs(300);
