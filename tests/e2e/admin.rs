@@ -309,7 +309,7 @@ async fn the_admin_token_from_the_environment_is_required() {
 /// An empty token means no token: on loopback anyone local may deploy, and
 /// a public address is refused as if no token were given (an empty token
 /// must never be a password that an empty `Authorization` matches).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_empty_admin_token_means_no_token() {
     let server = Server::start(&["--admin-token", ""]);
     assert_eq!(server.deploy("math", "math").await.status, StatusCode::CREATED);
