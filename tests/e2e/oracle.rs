@@ -53,7 +53,10 @@ pub enum Answer {
 
 /// The answer `body` must get from a server set up as `setup`.
 pub fn expected(body: &[u8], setup: Setup) -> Answer {
-    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+    // JSON text is UTF-8 (RFC 8259 8.1); serde_json skips over a string
+    // without checking it, so check first.
+    let Ok(text) = std::str::from_utf8(body) else { return Answer::ParseError };
+    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
         return Answer::ParseError;
     }
     let Ok(value) = serde_json::from_slice::<Value>(body) else { return Answer::Unjudged };
@@ -236,6 +239,7 @@ mod tests {
         let parse_error = br#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}"#;
         assert!(check(b"{", MATH, some(invalid)).is_err());
         assert_eq!(check(b"{", MATH, some(parse_error)), Ok(()));
+        assert_eq!(check(b"[\"\xff\"]", MATH, some(parse_error)), Ok(()), "not UTF-8, so not JSON");
         assert!(check(b"{}", MATH, some(parse_error)).is_err(), "-32700 for JSON");
         assert_eq!(check(b"{}", MATH, some(invalid)), Ok(()));
         assert_eq!(check(br#"{"jsonrpc":"2.0","method":"math.add","id":true}"#, MATH, some(invalid)), Ok(()));
