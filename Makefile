@@ -78,9 +78,13 @@ test: setup procedures procedures-python procedures-js clients lint
 lint: setup
 	cargo fmt --all -- --check
 	cargo fmt --all --manifest-path procedures/Cargo.toml -- --check
+	cargo fmt --all --manifest-path fuzz/Cargo.toml -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 	cargo clippy --release --target wasm32-wasip2 --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) -- -D warnings
+	@# The fuzz targets need nightly only to run (cargo-fuzz's sanitizer
+	@# flags); stable compiles them, so they cannot rot between `make fuzz` runs.
+	cargo clippy --manifest-path fuzz/Cargo.toml --target-dir $(CARGO_TARGET_DIR)/fuzz-check --all-targets -- -D warnings
 
 clean:
 	cargo clean

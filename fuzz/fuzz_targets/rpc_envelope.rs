@@ -1,20 +1,30 @@
-//! The JSON-RPC request handler on arbitrary bytes: it must always answer a
-//! valid JSON-RPC response (or a batch of them), or nothing for
-//! notifications, and never panic. With `FUZZ_WASM` set to a procedure
-//! (`make fuzz` uses `math.wasm`), calls reach real Wasm too.
+//! The JSON-RPC request handler on arbitrary bytes: its answer must be the
+//! one the specification requires of that body, as judged by the e2e
+//! tests' oracle (`tests/e2e/oracle.rs`, which shares no code with the
+//! server): -32700 exactly when it is not JSON, one response per request
+//! with its id, nothing exactly when every request is a notification; and
+//! it never panics. With `FUZZ_WASM` set to a procedure (`make fuzz` uses
+//! `math.wasm`), calls reach real Wasm too.
 
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
 use wasmrpc::config::Config;
 use wasmrpc::registry::Registry;
+
+#[path = "../../tests/e2e/oracle.rs"]
+mod oracle;
+
+/// The `max_batch` the handler is given.
+const MAX_BATCH: usize = 100;
 
 struct Harness {
     runtime: tokio::runtime::Runtime,
     registry: Arc<Registry>,
+    /// The deployed module's name, if any.
+    module: Option<String>,
     _data: tempfile::TempDir,
 }
 
@@ -26,19 +36,26 @@ fn harness() -> &'static Harness {
         config.time_limit = std::time::Duration::from_millis(200);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let registry = Arc::new(Registry::open(&config).expect("registry"));
-        if let Some(path) = std::env::var_os("FUZZ_WASM") {
+        let module = std::env::var_os("FUZZ_WASM").map(|path| {
             let bytes = std::fs::read(&path).expect("FUZZ_WASM");
             let name = std::path::Path::new(&path).file_stem().and_then(|s| s.to_str()).unwrap_or("math").to_owned();
             runtime.block_on(registry.deploy(&name, bytes.into())).expect("deploy FUZZ_WASM");
-        }
-        Harness { runtime, registry, _data: data }
+            name
+        });
+        Harness { runtime, registry, module, _data: data }
     })
 }
 
 fuzz_target!(|body: &[u8]| {
     let h = harness();
-    let Some(answer) = h.runtime.block_on(wasmrpc::rpc::handle(&h.registry, 100, body)) else { return };
-    let value: Value = serde_json::from_slice(&answer).expect("the answer is JSON");
-    let valid = wasmrpc::rpc::is_valid_answer(&value);
-    assert!(valid, "not a JSON-RPC response: {value}");
+    let answer = h.runtime.block_on(wasmrpc::rpc::handle(&h.registry, MAX_BATCH, body));
+    let modules: Vec<&str> = h.module.as_deref().into_iter().collect();
+    let setup = oracle::Setup { modules: &modules, max_batch: MAX_BATCH };
+    if let Err(e) = oracle::check(body, setup, answer.as_deref()) {
+        panic!(
+            "{} -> {}: {e}",
+            String::from_utf8_lossy(body),
+            answer.as_deref().map(String::from_utf8_lossy).unwrap_or_default()
+        );
+    }
 });

@@ -5,9 +5,9 @@
 //! virtualenv and points `WASMRPC_PYTHON` at it.
 
 use std::path::Path;
-use std::process::Command;
+use std::time::Duration;
 
-use crate::support::Server;
+use crate::support::{clean_command, heavy, output_within, Server};
 
 async fn clients_server() -> Server {
     let server = Server::start(&[]);
@@ -16,15 +16,16 @@ async fn clients_server() -> Server {
     server
 }
 
-/// Runs `program script url` and insists it succeeds.
+/// How long a client script may run.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs `program script url` (at most [`CLIENT_TIMEOUT`]) and insists it succeeds.
 async fn run_client(program: String, script: &str, url: &str) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients").join(script);
-    let url = url.to_owned();
     let shown = format!("{program} {}", script.display());
-    let output = tokio::task::spawn_blocking(move || Command::new(&program).arg(&script).arg(&url).output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e} (run `make test`, which installs the clients)"));
+    let mut command = clean_command(&program);
+    command.arg(&script).arg(url);
+    let output = tokio::task::spawn_blocking(move || output_within(command, CLIENT_TIMEOUT)).await.unwrap();
     assert!(
         output.status.success(),
         "{shown} failed:\n{}\n{}",
@@ -50,6 +51,8 @@ async fn node_client_with_fetch() {
 /// componentize-py) deploys by PUT like any other and answers calls.
 #[tokio::test]
 async fn a_python_procedure() {
+    // Compiling a megabyte component loads both cores.
+    let _heavy = heavy().await;
     use serde_json::json;
     let server = Server::start(&[]);
     server.deploy_ok("pystats", "pystats").await;
@@ -69,6 +72,8 @@ async fn a_python_procedure() {
 /// ComponentizeJS) deploys by PUT like any other and answers calls.
 #[tokio::test]
 async fn a_javascript_procedure() {
+    // Compiling a megabyte component loads both cores.
+    let _heavy = heavy().await;
     use serde_json::json;
     let server = Server::start(&[]);
     server.deploy_ok("jsstrings", "jsstrings").await;
@@ -85,6 +90,8 @@ async fn a_javascript_procedure() {
 /// and checks every result against the result schema: all pass.
 #[tokio::test]
 async fn openrpc_test_coverage_passes_for_every_example() {
+    // Compiling a megabyte component loads both cores.
+    let _heavy = heavy().await;
     let server = Server::start(&[]);
     let examples = [
         "math",

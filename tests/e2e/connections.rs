@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::Server;
+use crate::support::{timing, Server};
 
 const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
 
@@ -55,6 +55,7 @@ async fn healthy(stream: &mut TcpStream) {
 /// one of them closes.
 #[tokio::test]
 async fn past_the_connection_cap_a_new_client_waits_for_a_free_slot() {
+    let _timing = timing().await;
     let server = Server::start(&["--max-connections", "4"]);
     let addr = addr(&server);
     let mut held = Vec::new();
@@ -85,6 +86,7 @@ async fn past_the_connection_cap_a_new_client_waits_for_a_free_slot() {
 /// upload alike; other clients are served meanwhile.
 #[tokio::test]
 async fn a_stalled_body_is_cut_off_at_the_body_timeout() {
+    let _timing = timing().await;
     let server = Server::start(&["--body-timeout-ms", "600"]);
     server.deploy_ok("math", "math").await;
     let addr = addr(&server);
@@ -99,12 +101,19 @@ async fn a_stalled_body_is_cut_off_at_the_body_timeout() {
         .await
         .unwrap();
 
+    // Meanwhile other calls are answered, each quickly.
     let mut answered = 0;
     while started.elapsed() < Duration::from_millis(400) {
+        let call = Instant::now();
         assert_eq!(server.result("math.add", json!([answered, 1])).await, json!(answered + 1));
+        assert!(
+            call.elapsed() < Duration::from_millis(300),
+            "a call beside the stalled bodies took {:?}",
+            call.elapsed()
+        );
         answered += 1;
     }
-    assert!(answered > 5, "only {answered} calls answered beside the stalled bodies");
+    assert!(answered >= 1, "no call answered beside the stalled bodies");
 
     for (what, stream) in [("call", &mut call), ("upload", &mut upload)] {
         let mut answer = Vec::new();
@@ -141,6 +150,7 @@ async fn a_stalled_body_is_cut_off_at_the_body_timeout() {
 /// not keep connection slots).
 #[tokio::test]
 async fn a_stalled_or_idle_client_is_dropped_at_the_header_timeout() {
+    let _timing = timing().await;
     let server = Server::start(&["--header-timeout-ms", "600"]);
     server.deploy_ok("math", "math").await;
     let mut stalled = TcpStream::connect(addr(&server)).await.unwrap();

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::Server;
+use crate::support::{
+    clean_command, heavy, output_within, signal_process, wait_within, wasmrpc_bin, Server, COMMAND_TIMEOUT,
+};
 
 /// Time for the first build, which may compile the SDK's dependencies.
 const FIRST_BUILD: Duration = Duration::from_secs(300);
@@ -29,19 +31,16 @@ fn scaffold_target_dir() -> PathBuf {
     }
 }
 
-/// `wasmrpc ARGS` with the scaffolds' target dir and no ambient server settings.
+/// `wasmrpc ARGS` with the scaffolds' target dir and no `WASMRPC_*` settings.
 fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmrpc"));
-    command
-        .args(args)
-        .env("CARGO_TARGET_DIR", scaffold_target_dir())
-        .env_remove("WASMRPC_ADMIN_TOKEN")
-        .env_remove("WASMRPC_SERVER");
+    let mut command = clean_command(wasmrpc_bin());
+    command.args(args).env("CARGO_TARGET_DIR", scaffold_target_dir());
     command
 }
 
+/// Runs `wasmrpc ARGS` (a build included) for at most [`FIRST_BUILD`].
 fn run(args: &[&str]) -> Output {
-    command(args).output().expect("run wasmrpc")
+    output_within(command(args), FIRST_BUILD)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -59,6 +58,8 @@ fn scaffold(name: &str, dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_crate_builds_deploys_and_answers() {
+    // cargo builds load both cores.
+    let _heavy = heavy().await;
     let server = Server::start(&[]);
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("greet");
@@ -170,18 +171,11 @@ impl Dev {
         }
     }
 
-    /// SIGTERM, then the exit status.
+    /// SIGTERM, then the exit status (within 20 s).
     fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "dev did not exit after SIGTERM\n{}", self.output());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        signal_process(self.child.id(), "TERM");
+        let status = wait_within(&mut self.child, Duration::from_secs(20));
+        status.unwrap_or_else(|| panic!("dev did not exit after SIGTERM\n{}", self.output()))
     }
 }
 
@@ -194,6 +188,8 @@ impl Drop for Dev {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_redeploys_on_every_edit_and_keeps_serving_through_errors() {
+    // cargo builds load both cores.
+    let _heavy = heavy().await;
     let server = Server::start(&[]);
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("live");
@@ -236,6 +232,8 @@ async fn dev_redeploys_on_every_edit_and_keeps_serving_through_errors() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_starts_a_server_when_none_answers_on_loopback() {
+    // cargo builds load both cores.
+    let _heavy = heavy().await;
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("solo");
     scaffold("solo", &dir);
@@ -293,7 +291,9 @@ fn new_refuses_bad_names_and_non_empty_directories() {
     std::fs::create_dir(&empty).unwrap();
     assert!(run(&["new", "empty", "--path", empty.to_str().unwrap()]).status.success());
     assert!(empty.join("src/lib.rs").is_file());
-    let out = command(&["new", "my-proc"]).current_dir(temp.path()).output().unwrap();
+    let mut new = command(&["new", "my-proc"]);
+    new.current_dir(temp.path());
+    let out = output_within(new, COMMAND_TIMEOUT);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("deploys it as `my_proc`"), "{}", text(&out.stdout));
     let manifest = std::fs::read_to_string(temp.path().join("my-proc/Cargo.toml")).unwrap();

@@ -2,6 +2,7 @@
 //! request bodies, and a mixed load of good, bad and hostile calls.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,8 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use wasmrpc::cli::client::HttpClient;
 
-use crate::support::{wasm, Server};
+use crate::oracle::{check, Setup};
+use crate::support::{heavy, sha256_hex, walk, wasm, Killed, Server};
 
 /// A small deterministic generator, so a failure can be replayed.
 struct XorShift(u64);
@@ -25,12 +27,16 @@ impl XorShift {
 }
 
 /// Kills the server (SIGKILL) at random points while three procedures are
-/// being redeployed, many times. After every restart each procedure serves a
-/// complete old or new version, no acknowledged deploy is lost, and nothing
-/// half-written is left in the data dir.
+/// being redeployed, many times. Between the kill and the restart, every
+/// file in the data dir other than a temporary one is complete (each module
+/// hashes to its name, each record reads and names a module that is
+/// there); after the restart the temporary files are gone, no compiled code
+/// had to be rebuilt, each procedure serves a complete old or new version,
+/// and no acknowledged deploy is lost.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_uploads_loses_nothing() {
     const ROUNDS: u64 = 12;
+    let _heavy = heavy().await;
     let files = [("test_v1", wasm("test_v1")), ("test_v2", wasm("test_v2"))];
     let names = ["a", "b", "c"];
     let mut server = Server::start(&[]);
@@ -42,44 +48,100 @@ async fn sigkill_during_uploads_loses_nothing() {
         let sha = meta["sha256"].as_str().unwrap().to_owned();
         shas.lock().unwrap().insert(sha, if *file == "test_v1" { "1" } else { "2" });
     }
-    // name -> highest version a PUT answered for; file -> its sha256.
+    // name -> highest version a PUT answered for.
     let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    // PUTs cut off by a kill (sent, never answered), and rounds whose kill
+    // left a temporary file: evidence that kills land inside writes.
+    let (mut cut_off, mut torn_writes) = (0, 0);
     for round in 0..ROUNDS {
         let url = server.url.clone();
-        let (acked2, shas2, files2) = (acked.clone(), shas.clone(), files.clone());
+        let round_acks = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (acked2, files2, round_acks2, stop2) = (acked.clone(), files.clone(), round_acks.clone(), stop.clone());
         let uploads = tokio::spawn(async move {
             let client = HttpClient::new();
-            for i in 0.. {
+            let mut i = 0;
+            while !stop2.load(Ordering::SeqCst) {
                 let name = names[i % 3];
-                let (file, bytes) = &files2[(i / 3 + round as usize) % 2];
+                let (_, bytes) = &files2[(i / 3 + round as usize) % 2];
+                i += 1;
                 let path = format!("{url}/procedures/{name}");
-                let Ok(answer) = client.send(Method::PUT, &path, &[], bytes.clone()).await else { return };
-                let Ok(meta) = answer.json() else { return };
-                let version = meta["version"].as_u64().unwrap_or(0);
-                let sha = meta["sha256"].as_str().unwrap_or_default().to_owned();
-                shas2.lock().unwrap().insert(sha, if *file == "test_v1" { "1" } else { "2" });
+                // An error here is the kill: the PUT was sent and never answered.
+                let Ok(answer) = client.send(Method::PUT, &path, &[], bytes.clone()).await else { return true };
+                assert!(
+                    answer.status == StatusCode::OK || answer.status == StatusCode::CREATED,
+                    "round {round}: PUT {name}: {} {}",
+                    answer.status,
+                    answer.text()
+                );
+                let meta = answer.json().unwrap();
+                let version = meta["version"].as_u64().unwrap();
                 let mut acked = acked2.lock().unwrap();
                 let best = acked.entry(name.to_owned()).or_default();
                 *best = (*best).max(version);
+                round_acks2.fetch_add(1, Ordering::SeqCst);
             }
+            false
         });
-        tokio::time::sleep(Duration::from_millis(50 + rng.below(1500))).await;
-        server = tokio::task::block_in_place(|| server.restart());
-        let _ = uploads.await;
+        // At least one deploy is acknowledged in every round, then the kill
+        // comes at a random point.
+        server
+            .eventually(Duration::from_secs(30), "an acknowledged upload", || {
+                let n = round_acks.load(Ordering::SeqCst);
+                async move { n > 0 }
+            })
+            .await;
+        tokio::time::sleep(Duration::from_millis(rng.below(1500))).await;
+        let killed = tokio::task::block_in_place(|| server.kill());
+        stop.store(true, Ordering::SeqCst);
+        // The task ends on the refused connection or the stop flag; a failed
+        // assertion inside it fails the test here.
+        let was_cut_off = tokio::time::timeout(Duration::from_secs(30), uploads)
+            .await
+            .expect("the upload task did not stop")
+            .expect("the upload task failed");
+        cut_off += u32::from(was_cut_off);
+        assert!(round_acks.load(Ordering::SeqCst) > 0, "round {round}: nothing acknowledged");
 
-        for entry in walk(&server.data_dir) {
+        // The data dir exactly as the kill left it.
+        let mut temporary = Vec::new();
+        for entry in walk(&killed.data_dir) {
             let file_name = entry.file_name().unwrap().to_string_lossy().into_owned();
-            assert!(!file_name.starts_with(".tmp"), "round {round}: left behind: {}", entry.display());
-            if file_name.ends_with(".json") {
-                let text = std::fs::read(&entry).unwrap();
-                assert!(
-                    serde_json::from_slice::<Value>(&text).is_ok(),
-                    "round {round}: unreadable {}",
+            if file_name.starts_with(".tmp") {
+                temporary.push(entry);
+                continue;
+            }
+            let bytes = std::fs::read(&entry).unwrap();
+            let dir = entry.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+            match dir.as_str() {
+                "modules" => assert_eq!(
+                    format!("{}.wasm", sha256_hex(&bytes)),
+                    file_name,
+                    "round {round}: torn module {}",
                     entry.display()
-                );
+                ),
+                "procedures" => {
+                    let record: wasmrpc::storage::Record = serde_json::from_slice(&bytes)
+                        .unwrap_or_else(|e| panic!("round {round}: unreadable {}: {e}", entry.display()));
+                    let current = record.current.unwrap_or_else(|| panic!("round {round}: {file_name} deleted"));
+                    assert!(current.version <= record.last_version, "round {round}: {file_name}");
+                    let module = killed.data_dir.join("modules").join(format!("{}.wasm", current.sha256));
+                    assert!(module.is_file(), "round {round}: {file_name} names a missing module");
+                }
+                _ => {}
             }
         }
+        torn_writes += u32::from(!temporary.is_empty());
+
+        let restarted = server_log_len(&killed);
+        server = tokio::task::block_in_place(|| killed.start_again());
+        for entry in &temporary {
+            assert!(!entry.exists(), "round {round}: left behind: {}", entry.display());
+        }
+        let log = server.log()[restarted..].to_owned();
+        assert!(!log.contains("compiled cache unusable"), "round {round}: torn compiled code:\n{log}");
+
         let acked = acked.lock().unwrap().clone();
         for (name, acked_version) in &acked {
             let meta = server.request(Method::GET, &format!("/procedures/{name}"), &[], Vec::new()).await;
@@ -101,20 +163,14 @@ async fn sigkill_during_uploads_loses_nothing() {
             );
         }
     }
+    eprintln!("sigkill: {cut_off} of {ROUNDS} kills cut a PUT off, {torn_writes} left a temporary file");
     assert_eq!(acked.lock().unwrap().len(), 3, "the uploads never got going");
+    assert!(cut_off > 0, "no kill landed while a PUT was under way");
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
+/// The length of a killed server's log.
+fn server_log_len(killed: &Killed) -> usize {
+    std::fs::metadata(killed.log()).map(|m| m.len() as usize).unwrap_or(0)
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -136,9 +192,9 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-/// Request-shaped objects with random fields, alone or in batches.
-fn envelope() -> impl Strategy<Value = Value> {
-    let one = (
+/// Request-shaped objects with random fields.
+fn request_shaped() -> impl Strategy<Value = Value> {
+    (
         prop_oneof![Just(json!("2.0")), json_value()],
         prop_oneof![Just(json!("math.add")), Just(json!("math.divide")), Just(json!("nope.x")), json_value()],
         prop::option::of(json_value()),
@@ -158,8 +214,58 @@ fn envelope() -> impl Strategy<Value = Value> {
             }
             request
         })
-        .boxed();
-    prop_oneof![one.clone(), prop::collection::vec(one, 0..5).prop_map(Value::from)]
+}
+
+/// Well-formed calls and notifications of the deployed methods with valid
+/// params (by position or by name), some of which the procedure refuses
+/// (division by zero).
+fn well_formed() -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![Just("math.add"), Just("math.divide"), Just("math.nope"), Just("rpc.discover")],
+        any::<i32>(),
+        any::<i32>(),
+        any::<bool>(),
+        prop::option::of(prop_oneof![
+            any::<u64>().prop_map(Value::from),
+            "[ -~]{0,12}".prop_map(Value::from),
+            Just(Value::Null)
+        ]),
+    )
+        .prop_map(|(method, a, b, named, id)| {
+            let params = if named { json!({"a": a, "b": b % 3}) } else { json!([a, b % 3]) };
+            let mut request = json!({"jsonrpc": "2.0", "method": method, "params": params});
+            if let Some(id) = id {
+                request["id"] = id;
+            }
+            request
+        })
+}
+
+/// Requests alone or in batches (empty, small, and around the server's
+/// `--max-batch` of [`MAX_BATCH`]).
+fn envelope() -> impl Strategy<Value = Value> {
+    let one = prop_oneof![request_shaped(), well_formed()].boxed();
+    prop_oneof![
+        one.clone(),
+        prop::collection::vec(one.clone(), 0..5).prop_map(Value::from),
+        prop::collection::vec(one, MAX_BATCH - 1..=MAX_BATCH + 1).prop_map(Value::from),
+    ]
+}
+
+/// Texts the JSON model cannot make: deep nesting, numbers beyond f64 and
+/// huge ids, in otherwise valid calls.
+fn edge_text() -> impl Strategy<Value = Vec<u8>> {
+    let call = |id: &str| format!(r#"{{"jsonrpc":"2.0","method":"math.add","params":[1,2],"id":{id}}}"#);
+    prop_oneof![
+        (1usize..400).prop_map(|depth| format!("{}1{}", "[".repeat(depth), "]".repeat(depth))),
+        (1usize..400).prop_map(move |depth| call(&format!("{}1{}", "[".repeat(depth), "]".repeat(depth)))),
+        Just(call("1e400")),
+        Just(call("-1e400")),
+        Just(call("123456789012345678901234567890")),
+        "[0-9]{20,60}".prop_map(move |digits| call(&digits)),
+        "[a-z]{1000,5000}".prop_map(move |id| call(&format!("\"{id}\""))),
+    ]
+    .prop_map(String::into_bytes)
 }
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
@@ -167,30 +273,44 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec(any::<u8>(), 0..64),
         json_value().prop_map(|v| v.to_string().into_bytes()),
         envelope().prop_map(|v| v.to_string().into_bytes()),
+        edge_text(),
     ]
 }
 
-/// Random bytes, random JSON and random request shapes: the answer is always
-/// a valid JSON-RPC response (or an array of them), or 204, never a crash.
+/// The server's `--max-batch` in the property test.
+const MAX_BATCH: usize = 8;
+
+/// Random bytes, random JSON and random request shapes: the answer is what
+/// the specification requires of that very body, judged by an oracle that
+/// shares no code with the server (`oracle.rs`): -32700 exactly when the
+/// body is not JSON, one response per request with its id, 204 exactly
+/// when every request is a notification; never a crash.
 #[test]
-fn random_bodies_always_get_a_valid_answer() {
+fn random_bodies_always_get_the_answer_the_spec_requires() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let max_batch = MAX_BATCH.to_string();
     let server = runtime.block_on(async {
-        let server = Server::start(&[]);
+        let server = Server::start(&["--max-batch", &max_batch]);
         server.deploy_ok("math", "math").await;
         server
     });
-    let config = ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() };
+    let setup = Setup { modules: &["math"], max_batch: MAX_BATCH };
+    let config = ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() };
     proptest!(config, |(body in body())| {
         let answer = runtime.block_on(server.request(Method::POST, "/rpc", &[], body.clone()));
         let shown = String::from_utf8_lossy(&body).into_owned();
-        if answer.status == StatusCode::NO_CONTENT {
-            prop_assert!(answer.body.is_empty());
+        let answered = if answer.status == StatusCode::NO_CONTENT {
+            prop_assert!(answer.body.is_empty(), "{} -> 204 with a body", shown);
+            None
         } else {
             prop_assert_eq!(answer.status, StatusCode::OK, "{} -> {}", shown, answer.text());
-            let value: Value = serde_json::from_slice(&answer.body).map_err(|e| TestCaseError::fail(format!("{shown} -> not JSON: {e}")))?;
-            let valid = wasmrpc::rpc::is_valid_answer(&value);
-            prop_assert!(valid, "{} -> {}", shown, value);
+            Some(&answer.body[..])
+        };
+        let verdict = check(&body, setup, answered);
+        prop_assert!(verdict.is_ok(), "{} -> {}: {}", shown, answer.text(), verdict.unwrap_err());
+        // The server's own checker agrees (where serde_json can hold the answer).
+        if let Some(Ok(value)) = answered.map(serde_json::from_slice::<Value>) {
+            prop_assert!(wasmrpc::rpc::is_valid_answer(&value), "{} -> {}", shown, value);
         }
     });
     runtime.block_on(async {
@@ -198,20 +318,55 @@ fn random_bodies_always_get_a_valid_answer() {
     });
 }
 
-/// 64 clients for a few seconds, mixing good calls, bad requests and hostile
-/// guests: every good call is answered correctly, every bad one with its
-/// error, and the server's memory stays bounded.
+/// 64 clients in two rounds of a few seconds, mixing good calls, bad
+/// requests and hostile guests: every good call is answered correctly (or
+/// refused as overloaded or, rarely, out of time on 2 busy cores), every bad
+/// one with its error, and the server's memory does not grow from the first
+/// round to the second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mixed_load_is_answered_correctly_with_bounded_memory() {
+    let _heavy = heavy().await;
     let server = Arc::new(Server::start(&["--time-limit-ms", "200", "--memory-limit-mib", "16"]));
     server.deploy_ok("math", "math").await;
     server.deploy_ok("hostile", "test_hostile").await;
-    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut totals = [0u64; 5];
+    let mut rss_kib = Vec::new();
+    for _round in 0..2 {
+        for (total, n) in totals.iter_mut().zip(mixed_load(&server, Duration::from_secs(2)).await) {
+            *total += n;
+        }
+        rss_kib.push(status_kib(server.pid(), "VmRSS:"));
+    }
+    let peak_kib = status_kib(server.pid(), "VmHWM:");
+    eprintln!(
+        "mixed load: {} good, {} bad, {} hostile, {} refused as overloaded, {} good ones timed out; \
+         RSS {:?} MiB after each round, peak {} MiB",
+        totals[0],
+        totals[1],
+        totals[2],
+        totals[3],
+        totals[4],
+        rss_kib.iter().map(|k| k / 1024).collect::<Vec<_>>(),
+        peak_kib / 1024
+    );
+    assert!(totals[0] > 100 && totals[1] > 10 && totals[2] > 10, "{totals:?}");
+    assert!(totals[4] * 20 <= totals[0], "too many good calls timed out: {totals:?}");
+    assert!(peak_kib < 1024 * 1024, "peak RSS {peak_kib} KiB");
+    // The second round reuses what the first allocated: a leak per call
+    // (thousands of calls a round) shows as growth.
+    let growth_kib = rss_kib[1].saturating_sub(rss_kib[0]);
+    assert!(growth_kib < 64 * 1024, "RSS grew {} MiB from round 1 to round 2", growth_kib / 1024);
+    assert_eq!(server.result("math.add", json!([1, 2])).await, json!(3));
+}
+
+/// 64 clients for `length`: counts of [good, bad, hostile, overloaded, good but timed out].
+async fn mixed_load(server: &Arc<Server>, length: Duration) -> [u64; 5] {
+    let deadline = Instant::now() + length;
     let clients: Vec<_> = (0..64u64)
         .map(|client| {
             let server = server.clone();
             tokio::spawn(async move {
-                let mut counts = [0u64; 4];
+                let mut counts = [0u64; 5];
                 let mut i = client;
                 while Instant::now() < deadline {
                     i += 64;
@@ -237,6 +392,8 @@ async fn mixed_load_is_answered_correctly_with_bounded_memory() {
                             let response = server.call("math.add", json!([i, client])).await;
                             if response["error"]["code"] == -32003 {
                                 counts[3] += 1; // overloaded: refused, never wrong
+                            } else if response["error"]["code"] == -32001 {
+                                counts[4] += 1; // slowed past 200 ms beside the spinners
                             } else {
                                 assert_eq!(response["result"], json!(i + client), "{response}");
                                 counts[0] += 1;
@@ -248,27 +405,21 @@ async fn mixed_load_is_answered_correctly_with_bounded_memory() {
             })
         })
         .collect();
-    let mut totals = [0u64; 4];
+    let mut totals = [0u64; 5];
     for client in clients {
         for (total, n) in totals.iter_mut().zip(client.await.unwrap()) {
             *total += n;
         }
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    let peak_kib: u64 = status
+    totals
+}
+
+/// A `kB` field (`VmRSS:`, `VmHWM:`) of `/proc/PID/status`.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    eprintln!(
-        "mixed load: {} good, {} bad, {} hostile, {} refused as overloaded; peak RSS {} MiB",
-        totals[0],
-        totals[1],
-        totals[2],
-        totals[3],
-        peak_kib / 1024
-    );
-    assert!(totals[0] > 100 && totals[1] > 10 && totals[2] > 10, "{totals:?}");
-    assert!(peak_kib < 1024 * 1024, "peak RSS {peak_kib} KiB");
-    assert_eq!(server.result("math.add", json!([1, 2])).await, json!(3));
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
 }

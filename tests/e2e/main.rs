@@ -15,7 +15,11 @@ mod faults;
 mod isolation;
 mod logging;
 mod nested;
+mod oracle;
 mod persistence;
 mod reload;
+/// The fuzz target `module_upload`'s seeds and the procedure template.
+#[path = "../../fuzz/seeds.rs"]
+mod seeds;
 mod spec;
 mod support;

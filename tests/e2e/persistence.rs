@@ -2,10 +2,12 @@
 //! are never reused; the compiled-code cache spares recompiling; damaged files
 //! are reported and skipped.
 
+use std::time::{Duration, Instant};
+
 use hyper::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::Server;
+use crate::support::{timing, Server};
 
 #[tokio::test]
 async fn deployments_survive_kill_and_restart() {
@@ -47,8 +49,9 @@ async fn damaged_files_are_reported_and_skipped() {
     }
     std::fs::write(server.data_dir.join("procedures/broken.json"), b"{ not json").unwrap();
 
+    let first_run = server.log().len();
     let server = server.restart();
-    let log = server.log();
+    let log = server.log()[first_run..].to_owned();
     assert!(log.contains("corrupt"), "{log}");
     assert!(log.contains("broken"), "{log}");
     assert_eq!(server.error("math.add", json!([1, 2])).await["code"], -32601);
@@ -59,21 +62,37 @@ async fn damaged_files_are_reported_and_skipped() {
     assert_eq!(server.result("math.add", json!([1, 2])).await, json!(3));
 }
 
-/// SIGTERM (a service manager) and SIGINT (Ctrl-C) both stop the server
-/// gracefully: it stops listening, lets the running call finish, exits 0.
-async fn a_signal_lets_running_calls_finish_and_exits_cleanly(signal: &'static str) {
-    let server = Server::start(&[]);
+/// A server (with `args`) running a call of `hostile.sleep(ms)`, once the
+/// guest has said it is sleeping; the call's answer comes from the handle.
+async fn server_with_a_sleeping_call(
+    args: &[&str],
+    ms: u64,
+) -> (Server, tokio::task::JoinHandle<anyhow::Result<wasmrpc::cli::client::Answer>>) {
+    let server = Server::start(args);
     server.deploy_ok("hostile", "test_hostile").await;
     let url = format!("{}/rpc", server.url);
-    let body = r#"{"jsonrpc":"2.0","method":"hostile.sleep","params":[800],"id":1}"#;
+    let body = format!(r#"{{"jsonrpc":"2.0","method":"hostile.sleep","params":[{ms}],"id":1}}"#);
+    let from = server.log().len();
     let running = tokio::spawn(async move {
         wasmrpc::cli::client::send(Method::POST, &url, &[("content-type", "application/json")], body).await
     });
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    server.wait_for_log(from, &[&format!("sleeping {ms} ms")], Duration::from_secs(10)).await;
+    (server, running)
+}
+
+/// SIGTERM (a service manager) and SIGINT (Ctrl-C) both stop the server
+/// gracefully: it stops listening, lets the running call finish, exits 0.
+async fn a_signal_lets_running_calls_finish_and_exits_cleanly(signal: &'static str) {
+    let _timing = timing().await;
+    let (server, running) = server_with_a_sleeping_call(&[], 800).await;
     let url = server.url.clone();
     let status = tokio::task::spawn_blocking(move || server.stop(signal)).await.unwrap();
     assert!(status.success(), "exit status after SIG{signal}: {status}");
-    let answer = running.await.unwrap().expect("the running call was answered");
+    let answer = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("no answer 10 s after the exit")
+        .unwrap()
+        .expect("the running call was answered");
     assert_eq!(answer.text(), r#"{"jsonrpc":"2.0","result":null,"id":1}"#);
     // Nothing listens any more.
     assert!(wasmrpc::cli::client::send(Method::GET, &format!("{url}/healthz"), &[], Vec::new()).await.is_err());
@@ -87,4 +106,52 @@ async fn sigterm_lets_running_calls_finish_and_exits_cleanly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigint_lets_running_calls_finish_and_exits_cleanly() {
     a_signal_lets_running_calls_finish_and_exits_cleanly("INT").await;
+}
+
+/// A call that outlives the shutdown grace (10 s) does not keep the server
+/// up: SIGTERM with a 30 s sleeper running, and the server is gone within
+/// the grace and a margin, the call cut off.
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_gives_up_on_a_call_after_the_grace_period() {
+    let _timing = timing().await;
+    let (server, running) = server_with_a_sleeping_call(&["--time-limit-ms", "60000"], 30_000).await;
+    let started = Instant::now();
+    let status =
+        tokio::task::spawn_blocking(move || server.stop_within("TERM", Duration::from_secs(20))).await.unwrap();
+    let took = started.elapsed();
+    assert!(status.is_some(), "the server still ran 20 s after SIGTERM");
+    assert!(took >= Duration::from_secs(9), "gave up after {took:?}, before the grace");
+    assert!(took < Duration::from_secs(15), "exited {took:?} after SIGTERM, the grace is 10 s");
+    let answer = tokio::time::timeout(Duration::from_secs(5), running).await.expect("the client hangs").unwrap();
+    assert!(answer.is_err(), "the 30 s call was answered: {:?}", answer.map(|a| a.text()));
+}
+
+/// Flipping back to the previous version loads its compiled code from the
+/// cache (the previous version's files are kept), and compiled code of
+/// another engine build is removed at start, while what serves is kept.
+#[tokio::test]
+async fn flipping_back_reuses_cached_code_and_stale_code_is_removed() {
+    let server = Server::start(&[]);
+    let v1 = server.deploy_ok("v", "test_v1").await;
+    server.deploy_ok("v", "test_v2").await;
+    let before = server.log().len();
+    let back = server.deploy_ok("v", "test_v1").await;
+    assert_eq!(back["version"], 3, "{back}");
+    let log = server.log()[before..].to_owned();
+    assert!(!log.contains("compiling"), "flipping back compiled again:\n{log}");
+    assert_eq!(server.result("v.version", json!([])).await, json!(1));
+
+    let sha = v1["sha256"].as_str().unwrap();
+    let compiled = server.data_dir.join("compiled");
+    let files: Vec<_> = std::fs::read_dir(&compiled).unwrap().flatten().map(|e| e.path()).collect();
+    let cached = files.iter().find(|p| p.to_string_lossy().contains(sha)).unwrap_or_else(|| panic!("{files:?}"));
+    let stale = compiled.join(format!("{sha}-0000000000000000.cwasm"));
+    std::fs::write(&stale, b"code of another engine build").unwrap();
+    let first_run = server.log().len();
+    let server = server.restart();
+    assert!(!stale.exists(), "stale compiled code kept");
+    assert!(cached.exists(), "the serving version's compiled code was removed");
+    assert_eq!(server.result("v.version", json!([])).await, json!(1));
+    let restarted = server.log()[first_run..].to_owned();
+    assert!(!restarted.contains("compiling"), "the restart compiled:\n{restarted}");
 }

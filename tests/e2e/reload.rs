@@ -3,21 +3,22 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{wasm, Server};
+use crate::support::{heavy, timing, wasm, Server};
 
 /// 16 clients call without pause while the procedure is redeployed 100 times,
 /// alternating two versions: no call fails, every answer is one of the two
 /// versions, and a call right after each PUT gets the version just deployed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redeploying_under_load_never_fails_or_mixes_a_call() {
+    let _heavy = heavy().await;
     let server = Arc::new(Server::start(&[]));
     let versions = [wasm("test_v1"), wasm("test_v2")];
-    server.deploy_bytes("v", versions[0].clone()).await;
+    assert_eq!(server.deploy_bytes("v", versions[0].clone()).await.status, StatusCode::CREATED);
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..16)
@@ -53,15 +54,51 @@ async fn redeploying_under_load_never_fails_or_mixes_a_call() {
     assert!(answered.load(Ordering::Relaxed) > 100, "the clients hardly ran");
 }
 
-/// A DELETE under load: calls before it answer, calls after it get -32601.
+/// A call running across a PUT finishes on the version it started on,
+/// while a call made after the PUT answers from the new one; the same across
+/// a DELETE, after which new calls get -32601. The slow call says it is
+/// running through the server log, and the swap must be done (and checked)
+/// before it answers.
 #[tokio::test]
-async fn delete_takes_effect_at_once() {
-    let server = Server::start(&[]);
+async fn a_call_spanning_a_put_or_delete_finishes_on_the_old_version() {
+    const SLOW_MS: u64 = 3000;
+    let _timing = timing().await;
+    let server = Server::start(&["--time-limit-ms", "10000"]);
+    // Both versions compiled once, so the PUT mid-call takes milliseconds.
+    server.deploy_ok("warm", "test_v2").await;
     server.deploy_ok("v", "test_v1").await;
-    assert_eq!(server.result("v.version", json!([])).await, json!(1));
-    let deleted = server.request(Method::DELETE, "/procedures/v", &[], Vec::new()).await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert_eq!(server.error("v.version", json!([])).await["code"], -32601);
+    let slow_call = |expected: u64| {
+        let server = &server;
+        async move {
+            let answer = server.result("v.slow_version", json!([SLOW_MS])).await;
+            assert_eq!(answer, json!(expected), "the spanning call changed version");
+            Instant::now()
+        }
+    };
+    let sleeping = format!("sleeping {SLOW_MS} ms");
+
+    let from = server.log().len();
+    let put = async {
+        server.wait_for_log(from, &[&sleeping], Duration::from_secs(10)).await;
+        let meta = server.deploy_ok("v", "test_v2").await;
+        assert_eq!(meta["version"], 2, "{meta}");
+        assert_eq!(server.result("v.version", json!([])).await, json!(2));
+        Instant::now()
+    };
+    let (old_done, put_done) = tokio::join!(slow_call(1), put);
+    assert!(put_done < old_done, "the PUT was not done before the spanning call answered");
+
+    let from = server.log().len();
+    let delete = async {
+        server.wait_for_log(from, &[&sleeping], Duration::from_secs(10)).await;
+        let deleted = server.request(Method::DELETE, "/procedures/v", &[], Vec::new()).await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+        assert_eq!(server.error("v.version", json!([])).await["code"], -32601);
+        Instant::now()
+    };
+    let (old_done, delete_done) = tokio::join!(slow_call(2), delete);
+    assert!(delete_done < old_done, "the DELETE was not done before the spanning call answered");
+    assert_eq!(server.error("v.slow_version", json!([1])).await["code"], -32601);
 }
 
 async fn writes(path: &std::path::Path, bytes: &[u8]) {
@@ -76,6 +113,8 @@ async fn writes(path: &std::path::Path, bytes: &[u8]) {
 
 #[tokio::test]
 async fn watch_follows_new_rewritten_and_removed_files() {
+    // The two-part writes rely on the 60 ms pause staying under the debounce.
+    let _timing = timing().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("calc.wasm"), wasm("math")).unwrap();
     std::fs::write(dir.path().join("notes.txt"), "not a procedure").unwrap();
@@ -91,17 +130,23 @@ async fn watch_follows_new_rewritten_and_removed_files() {
         move || async move { server.call("ver.version", json!([])).await["result"] == json!(want) }
     };
     server.eventually(Duration::from_secs(20), "ver v1 deployed", is(1)).await;
+    let meta = server.request(Method::GET, "/procedures/ver", &[], Vec::new()).await.json().unwrap();
+    assert_eq!(meta["version"], 1, "{meta}");
 
     // A rewritten file.
     writes(&dir.path().join("ver.wasm"), &wasm("test_v2")).await;
     server.eventually(Duration::from_secs(20), "ver v2 deployed", is(2)).await;
+    // Neither half-written file was tried: each rewrite made one version.
+    let refused = |log: &str| log.lines().any(|l| l.contains("watch: not deploying") && l.contains("ver.wasm"));
+    assert!(!refused(&server.log()), "a half-written file was loaded:\n{}", server.log());
+    let meta = server.request(Method::GET, "/procedures/ver", &[], Vec::new()).await.json().unwrap();
+    assert_eq!(meta["version"], 2, "{meta}");
 
     // A file that does not validate is logged; the previous version serves.
+    let before = server.log().len();
     std::fs::write(dir.path().join("ver.wasm"), b"\0asm garbage").unwrap();
     server
-        .eventually(Duration::from_secs(20), "the bad file logged", || async {
-            server.log().lines().any(|l| l.contains("watch: not deploying") && l.contains("ver.wasm"))
-        })
+        .eventually(Duration::from_secs(20), "the bad file logged", || async { refused(&server.log()[before..]) })
         .await;
     assert_eq!(server.result("ver.version", json!([])).await, json!(2));
 

@@ -177,9 +177,21 @@ async fn host_errors_are_byte_exact() {
 #[tokio::test]
 async fn ids_of_every_type_are_echoed_exactly() {
     let server = spec_server().await;
-    for id in
-        ["1", "-7", "0", "\"abc\"", "\"\"", "\"\\u00e9\\n\"", "12345678901234567890123", "1.5", "2.50", "1e3", "null"]
-    {
+    for id in [
+        "1",
+        "-7",
+        "0",
+        "\"abc\"",
+        "\"\"",
+        "\"\\u00e9\\n\"",
+        "12345678901234567890123",
+        "1.5",
+        "2.50",
+        "1e3",
+        "null",
+        "1e400",
+        "-1e400",
+    ] {
         let request = format!(r#"{{"jsonrpc":"2.0","method":"subtract","params":[3,1],"id":{id}}}"#);
         let text = server.post(&request).await.text();
         assert_eq!(text, format!(r#"{{"jsonrpc":"2.0","result":2,"id":{id}}}"#));
@@ -187,9 +199,54 @@ async fn ids_of_every_type_are_echoed_exactly() {
     // Ids that are not a string, number or null make the request invalid.
     for id in ["true", "{}", "[1]"] {
         let request = format!(r#"{{"jsonrpc":"2.0","method":"subtract","params":[3,1],"id":{id}}}"#);
-        let response: Value = server.post(&request).await.json().unwrap();
-        assert_eq!(response["error"]["code"], -32600, "{id}");
+        let text = server.post(&request).await.text();
+        assert_eq!(text, r#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}"#, "{id}");
     }
+}
+
+/// A notification is run, though nothing is answered: the procedure's
+/// call count rises by one (alone and in a batch of notifications).
+#[tokio::test]
+async fn notifications_run_though_nothing_is_answered() {
+    let server = spec_server().await;
+    let calls = || server.metric("wasmrpc_calls_total{procedure=\"update\"}");
+    let before = calls().await.unwrap_or(0.0);
+    exchange(&server, r#"{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}"#, None).await;
+    assert_eq!(calls().await, Some(before + 1.0));
+    let two = r#"[{"jsonrpc": "2.0", "method": "update", "params": [1]}, {"jsonrpc": "2.0", "method": "update", "params": [2]}]"#;
+    exchange(&server, two, None).await;
+    assert_eq!(calls().await, Some(before + 3.0));
+}
+
+/// A method name is split at its first dot: `hostile.scale.point` is method
+/// `scale.point` of module `hostile`; `rpc.` names other than
+/// `rpc.discover` do not exist.
+#[tokio::test]
+async fn method_names_split_at_the_first_dot() {
+    let server = Server::start(&[]);
+    server.deploy_ok("hostile", "test_hostile").await;
+    assert_eq!(server.result("hostile.scale.point", json!([1.5, 4])).await, json!(6.0));
+    assert_eq!(server.result("hostile.scale.point", json!({"x": 2, "factor": 3})).await, json!(6.0));
+    assert_eq!(server.error("hostile.scale", json!([1, 2])).await["code"], -32601);
+    assert_eq!(server.error("rpc.nope", json!([])).await["code"], -32601);
+    assert_eq!(server.error("rpc.hostile.echo", json!([1])).await["code"], -32601);
+    let discover = server.result("rpc.discover", Value::Null).await;
+    let names: Vec<&str> = discover["methods"].as_array().unwrap().iter().filter_map(|m| m["name"].as_str()).collect();
+    assert!(names.contains(&"hostile.scale.point"), "{names:?}");
+}
+
+/// What curl sends by default (`-d` and `--data-binary` set
+/// `Content-Type: application/x-www-form-urlencoded`) is accepted on a call
+/// and on a deploy, as the README's examples do.
+#[tokio::test]
+async fn curls_default_content_type_is_accepted() {
+    let server = Server::start(&[]);
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let put = server.request(hyper::Method::PUT, "/procedures/math", &form, crate::support::wasm("math")).await;
+    assert_eq!(put.status, hyper::StatusCode::CREATED, "{}", put.text());
+    let body = r#"{"jsonrpc":"2.0","method":"math.add","params":[1,2],"id":1}"#;
+    let call = server.request(hyper::Method::POST, "/rpc", &form, body).await;
+    assert_eq!(call.text(), r#"{"jsonrpc":"2.0","result":3,"id":1}"#);
 }
 
 #[tokio::test]

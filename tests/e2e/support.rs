@@ -2,15 +2,121 @@
 //! port and a temporary data dir, real HTTP, and real `.wasm` files built
 //! from `procedures/`.
 
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use wasmrpc::cli::client::{Answer, HttpClient};
+
+/// How long a server may take to print its address.
+const STARTUP: Duration = Duration::from_secs(60);
+/// How long a short `wasmrpc` command (not a build) may run.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Tests on 2 shared cores: timing-sensitive tests (a slow call holding a
+/// slot, a time limit measured from outside) take a shared guard with
+/// [`timing`], tests that load the CPU (64-client load, redeploys under
+/// load, cargo builds, compiling the megabyte Python and JavaScript
+/// components) take it exclusively with [`heavy`]. So no time bound is
+/// measured while the machine is saturated by another test.
+static MACHINE: RwLock<()> = RwLock::const_new(());
+
+/// Held by a timing-sensitive test: no heavy test runs meanwhile.
+pub async fn timing() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().await
+}
+
+/// Held by a test that loads the CPU: it runs alone among the timing and
+/// heavy tests.
+pub async fn heavy() -> RwLockWriteGuard<'static, ()> {
+    MACHINE.write().await
+}
+
+/// [`timing`] for a test outside an async runtime.
+pub fn timing_blocking() -> RwLockReadGuard<'static, ()> {
+    MACHINE.blocking_read()
+}
+
+/// The `wasmrpc` binary under test: cargo's, or `WASMRPC_TEST_BIN` when
+/// set (worktrees that share one target dir overwrite each other's
+/// `target/debug/wasmrpc`; a copy taken right after the build is stable).
+pub fn wasmrpc_bin() -> PathBuf {
+    std::env::var_os("WASMRPC_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wasmrpc")), PathBuf::from)
+}
+
+/// A command for `program` without any `WASMRPC_*` variable of the
+/// environment the tests run in (a developer's `WASMRPC_TIME_LIMIT_MS` or
+/// `WASMRPC_ADMIN_TOKEN` must not reach the processes under test).
+pub fn clean_command(program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new(program);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("WASMRPC_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Runs `command` with its output captured and waits at most `timeout`:
+/// a process that runs longer is killed and the test fails (with what it
+/// printed) instead of hanging.
+pub fn output_within(mut command: Command, timeout: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    // Read both pipes on threads, so a chatty child never blocks on a full pipe.
+    let readers = [read_all(child.stdout.take()), read_all(child.stderr.take())];
+    let status = wait_within(&mut child, timeout);
+    // A grandchild may still hold a pipe: take what came within a moment.
+    let [stdout, stderr] = readers.map(|r| r.recv_timeout(Duration::from_secs(5)).unwrap_or_default());
+    let output = Output { status: status.unwrap_or_default(), stdout, stderr };
+    assert!(
+        status.is_some(),
+        "{command:?} still ran after {timeout:?} and was killed\n--- stdout:\n{}\n--- stderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Everything `pipe` yields until EOF, sent once done.
+fn read_all(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+    let (send, receive) = mpsc::channel();
+    if let Some(mut pipe) = pipe {
+        std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = pipe.read_to_end(&mut all);
+            let _ = send.send(all);
+        });
+    }
+    receive
+}
+
+/// Waits for `child` to exit, at most `timeout`; kills it (SIGKILL) and
+/// answers `None` if it does not.
+pub fn wait_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// Directory of the built procedures: `WASMRPC_WASM_DIR` (the Makefile sets
 /// it), or built here once with cargo.
@@ -54,6 +160,7 @@ pub struct Server {
     child: Child,
     log: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     http: HttpClient,
     _temp: Option<tempfile::TempDir>,
 }
@@ -61,33 +168,52 @@ pub struct Server {
 impl Server {
     /// Starts a server with a fresh data dir and extra `serve` flags.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_with_env(args, &[])
+    }
+
+    /// Starts a server with a fresh data dir, extra `serve` flags and extra
+    /// environment variables (every other `WASMRPC_*` is removed).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let temp = tempfile::tempdir().expect("tempdir");
         let data_dir = temp.path().join("data");
-        let mut server = Server::spawn(&data_dir, args, temp.path().join("server.log"));
+        let mut server = Server::spawn_with(&data_dir, args, env, temp.path().join("server.log"));
         server._temp = Some(temp);
         server
     }
 
-    fn spawn(data_dir: &Path, args: &[&str], log: PathBuf) -> Server {
+    fn spawn_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)], log: PathBuf) -> Server {
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmrpc"))
+        let mut child = clean_command(wasmrpc_bin())
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info,wasmrpc::call=debug")
-            .env_remove("WASMRPC_ADMIN_TOKEN")
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
             .expect("cannot start wasmrpc");
+        // The first line of stdout is the address; read it on a thread, so a
+        // server stuck before printing fails the test instead of hanging it.
         let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read stdout");
+        let (send, receive) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = send.send(line);
+        });
+        let line = receive.recv_timeout(STARTUP).unwrap_or_else(|_| {
+            let _ = child.kill();
+            let _ = child.wait();
+            format!("(nothing within {STARTUP:?})")
+        });
         let url = line
             .trim()
             .strip_prefix("wasmrpc listening on ")
             .unwrap_or_else(|| {
+                let _ = child.kill();
+                let _ = child.wait();
                 panic!("server did not start: {line:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default())
             })
             .to_owned();
@@ -97,6 +223,7 @@ impl Server {
             child,
             log,
             args: args.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             http: HttpClient::new(),
             _temp: None,
         };
@@ -127,32 +254,62 @@ impl Server {
     }
 
     /// Kills the server (SIGKILL) and starts it again on the same data dir.
-    pub fn restart(mut self) -> Server {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let mut next = Server::spawn(&self.data_dir, &args, self.log.clone());
-        next._temp = self._temp.take();
-        next
+    pub fn restart(self) -> Server {
+        self.kill().start_again()
     }
 
-    /// Sends `signal` (`TERM`, `INT`, ...) and waits for the exit status.
-    pub fn stop(mut self, signal: &str) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args([&format!("-{signal}"), &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server did not exit after SIG{signal}");
-            std::thread::sleep(Duration::from_millis(20));
+    /// Kills the server (SIGKILL) and waits for it to be gone: its data dir
+    /// is as the kill left it until [`Killed::start_again`].
+    pub fn kill(mut self) -> Killed {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Killed {
+            data_dir: self.data_dir.clone(),
+            log: self.log.clone(),
+            args: std::mem::take(&mut self.args),
+            env: std::mem::take(&mut self.env),
+            temp: self._temp.take(),
         }
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, ...) and waits at most `timeout` for
+    /// the exit status; `None` (and the server killed) if it did not exit.
+    pub fn stop_within(mut self, signal: &str, timeout: Duration) -> Option<ExitStatus> {
+        signal_process(self.child.id(), signal);
+        wait_within(&mut self.child, timeout)
+    }
+
+    /// Sends `signal` and waits (at most 30 s) for the exit status.
+    pub fn stop(self, signal: &str) -> ExitStatus {
+        self.stop_within(signal, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("server did not exit within 30 s after SIG{signal}"))
     }
 
     /// The server process's id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits until the log, past byte `from`, has a line containing every
+    /// one of `needles`; returns the log's length then.
+    pub async fn wait_for_log(&self, from: usize, needles: &[&str], timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if log.get(from..).unwrap_or_default().lines().any(|l| needles.iter().all(|n| l.contains(n))) {
+                return log.len();
+            }
+            assert!(Instant::now() < deadline, "no log line with {needles:?} within {timeout:?}\n{log}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The value of the sample `series` (name and labels, exactly as in the
+    /// exposition) in `/metrics`, if it is there.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.request(Method::GET, "/metrics", &[], Vec::new()).await.text();
+        let prefix = format!("{series} ");
+        text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).map(|v| v.parse().expect("a number"))
     }
 
     /// Everything the server logged so far.
@@ -237,6 +394,31 @@ impl Server {
     }
 }
 
+/// A server killed by [`Server::kill`], its data dir kept.
+pub struct Killed {
+    pub data_dir: PathBuf,
+    log: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    temp: Option<tempfile::TempDir>,
+}
+
+impl Killed {
+    /// The server's log file (it keeps growing after a restart).
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// Starts the server again on the same data dir, flags and environment.
+    pub fn start_again(mut self) -> Server {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut next = Server::spawn_with(&self.data_dir, &args, &env, self.log.clone());
+        next._temp = self.temp.take();
+        next
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -244,17 +426,47 @@ impl Drop for Server {
     }
 }
 
-/// Runs the `wasmrpc` binary with `args`; returns (success, stdout, stderr).
+/// Sends `signal` (`TERM`, `INT`, ...) to process `pid`.
+pub fn signal_process(pid: u32, signal: &str) {
+    let status = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -{signal} {pid} failed");
+}
+
+/// Runs the `wasmrpc` binary with `args` (at most [`COMMAND_TIMEOUT`]);
+/// returns (success, stdout, stderr).
 pub fn wasmrpc(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmrpc"))
-        .args(args)
-        .env_remove("WASMRPC_ADMIN_TOKEN")
-        .env_remove("WASMRPC_SERVER")
-        .output()
-        .expect("run wasmrpc");
+    wasmrpc_with_env(args, &[])
+}
+
+/// [`wasmrpc`] with extra environment variables.
+pub fn wasmrpc_with_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut command = clean_command(wasmrpc_bin());
+    command.args(args).envs(env.iter().copied());
+    let out = output_within(command, COMMAND_TIMEOUT);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Every file under `dir`, recursively.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// SHA-256 of `bytes` in lowercase hex, computed here (not with the
+/// server's helper).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
