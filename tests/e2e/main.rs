@@ -16,4 +16,5 @@ mod logging;
 mod persistence;
 mod reload;
 mod spec;
+mod stubs;
 mod support;

@@ -257,7 +257,7 @@ impl Deployer {
             .await
             .with_context(|| format!("cannot read the build's output {}", artifact.display()))?;
         let url = format!("{}/procedures/{}", self.server, self.name);
-        let answer = client::send(Method::PUT, &url, &self.headers(), bytes).await?;
+        let answer = client::send(Method::PUT, &url, &self.headers(), bytes).await.map_err(anyhow::Error::from)?;
         if !answer.status.is_success() {
             let message = answer
                 .json()
@@ -266,7 +266,7 @@ impl Deployer {
                 .unwrap_or_else(|| format!("{} {}", answer.status, answer.text()));
             return Err(DeployFailure::Refused(message));
         }
-        let meta = answer.json()?;
+        let meta = answer.json().map_err(anyhow::Error::from)?;
         let version = meta["version"].as_u64().context("the server's answer has no version")?;
         let methods = meta["methods"]
             .as_array()
