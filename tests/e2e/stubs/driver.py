@@ -60,9 +60,9 @@ def calls(client: Client) -> None:
     assert client.sum.sum(1, 2) == 3
     assert client.sum.sum(c=4) == 4
     assert client.get_data.get_data() == ("hello", 5)
-    assert client.update.update(1, 2, 3, 4, 5) is None
-    assert client.notify_hello.notify_hello(7) is None
-    assert client.notify_sum.notify_sum(1, 2, 3) is None
+    client.update.update(1, 2, 3, 4, 5)
+    client.notify_hello.notify_hello(7)
+    client.notify_sum.notify_sum(1, 2, 3)
 
     # A batch: one request, typed results in order, each error its own.
     with client.batch() as batch:

@@ -148,7 +148,7 @@ fn function(api: &Api, method: &Method, krate: &str) -> (String, String) {
         if name != param.name {
             attrs.push(format!("rename = {}", string(&param.name)));
         }
-        if !param.required {
+        if ty.starts_with("Option<") {
             attrs.push("skip_serializing_if = \"Option::is_none\"".to_owned());
         }
         if !attrs.is_empty() {
@@ -249,7 +249,10 @@ fn emit_decl(out: &mut String, api: &Api, index: usize, decl: &Decl, krate: &str
                     if !field.ty.is_nullable() {
                         ty = format!("Option<{ty}>");
                     }
-                    attrs.push("default, skip_serializing_if = \"Option::is_none\"".to_owned());
+                    attrs.push("default".to_owned());
+                    if ty.starts_with("Option<") {
+                        attrs.push("skip_serializing_if = \"Option::is_none\"".to_owned());
+                    }
                 }
                 if !attrs.is_empty() {
                     let _ = writeln!(out, "    #[serde({})]", attrs.join(", "));
