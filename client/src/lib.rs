@@ -187,7 +187,7 @@ impl Client {
     async fn call_value(&self, method: &str, params: Option<Value>) -> Result<Value, Error> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let response = self.post(request(method, params, id)).await?;
-        Ok(outcome(response, id)?.map_err(Error::Rpc)?)
+        outcome(response, id)?.map_err(Error::Rpc)
     }
 
     /// POSTs one JSON-RPC request body and returns the JSON answer.
@@ -200,7 +200,9 @@ impl Client {
         // Some refusals (413, 408) still carry a JSON-RPC error: use it.
         match answer.json() {
             Ok(value) if value.is_object() || value.is_array() => Ok(value),
-            _ if !answer.status.is_success() => Err(Error::Http { status: answer.status.as_u16(), body: answer.text() }),
+            _ if !answer.status.is_success() => {
+                Err(Error::Http { status: answer.status.as_u16(), body: answer.text() })
+            }
             _ => Err(Error::InvalidResponse { reason: "expected a JSON object or array".into(), body: answer.text() }),
         }
     }
@@ -342,7 +344,10 @@ impl Answers {
             let id = response.get("id").and_then(Value::as_u64).unwrap_or(0);
             let slot = usize::try_from(id).ok().and_then(|id| id.checked_sub(1)).and_then(|i| outcomes.get_mut(i));
             let Some(slot) = slot else {
-                return Err(Error::InvalidResponse { reason: format!("an answer with unknown id {id}"), body: response.to_string() });
+                return Err(Error::InvalidResponse {
+                    reason: format!("an answer with unknown id {id}"),
+                    body: response.to_string(),
+                });
             };
             *slot = Some(outcome(response, id)?);
         }
@@ -409,7 +414,8 @@ fn request(method: &str, params: Option<Value>, id: u64) -> Value {
 /// The result or error of JSON-RPC response `response` to the request with
 /// `id` (0: any id, for an error the server could not tie to a request).
 fn outcome(response: Value, id: u64) -> Result<Result<Value, RpcError>, Error> {
-    let invalid = |reason: &str, response: &Value| Error::InvalidResponse { reason: reason.into(), body: response.to_string() };
+    let invalid =
+        |reason: &str, response: &Value| Error::InvalidResponse { reason: reason.into(), body: response.to_string() };
     if response.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(invalid("no \"jsonrpc\": \"2.0\"", &response));
     }
@@ -453,7 +459,8 @@ mod tests {
     fn responses_become_results_or_rpc_errors() {
         let ok = json!({"jsonrpc": "2.0", "result": 5, "id": 3});
         assert_eq!(outcome(ok, 3).unwrap(), Ok(json!(5)));
-        let err = json!({"jsonrpc": "2.0", "error": {"code": 1, "message": "division by zero", "data": {"a": 1.0}}, "id": 3});
+        let err =
+            json!({"jsonrpc": "2.0", "error": {"code": 1, "message": "division by zero", "data": {"a": 1.0}}, "id": 3});
         let err = outcome(err, 3).unwrap().unwrap_err();
         assert_eq!((err.code, err.message.as_str(), err.data), (1, "division by zero", Some(json!({"a": 1.0}))));
         let wrong_id = json!({"jsonrpc": "2.0", "result": 5, "id": 4});

@@ -97,7 +97,12 @@ fn titled(definitions: &Map<String, Value>, name: &str) -> Value {
 /// definition (the `$ref`'s siblings, such as a field's `description`, win),
 /// except a reference to a definition being inlined (`stack`): that one is
 /// recursive, stays a `$ref` and its name goes to `recursive`.
-fn inline_named(value: &mut Value, definitions: &Map<String, Value>, stack: &mut Vec<String>, recursive: &mut Vec<String>) {
+fn inline_named(
+    value: &mut Value,
+    definitions: &Map<String, Value>,
+    stack: &mut Vec<String>,
+    recursive: &mut Vec<String>,
+) {
     match value {
         Value::Object(object) => {
             let name = object

@@ -18,7 +18,8 @@ use hyper::{Method, StatusCode};
 use crate::support::Server;
 
 /// The example procedures, each deployed under its own name.
-const EXAMPLES: &[&str] = &["math", "text", "json", "subtract", "sum", "get_data", "update", "notify_hello", "notify_sum"];
+const EXAMPLES: &[&str] =
+    &["math", "text", "json", "subtract", "sum", "get_data", "update", "notify_hello", "notify_sum"];
 
 /// Time for `wasmrpc stub`, a driver run or a type checker's run.
 const QUICK: Duration = Duration::from_secs(120);
@@ -125,7 +126,16 @@ async fn typescript_stub_passes_tsc_strict_and_calls_every_example() {
     // JavaScript for node.
     let mut build = tokio::process::Command::new(&tsc);
     build
-        .args(["--strict", "--noEmitOnError", "--target", "es2022", "--module", "es2022", "--moduleResolution", "bundler"])
+        .args([
+            "--strict",
+            "--noEmitOnError",
+            "--target",
+            "es2022",
+            "--module",
+            "es2022",
+            "--moduleResolution",
+            "bundler",
+        ])
         .args(["--outDir", "js", "stub.ts", "driver.ts"])
         .current_dir(dir.path());
     run(build, QUICK, "tsc --strict stub.ts driver.ts").await;
@@ -230,7 +240,18 @@ async fn check_fails_on_a_stale_stub_with_a_short_diff() {
     server.deploy_ok("ver", "test_v1").await;
     let dir = tempfile::tempdir().unwrap();
     let stub = generate(&server, "python", dir.path(), "ver.py").await;
-    let check = || wasmrpc(&["stub", "--lang", "python", "--server", server.url.as_str(), "--out", stub.to_str().unwrap(), "--check"]);
+    let check = || {
+        wasmrpc(&[
+            "stub",
+            "--lang",
+            "python",
+            "--server",
+            server.url.as_str(),
+            "--out",
+            stub.to_str().unwrap(),
+            "--check",
+        ])
+    };
     let out = run(check(), QUICK, "--check of a fresh stub").await;
     assert!(out.contains("is up to date"), "{out}");
 
@@ -257,7 +278,8 @@ async fn check_fails_on_a_stale_stub_with_a_short_diff() {
 async fn bad_input_gets_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     // Port 9 on loopback: nothing listens there.
-    let output = bounded(&mut wasmrpc(&["stub", "--lang", "python", "--server", "http://127.0.0.1:9"]), QUICK, "stub").await;
+    let output =
+        bounded(&mut wasmrpc(&["stub", "--lang", "python", "--server", "http://127.0.0.1:9"]), QUICK, "stub").await;
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(err.contains("cannot read the OpenRPC document of http://127.0.0.1:9"), "{err}");
@@ -284,11 +306,15 @@ async fn bad_input_gets_a_clear_error() {
         ),
     )
     .unwrap();
-    let output = bounded(&mut wasmrpc(&["stub", "--lang", "typescript", "--file", doc.to_str().unwrap()]), QUICK, "stub").await;
+    let output =
+        bounded(&mut wasmrpc(&["stub", "--lang", "typescript", "--file", doc.to_str().unwrap()]), QUICK, "stub").await;
     let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{err}");
     assert!(out.contains("area(shape: unknown): Promise<number>"), "{out}");
-    assert!(out.contains("`shape`: `oneOf` of several kinds of value (a union) has no type in the stub: any JSON."), "{out}");
+    assert!(
+        out.contains("`shape`: `oneOf` of several kinds of value (a union) has no type in the stub: any JSON."),
+        "{out}"
+    );
     assert!(err.contains("note: shapes.area parameter `shape`: `oneOf` of several kinds"), "{err}");
 
     let output = bounded(&mut wasmrpc(&["stub", "--lang", "python", "--guest", "--file", "x"]), QUICK, "stub").await;

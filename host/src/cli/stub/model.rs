@@ -141,10 +141,47 @@ impl Type {
 /// one of them gets a number (`Client2`), as a second, different type with
 /// the same title does.
 const RESERVED_TYPE_NAMES: &[&str] = &[
-    "Answers", "Any", "Array", "Batch", "Boolean", "Box", "BTreeMap", "Call", "Callable", "Client",
-    "ClientOptions", "Date", "Dict", "Error", "False", "JSON", "List", "Literal", "Map", "Math", "None",
-    "Number", "Object", "Option", "Optional", "Pending", "Promise", "Record", "Result", "RpcError", "Self",
-    "Set", "String", "Transport", "TransportError", "True", "Tuple", "TypeVar", "Union", "Value", "Vec",
+    "Answers",
+    "Any",
+    "Array",
+    "Batch",
+    "Boolean",
+    "Box",
+    "BTreeMap",
+    "Call",
+    "Callable",
+    "Client",
+    "ClientOptions",
+    "Date",
+    "Dict",
+    "Error",
+    "False",
+    "JSON",
+    "List",
+    "Literal",
+    "Map",
+    "Math",
+    "None",
+    "Number",
+    "Object",
+    "Option",
+    "Optional",
+    "Pending",
+    "Promise",
+    "Record",
+    "Result",
+    "RpcError",
+    "Self",
+    "Set",
+    "String",
+    "Transport",
+    "TransportError",
+    "True",
+    "Tuple",
+    "TypeVar",
+    "Union",
+    "Value",
+    "Vec",
 ];
 
 /// Reads the OpenRPC document `doc`; `only` (procedure names) limits it.
@@ -168,7 +205,8 @@ pub fn build(doc: &Value, only: &[String]) -> anyhow::Result<Api> {
             );
         }
     }
-    let mut types = Types { doc, decls: Vec::new(), by_schema: HashMap::new(), by_ref: HashMap::new(), names: Names::new() };
+    let mut types =
+        Types { doc, decls: Vec::new(), by_schema: HashMap::new(), by_ref: HashMap::new(), names: Names::new() };
     let mut procedures = Vec::new();
     for (name, methods) in by_procedure {
         let mut converted = Vec::new();
@@ -309,7 +347,14 @@ impl<'d> Types<'d> {
         let schema = &result["schema"];
         let hint = format!("{base}Result");
         let result = if schema.is_null() { Type::Null } else { self.convert(schema, At { root: schema, hint: &hint }) };
-        Ok(Method { summary: text(method, "summary"), description: text(method, "description"), wire, name, params, result })
+        Ok(Method {
+            summary: text(method, "summary"),
+            description: text(method, "description"),
+            wire,
+            name,
+            params,
+            result,
+        })
     }
 
     /// A Content Descriptor, following a `$ref` into the document.
@@ -394,7 +439,9 @@ impl<'d> Types<'d> {
         };
         if let Some(items) = tuple {
             let hints: Vec<String> = (1..=items.len()).map(|i| format!("{}{i}", at.hint)).collect();
-            return Type::Tuple(items.iter().zip(&hints).map(|(item, hint)| self.convert(item, At { hint, ..at })).collect());
+            return Type::Tuple(
+                items.iter().zip(&hints).map(|(item, hint)| self.convert(item, At { hint, ..at })).collect(),
+            );
         }
         let hint = format!("{}Item", at.hint);
         match object.get("items") {
@@ -410,7 +457,9 @@ impl<'d> Types<'d> {
                 let hint = format!("{}Value", at.hint);
                 return match object.get("additionalProperties") {
                     Some(Value::Bool(false)) => self.record(object, &Map::new(), at),
-                    Some(values @ Value::Object(_)) => Type::Map(Box::new(self.convert(values, At { hint: &hint, ..at }))),
+                    Some(values @ Value::Object(_)) => {
+                        Type::Map(Box::new(self.convert(values, At { hint: &hint, ..at })))
+                    }
                     _ => Type::Map(Box::new(Type::Any(None))),
                 };
             }
@@ -447,7 +496,11 @@ impl<'d> Types<'d> {
                 doc: text(schema, "description"),
             });
         }
-        self.decls[index] = Some(Decl { name, doc: text(&Value::Object(object.clone()), "description"), kind: DeclKind::Record(fields) });
+        self.decls[index] = Some(Decl {
+            name,
+            doc: text(&Value::Object(object.clone()), "description"),
+            kind: DeclKind::Record(fields),
+        });
         Type::Named(index)
     }
 
@@ -530,7 +583,8 @@ impl<'d> Types<'d> {
         self.by_ref.insert(key.clone(), None);
         let hint = pascal(name);
         let at = At { hint: &hint, ..at };
-        let ty = if target.get("properties").is_some() && target.get("anyOf").is_none() && target.get("oneOf").is_none() {
+        let ty = if target.get("properties").is_some() && target.get("anyOf").is_none() && target.get("oneOf").is_none()
+        {
             let object = target.as_object().cloned().unwrap_or_default();
             let index = self.decls.len();
             self.by_ref.insert(key.clone(), Some(index));
@@ -700,7 +754,8 @@ mod tests {
     }
 
     fn one(schema: Value) -> (Type, Api) {
-        let api = build(&doc(json!([{"name": "p.m", "params": [], "result": {"name": "r", "schema": schema}}])), &[]).unwrap();
+        let api = build(&doc(json!([{"name": "p.m", "params": [], "result": {"name": "r", "schema": schema}}])), &[])
+            .unwrap();
         (api.procedures[0].methods[0].result.clone(), api)
     }
 
@@ -738,7 +793,9 @@ mod tests {
     fn the_same_schema_is_one_type_and_a_different_one_another() {
         let customer = json!({"title": "Customer", "type": "object", "properties": {"name": {"type": "string"}}});
         let other = json!({"title": "Customer", "type": "object", "properties": {"id": {"type": "integer"}}});
-        let (_, api) = one(json!({"type": "array", "items": [customer.clone(), customer, other, {"title": "Client", "enum": ["a"]}]}));
+        let (_, api) = one(
+            json!({"type": "array", "items": [customer.clone(), customer, other, {"title": "Client", "enum": ["a"]}]}),
+        );
         let names: Vec<&str> = api.types.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["Customer", "Customer2", "Client2"]);
     }

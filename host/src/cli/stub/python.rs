@@ -12,10 +12,48 @@ use super::{doc_lines, Header};
 /// Python's keywords, and the names a generated method or namespace must not
 /// take from the stub's own (`self`, `batch`, `_params`).
 const KEYWORDS: &[&str] = &[
-    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del",
-    "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda", "nonlocal",
-    "not", "or", "pass", "raise", "return", "try", "while", "with", "yield", "self", "batch", "send", "_params",
-    "_call", "_batch", "_transport",
+    "False",
+    "None",
+    "True",
+    "and",
+    "as",
+    "assert",
+    "async",
+    "await",
+    "break",
+    "class",
+    "continue",
+    "def",
+    "del",
+    "elif",
+    "else",
+    "except",
+    "finally",
+    "for",
+    "from",
+    "global",
+    "if",
+    "import",
+    "in",
+    "is",
+    "lambda",
+    "nonlocal",
+    "not",
+    "or",
+    "pass",
+    "raise",
+    "return",
+    "try",
+    "while",
+    "with",
+    "yield",
+    "self",
+    "batch",
+    "send",
+    "_params",
+    "_call",
+    "_batch",
+    "_transport",
 ];
 
 const RUNTIME: &str = include_str!("python_runtime.py");
@@ -34,12 +72,25 @@ pub fn emit(api: &Api, header: &Header) -> String {
     }
     for procedure in &api.procedures {
         let doc = format!("Procedure `{}`: ``client.{}.<method>(...)``.", procedure.name, attr(&procedure.name));
-        let _ = write!(out, "\n\nclass {}:\n{}    def __init__(self, call: _Caller) -> None:\n        self._call = call\n", procedure.class, docstring(&doc, 4));
+        let _ = write!(
+            out,
+            "\n\nclass {}:\n{}    def __init__(self, call: _Caller) -> None:\n        self._call = call\n",
+            procedure.class,
+            docstring(&doc, 4)
+        );
         for method in &procedure.methods {
             emit_method(&mut out, api, method, false);
         }
-        let doc = format!("Procedure `{}` in a batch: each method queues a call and returns its `Pending` result.", procedure.name);
-        let _ = write!(out, "\n\nclass {}:\n{}    def __init__(self, batch: Batch) -> None:\n        self._batch = batch\n", procedure.batch_class, docstring(&doc, 4));
+        let doc = format!(
+            "Procedure `{}` in a batch: each method queues a call and returns its `Pending` result.",
+            procedure.name
+        );
+        let _ = write!(
+            out,
+            "\n\nclass {}:\n{}    def __init__(self, batch: Batch) -> None:\n        self._batch = batch\n",
+            procedure.batch_class,
+            docstring(&doc, 4)
+        );
         for method in &procedure.methods {
             emit_method(&mut out, api, method, true);
         }
@@ -48,7 +99,9 @@ pub fn emit(api: &Api, header: &Header) -> String {
         let arg = if batch { "self" } else { "self._transport.call" };
         api.procedures
             .iter()
-            .map(|p| format!("        self.{} = {}({arg})\n", attr(&p.name), if batch { &p.batch_class } else { &p.class }))
+            .map(|p| {
+                format!("        self.{} = {}({arg})\n", attr(&p.name), if batch { &p.batch_class } else { &p.class })
+            })
             .collect()
     };
     let _ = write!(
@@ -168,7 +221,11 @@ fn emit_decl(out: &mut String, api: &Api, decl: &Decl) {
                 if field.required {
                     let _ = writeln!(out, "        out[{}] = _encode(self.{name})", string(&field.name));
                 } else {
-                    let _ = writeln!(out, "        if self.{name} is not None:\n            out[{}] = _encode(self.{name})", string(&field.name));
+                    let _ = writeln!(
+                        out,
+                        "        if self.{name} is not None:\n            out[{}] = _encode(self.{name})",
+                        string(&field.name)
+                    );
                 }
             }
             let _ = write!(
@@ -211,7 +268,8 @@ fn optional(ty: &Type) -> Type {
 
 fn emit_method(out: &mut String, api: &Api, method: &Method, batch: bool) {
     let mut scope = Scope::with_taken(&["self", "_params"]);
-    let params: Vec<(String, &Param)> = method.params_in_call_order().into_iter().map(|p| (scope.ident(&p.name, KEYWORDS), p)).collect();
+    let params: Vec<(String, &Param)> =
+        method.params_in_call_order().into_iter().map(|p| (scope.ident(&p.name, KEYWORDS), p)).collect();
     let mut signature = vec!["self".to_owned()];
     for (name, param) in &params {
         if param.required {
@@ -240,11 +298,18 @@ fn emit_method(out: &mut String, api: &Api, method: &Method, batch: bool) {
     if !doc.trim().is_empty() {
         out.push_str(&docstring(&doc, 8));
     }
-    let required: Vec<String> =
-        params.iter().filter(|(_, p)| p.required).map(|(name, p)| format!("{}: _encode({name})", string(&p.name))).collect();
+    let required: Vec<String> = params
+        .iter()
+        .filter(|(_, p)| p.required)
+        .map(|(name, p)| format!("{}: _encode({name})", string(&p.name)))
+        .collect();
     let _ = writeln!(out, "        _params: Dict[str, Any] = {{{}}}", required.join(", "));
     for (name, param) in params.iter().filter(|(_, p)| !p.required) {
-        let _ = writeln!(out, "        if {name} is not None:\n            _params[{}] = _encode({name})", string(&param.name));
+        let _ = writeln!(
+            out,
+            "        if {name} is not None:\n            _params[{}] = _encode({name})",
+            string(&param.name)
+        );
     }
     let call = if batch { "self._batch._add" } else { "self._call" };
     // mypy refuses to return what a function "that returns nothing" gave.
@@ -262,7 +327,9 @@ fn annotation(api: &Api, ty: &Type) -> String {
         Type::Number => "float".into(),
         Type::String => "str".into(),
         Type::List(item) => format!("List[{}]", annotation(api, item)),
-        Type::Tuple(items) => format!("Tuple[{}]", items.iter().map(|t| annotation(api, t)).collect::<Vec<_>>().join(", ")),
+        Type::Tuple(items) => {
+            format!("Tuple[{}]", items.iter().map(|t| annotation(api, t)).collect::<Vec<_>>().join(", "))
+        }
         Type::Map(value) => format!("Dict[str, {}]", annotation(api, value)),
         Type::Nullable(inner) => format!("Optional[{}]", annotation(api, inner)),
         Type::Named(index) => api.types[*index].name.clone(),

@@ -31,11 +31,65 @@ impl Target {
 /// Rust's keywords, and the names a generated procedure accessor must not
 /// take because the clients have methods of that name.
 const KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
-    "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self",
-    "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "abstract",
-    "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try",
-    "call", "batch", "send", "endpoint", "with_timeout", "with_admin_token", "new",
+    "as",
+    "async",
+    "await",
+    "break",
+    "const",
+    "continue",
+    "crate",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "fn",
+    "for",
+    "gen",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "pub",
+    "ref",
+    "return",
+    "self",
+    "Self",
+    "static",
+    "struct",
+    "super",
+    "trait",
+    "true",
+    "type",
+    "unsafe",
+    "use",
+    "where",
+    "while",
+    "abstract",
+    "become",
+    "box",
+    "do",
+    "final",
+    "macro",
+    "override",
+    "priv",
+    "typeof",
+    "unsized",
+    "virtual",
+    "yield",
+    "try",
+    "call",
+    "batch",
+    "send",
+    "endpoint",
+    "with_timeout",
+    "with_admin_token",
+    "new",
 ];
 
 pub fn emit(api: &Api, header: &Header, target: Target) -> String {
@@ -115,7 +169,12 @@ fn emit_client(out: &mut String, api: &Api) {
 
 fn emit_guest(out: &mut String, api: &Api) {
     for procedure in &api.procedures {
-        let _ = write!(out, "\n/// Procedure `{}`.\npub mod {} {{\n    use super::*;\n", procedure.name, accessor(procedure));
+        let _ = write!(
+            out,
+            "\n/// Procedure `{}`.\npub mod {} {{\n    use super::*;\n",
+            procedure.name,
+            accessor(procedure)
+        );
         for method in &procedure.methods {
             let (signature, body) = function(api, method, "wasmrpc_guest");
             let result = rust_type(api, &method.result, "wasmrpc_guest");
@@ -166,13 +225,15 @@ fn function(api: &Api, method: &Method, krate: &str) -> (String, String) {
 fn params_fields(method: &Method) -> Vec<String> {
     named_params(method)
         .into_iter()
-        .map(|(name, param)| {
-            if param.required && param.ty == Type::String {
-                format!("{name}: {name}.into()")
-            } else {
-                name
-            }
-        })
+        .map(
+            |(name, param)| {
+                if param.required && param.ty == Type::String {
+                    format!("{name}: {name}.into()")
+                } else {
+                    name
+                }
+            },
+        )
         .collect()
 }
 
@@ -220,7 +281,8 @@ fn emit_decl(out: &mut String, api: &Api, index: usize, decl: &Decl, krate: &str
                 if name.is_empty() {
                     name = "Empty".into();
                 }
-                let _ = writeln!(out, "    #[serde(rename = {})]\n    {},", string(variant), scope.ident(&name, KEYWORDS));
+                let _ =
+                    writeln!(out, "    #[serde(rename = {})]\n    {},", string(variant), scope.ident(&name, KEYWORDS));
             }
         }
         DeclKind::Record(fields) => {
@@ -362,5 +424,8 @@ fn string(text: &str) -> String {
 
 /// `///` lines at `pad` (nothing for empty text).
 fn comment(text: &str, pad: &str) -> String {
-    doc_lines(text).iter().map(|line| if line.is_empty() { format!("{pad}///\n") } else { format!("{pad}/// {line}\n") }).collect()
+    doc_lines(text)
+        .iter()
+        .map(|line| if line.is_empty() { format!("{pad}///\n") } else { format!("{pad}/// {line}\n") })
+        .collect()
 }

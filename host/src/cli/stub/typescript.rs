@@ -10,11 +10,59 @@ use super::{doc_lines, Header};
 
 /// Reserved words (not allowed as parameter names), and `this`.
 const KEYWORDS: &[&str] = &[
-    "arguments", "await", "break", "case", "catch", "class", "const", "continue", "debugger", "default", "delete",
-    "do", "else", "enum", "eval", "export", "extends", "false", "finally", "for", "function", "if", "implements",
-    "import", "in", "instanceof", "interface", "let", "new", "null", "package", "private", "protected", "public",
-    "return", "static", "super", "switch", "this", "throw", "true", "try", "typeof", "var", "void", "while", "with",
-    "yield", "batch", "send", "call", "transport", "constructor",
+    "arguments",
+    "await",
+    "break",
+    "case",
+    "catch",
+    "class",
+    "const",
+    "continue",
+    "debugger",
+    "default",
+    "delete",
+    "do",
+    "else",
+    "enum",
+    "eval",
+    "export",
+    "extends",
+    "false",
+    "finally",
+    "for",
+    "function",
+    "if",
+    "implements",
+    "import",
+    "in",
+    "instanceof",
+    "interface",
+    "let",
+    "new",
+    "null",
+    "package",
+    "private",
+    "protected",
+    "public",
+    "return",
+    "static",
+    "super",
+    "switch",
+    "this",
+    "throw",
+    "true",
+    "try",
+    "typeof",
+    "var",
+    "void",
+    "while",
+    "with",
+    "yield",
+    "batch",
+    "send",
+    "call",
+    "transport",
+    "constructor",
 ];
 
 const RUNTIME: &str = include_str!("typescript_runtime.ts");
@@ -48,8 +96,14 @@ pub fn emit(api: &Api, header: &Header) -> String {
     out.push_str(
         &CLIENT_AND_BATCH
             .replace("{fields}", &fields)
-            .replace("{client_members}", &members("<T>(method: string, params: Params) => this.transport.call<T>(method, params)"))
-            .replace("{batch_members}", &members("<T>(method: string, params: Params) => this.queue<T>(method, params)")),
+            .replace(
+                "{client_members}",
+                &members("<T>(method: string, params: Params) => this.transport.call<T>(method, params)"),
+            )
+            .replace(
+                "{batch_members}",
+                &members("<T>(method: string, params: Params) => this.queue<T>(method, params)"),
+            ),
     );
     out
 }
