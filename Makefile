@@ -10,9 +10,12 @@ RUN_DIR := $(CURDIR)/target/run/procedures
 # Example procedures `make run` deploys, each under its own name.
 EXAMPLES := math text json calc subtract sum get_data update notify_hello notify_sum
 LISTEN ?= 127.0.0.1:8080
-# Python packages the client tests use, in a virtualenv outside the clone.
+# Python packages the client tests use (mypy checks the generated Python
+# stubs), in a virtualenv outside the clone. The stamp names the list, so a
+# changed list installs again.
 VENV := $(HOME)/.cache/wasmrpc/venv
-PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1
+PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1 mypy==2.4.1
+VENV_STAMP := $(VENV)/.installed-$(shell echo '$(PY_CLIENT_PACKAGES)' | sha256sum | cut -c1-12)
 
 .PHONY: all setup procedures procedures-python procedures-js build run test lint clean bench fuzz clients
 
@@ -42,38 +45,41 @@ run: build procedures
 ## procedures-python: the Python example procedure, built into a component
 ## with componentize-py (into the same directory as the Rust ones)
 procedures-python: $(WASM_DIR)/pystats.wasm
-$(WASM_DIR)/pystats.wasm: procedures/python/stats/app.py wit/procedure.wit $(VENV)/.installed
+$(WASM_DIR)/pystats.wasm: procedures/python/stats/app.py wit/procedure.wit $(VENV_STAMP)
 	@mkdir -p $(WASM_DIR)
 	$(VENV)/bin/componentize-py -d wit -w procedure componentize -p procedures/python/stats app -o $@.tmp
 	mv $@.tmp $@
 
 ## procedures-js: the JavaScript example procedure, built into a component
 ## with ComponentizeJS (installed from npm outside the clone, with the
-## OpenRPC test-coverage tool the tests run)
+## OpenRPC test-coverage tool the tests run, and TypeScript, which checks
+## the generated TypeScript stubs)
 NPM_DIR := $(HOME)/.cache/wasmrpc/npm
-NPM_PACKAGES := @bytecodealliance/componentize-js@0.23.0 @open-rpc/test-coverage@2.2.4
+NPM_PACKAGES := @bytecodealliance/componentize-js@0.23.0 @open-rpc/test-coverage@2.2.4 typescript@7.0.2
+NPM_STAMP := $(NPM_DIR)/.installed-$(shell echo '$(NPM_PACKAGES)' | sha256sum | cut -c1-12)
 procedures-js: $(WASM_DIR)/jsstrings.wasm
-$(NPM_DIR)/.installed:
+$(NPM_STAMP):
 	mkdir -p $(NPM_DIR)
 	cd $(NPM_DIR) && npm install --no-audit --no-fund --silent $(NPM_PACKAGES)
 	touch $@
-$(WASM_DIR)/jsstrings.wasm: procedures/js/strings/strings.js wit/procedure.wit $(NPM_DIR)/.installed
+$(WASM_DIR)/jsstrings.wasm: procedures/js/strings/strings.js wit/procedure.wit $(NPM_STAMP)
 	@mkdir -p $(WASM_DIR)
 	# No wasi:http: the server refuses components that import it.
 	$(NPM_DIR)/node_modules/.bin/componentize-js procedures/js/strings/strings.js --wit wit --world-name procedure -d http fetch-event -o $@.tmp
 	mv $@.tmp $@
 
 ## clients: the Python client library the end-to-end tests use (Node's
-## built-in fetch needs nothing)
-clients: $(VENV)/.installed
-$(VENV)/.installed:
+## built-in fetch needs nothing), and the type checkers the client stub
+## tests run (mypy, tsc)
+clients: $(VENV_STAMP) $(NPM_STAMP)
+$(VENV_STAMP):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet $(PY_CLIENT_PACKAGES)
 	touch $@
 
 ## test: lints, unit tests, SDK tests and the end-to-end suite
 test: setup procedures procedures-python procedures-js clients lint
-	WASMRPC_WASM_DIR=$(WASM_DIR) WASMRPC_PYTHON=$(VENV)/bin/python NODE_PATH=$(NPM_DIR)/node_modules cargo test --workspace --all-targets
+	WASMRPC_WASM_DIR=$(WASM_DIR) WASMRPC_PYTHON=$(VENV)/bin/python NODE_PATH=$(NPM_DIR)/node_modules WASMRPC_TSC=$(NPM_DIR)/node_modules/.bin/tsc cargo test --workspace --all-targets
 
 lint: setup
 	cargo fmt --all -- --check

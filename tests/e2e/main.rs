@@ -22,4 +22,5 @@ mod reload;
 #[path = "../../fuzz/seeds.rs"]
 mod seeds;
 mod spec;
+mod stubs;
 mod support;

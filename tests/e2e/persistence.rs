@@ -67,7 +67,7 @@ async fn damaged_files_are_reported_and_skipped() {
 async fn server_with_a_sleeping_call(
     args: &[&str],
     ms: u64,
-) -> (Server, tokio::task::JoinHandle<anyhow::Result<wasmrpc::cli::client::Answer>>) {
+) -> (Server, tokio::task::JoinHandle<Result<wasmrpc::cli::client::Answer, wasmrpc::cli::client::TransportError>>) {
     let server = Server::start(args);
     server.deploy_ok("hostile", "test_hostile").await;
     let url = format!("{}/rpc", server.url);

@@ -241,7 +241,7 @@ impl Deployer {
             .await
             .with_context(|| format!("cannot read the build's output {}", artifact.display()))?;
         let answer = self.admin.request(Method::PUT, &format!("/procedures/{}", self.name), bytes).await?;
-        let meta = answer.json()?;
+        let meta = answer.json().map_err(anyhow::Error::from)?;
         let version = meta["version"].as_u64().context("the server's answer has no version")?;
         let methods = meta["methods"]
             .as_array()

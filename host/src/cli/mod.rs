@@ -1,5 +1,6 @@
 //! The command line: `serve`, the client commands (`deploy`, `call`, `list`,
-//! `remove`) and the procedure developer's (`new`, `dev`). Flags and their
+//! `remove`), the procedure developer's (`new`, `dev`) and `stub`, which
+//! generates typed clients. Flags and their
 //! environment variables are defined here once; `--help` text comes from
 //! these definitions.
 
@@ -7,6 +8,7 @@ pub mod client;
 pub mod dev;
 mod process;
 pub mod scaffold;
+pub mod stub;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -86,6 +88,43 @@ pub enum Command {
     /// is a loopback address, starts one in this process (data in
     /// CRATE_DIR/target/wasmrpc-dev-data). Ctrl-C stops.
     Dev(DevArgs),
+    /// Generate a typed client stub (Rust, Python or TypeScript) from the
+    /// server's OpenRPC document.
+    ///
+    /// One namespace per procedure, one typed function per method, records
+    /// and enums as types of the language. Reads `rpc.discover` of --server,
+    /// or a saved document with --file. Writes to --out FILE (or stdout);
+    /// with --check, compares FILE with what would be written and exits 1
+    /// with a short diff when it is stale (for CI).
+    Stub(StubArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StubArgs {
+    /// The language of the stub.
+    #[arg(long, value_enum)]
+    pub lang: stub::Lang,
+    /// Base URL of the server whose `rpc.discover` to read (unless --file).
+    #[arg(long, env = "WASMRPC_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Read a saved OpenRPC document instead of asking a server (e.g. the
+    /// output of `wasmrpc call rpc.discover`).
+    #[arg(long, value_name = "OPENRPC_JSON")]
+    pub file: Option<PathBuf>,
+    /// Only procedure NAME (repeat for more) [default: every procedure].
+    #[arg(long = "only", value_name = "NAME")]
+    pub only: Vec<String>,
+    /// Write the stub to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Write nothing: exit 0 if --out FILE is what would be written, else 1
+    /// with a short diff.
+    #[arg(long, requires = "out")]
+    pub check: bool,
+    /// With --lang rust: a stub for procedures calling procedures, through
+    /// `wasmrpc_guest::call`.
+    #[arg(long)]
+    pub guest: bool,
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +266,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List { server } => client_command(list(server)),
         Command::Remove { name, server } => client_command(remove(name, server)),
         Command::New { name, path, sdk } => new(name, path, sdk),
+        Command::Stub(args) => stub::run(&stub::Options {
+            lang: args.lang,
+            source: args.file.map_or(stub::Source::Server(args.server), stub::Source::File),
+            only: args.only,
+            out: args.out,
+            check: args.check,
+            guest: args.guest,
+        }),
         Command::Dev(args) => dev::run(dev::Options {
             crate_dir: args.crate_dir,
             name: args.name,
@@ -255,10 +302,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 fn client_command(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(fut)
-}
-
-fn url(server: &ServerArgs, path: &str) -> String {
-    format!("{}{path}", server.server.trim_end_matches('/'))
 }
 
 async fn admin_request(
@@ -306,22 +349,21 @@ async fn call(method: String, params: Option<String>, server: ServerArgs) -> any
     if params.as_ref().is_some_and(|p| !p.is_array() && !p.is_object()) {
         bail!("PARAMS must be a JSON array or object, not a bare value");
     }
-    let mut request = serde_json::json!({"jsonrpc": "2.0", "method": method, "id": 1});
-    if let Some(params) = params {
-        request["params"] = params;
+    let mut client = wasmrpc_client::Client::new(&server.server);
+    if let Some(token) = &server.admin_token {
+        client = client.with_admin_token(token);
     }
-    let answer =
-        client::send(Method::POST, &url(&server, "/rpc"), &[("content-type", "application/json")], request.to_string())
-            .await?;
-    let response = answer.json()?;
-    if let Some(error) = response.get("error") {
-        eprintln!("error {}: {}", error["code"], error["message"].as_str().unwrap_or_default());
-        if let Some(data) = error.get("data") {
-            eprintln!("{}", serde_json::to_string_pretty(data)?);
+    match client.call::<Value>(&method, params).await {
+        Ok(result) => println!("{}", serde_json::to_string_pretty(&result)?),
+        Err(wasmrpc_client::Error::Rpc(error)) => {
+            eprintln!("error {}: {}", error.code, error.message);
+            if let Some(data) = &error.data {
+                eprintln!("{}", serde_json::to_string_pretty(data)?);
+            }
+            return Ok(ExitCode::FAILURE);
         }
-        return Ok(ExitCode::FAILURE);
+        Err(other) => return Err(other.into()),
     }
-    println!("{}", serde_json::to_string_pretty(&response["result"])?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,322 @@
+//! Client stubs (`wasmrpc stub`) against the real server. For the example
+//! procedures (`math`, `text`, `json` and the JSON-RPC specification's
+//! methods), in Python, TypeScript and Rust: generate the stub from the live
+//! server's `rpc.discover`, type-check it (`mypy --strict`, `tsc --strict`,
+//! `cargo build`), and run a driver (`tests/e2e/stubs/driver.*`) that calls
+//! every method through it, then sees the unknown method of a removed
+//! procedure and the transport error of a stopped server. Golden files
+//! (`tests/e2e/stubs/golden/`) pin the output for `json`; `WASMRPC_BLESS=1`
+//! writes them anew. Each stub is generated and checked once per language,
+//! and every child process has a time limit.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use hyper::{Method, StatusCode};
+
+use crate::support::Server;
+
+/// The example procedures, each deployed under its own name.
+const EXAMPLES: &[&str] =
+    &["math", "text", "json", "subtract", "sum", "get_data", "update", "notify_hello", "notify_sum"];
+
+/// Time for `wasmrpc stub`, a driver run or a type checker's run.
+const QUICK: Duration = Duration::from_secs(120);
+/// Time for the Rust driver's build, which may compile the client's
+/// dependencies into its target dir the first time.
+const FIRST_BUILD: Duration = Duration::from_secs(900);
+
+fn here() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/stubs")
+}
+
+/// Runs `command` for at most `limit` (it is killed past that) and insists
+/// it succeeds; returns its stdout.
+async fn run(mut command: tokio::process::Command, limit: Duration, what: &str) -> String {
+    let output = bounded(&mut command, limit, what).await;
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+async fn bounded(command: &mut tokio::process::Command, limit: Duration, what: &str) -> Output {
+    command.kill_on_drop(true).stdin(Stdio::null());
+    match tokio::time::timeout(limit, command.output()).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => panic!("cannot run {what}: {e} (`make test` installs the tools the stub tests use)"),
+        Err(_) => panic!("{what} took longer than {limit:?}"),
+    }
+}
+
+fn wasmrpc(args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wasmrpc"));
+    command.args(args).env_remove("WASMRPC_SERVER");
+    command
+}
+
+/// A server with every example deployed.
+async fn examples_server() -> Server {
+    let server = Server::start(&[]);
+    for name in EXAMPLES {
+        server.deploy_ok(name, name).await;
+    }
+    server
+}
+
+/// `wasmrpc stub --lang LANG` from `server` into `dir/file`.
+async fn generate(server: &Server, lang: &str, dir: &Path, file: &str) -> PathBuf {
+    let out = dir.join(file);
+    let command = wasmrpc(&["stub", "--lang", lang, "--server", server.url.as_str(), "--out", out.to_str().unwrap()]);
+    run(command, QUICK, &format!("wasmrpc stub --lang {lang}")).await;
+    out
+}
+
+/// Runs the driver phases against `server`: every method, then `text`
+/// removed (unknown method), then the server stopped (transport error).
+async fn drive(server: Server, driver: impl Fn(&str, &str) -> tokio::process::Command) {
+    let url = server.url.clone();
+    let out = run(driver(&url, "calls"), QUICK, "the driver's calls").await;
+    assert!(out.contains("ok"), "{out}");
+    let answer = server.request(Method::DELETE, "/procedures/text", &[], Vec::new()).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text());
+    run(driver(&url, "removed"), QUICK, "the driver after `text` was removed").await;
+    drop(server);
+    run(driver(&url, "stopped"), QUICK, "the driver after the server stopped").await;
+}
+
+#[tokio::test]
+async fn python_stub_passes_mypy_strict_and_calls_every_example() {
+    let server = examples_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    generate(&server, "python", dir.path(), "stub.py").await;
+    std::fs::copy(here().join("driver.py"), dir.path().join("driver.py")).unwrap();
+    let python = std::env::var("WASMRPC_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let mut mypy = tokio::process::Command::new(&python);
+    mypy.args(["-m", "mypy", "--strict", "--cache-dir"])
+        .arg(std::env::temp_dir().join("wasmrpc-e2e-mypy-cache"))
+        .args(["stub.py", "driver.py"])
+        .current_dir(dir.path());
+    run(mypy, QUICK, "mypy --strict").await;
+    let dir_path = dir.path().to_owned();
+    drive(server, |url, phase| {
+        let mut command = tokio::process::Command::new(&python);
+        command.arg("driver.py").args([url, phase]).current_dir(&dir_path);
+        command
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn typescript_stub_passes_tsc_strict_and_calls_every_example() {
+    let server = examples_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    generate(&server, "typescript", dir.path(), "stub.ts").await;
+    std::fs::copy(here().join("driver.ts"), dir.path().join("driver.ts")).unwrap();
+    let tsc = std::env::var("WASMRPC_TSC").unwrap_or_else(|_| "tsc".to_owned());
+    let mut check = tokio::process::Command::new(&tsc);
+    check.args(["--strict", "--noEmit", "--target", "es2022", "--module", "es2022", "stub.ts"]).current_dir(dir.path());
+    run(check, QUICK, "tsc --strict --noEmit stub.ts").await;
+    // The driver, type-checked against the stub too, and both compiled to
+    // JavaScript for node.
+    let mut build = tokio::process::Command::new(&tsc);
+    build
+        .args([
+            "--strict",
+            "--noEmitOnError",
+            "--target",
+            "es2022",
+            "--module",
+            "es2022",
+            "--moduleResolution",
+            "bundler",
+        ])
+        .args(["--outDir", "js", "stub.ts", "driver.ts"])
+        .current_dir(dir.path());
+    run(build, QUICK, "tsc --strict stub.ts driver.ts").await;
+    std::fs::write(dir.path().join("js/package.json"), r#"{"type": "module"}"#).unwrap();
+    let js = dir.path().join("js");
+    drive(server, |url, phase| {
+        let mut command = tokio::process::Command::new("node");
+        command.arg("driver.js").args([url, phase]).current_dir(&js);
+        command
+    })
+    .await;
+}
+
+/// The Rust driver crate builds into `$CARGO_TARGET_DIR/stub-clients`: a
+/// target dir of its own (a nested cargo would wait on the lock of the one
+/// this test binary was built in), kept between runs, so the client's
+/// dependencies compile once.
+fn rust_target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir).join("stub-clients"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/stub-clients"),
+    }
+}
+
+#[tokio::test]
+async fn rust_stub_builds_and_calls_every_example() {
+    let server = examples_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    generate(&server, "rust", &src, "stub.rs").await;
+    std::fs::copy(here().join("driver.rs"), src.join("main.rs")).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
+    let manifest = format!(
+        r#"[package]
+name = "stub-driver"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+wasmrpc-client = {{ path = {client:?}, features = ["blocking"] }}
+tokio = {{ version = "1", features = ["rt"] }}
+
+# The workspace's profile, so dependencies build as they do there.
+[profile.dev.package."*"]
+opt-level = 2
+
+[profile.dev]
+debug = "line-tables-only"
+
+[workspace]
+"#,
+        client = repo.join("client").display().to_string()
+    );
+    std::fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();
+    // The workspace's lock file: the same versions, nothing to resolve.
+    std::fs::copy(repo.join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
+    let mut build = tokio::process::Command::new(env!("CARGO"));
+    build.args(["build", "--quiet"]).env("CARGO_TARGET_DIR", rust_target_dir()).current_dir(dir.path());
+    run(build, FIRST_BUILD, "cargo build of the Rust stub and its driver").await;
+    let binary = rust_target_dir().join("debug/stub-driver");
+    drive(server, |url, phase| {
+        let mut command = tokio::process::Command::new(&binary);
+        command.args([url, phase]);
+        command
+    })
+    .await;
+}
+
+/// The golden files: what the generator writes for `json` in every language
+/// (and for procedures calling `json`), checked with `--check` itself.
+#[tokio::test]
+async fn golden_stubs_of_json_are_fresh() {
+    let server = Server::start(&[]);
+    server.deploy_ok("json", "json").await;
+    server.deploy_ok("math", "math").await;
+    let bless = std::env::var_os("WASMRPC_BLESS").is_some();
+    for (lang, guest, file) in [
+        ("python", false, "json.py"),
+        ("typescript", false, "json.ts"),
+        ("rust", false, "json.rs"),
+        ("rust", true, "json_guest.rs"),
+    ] {
+        let golden = here().join("golden").join(file);
+        let mut args = vec!["stub", "--lang", lang, "--only", "json", "--server", server.url.as_str()];
+        args.extend(["--out", golden.to_str().unwrap()]);
+        if guest {
+            args.push("--guest");
+        }
+        if !bless {
+            args.push("--check");
+        }
+        let out = run(wasmrpc(&args), QUICK, &format!("{file} (WASMRPC_BLESS=1 writes it anew)")).await;
+        assert!(bless || out.contains("is up to date"), "{out}");
+    }
+}
+
+#[tokio::test]
+async fn check_fails_on_a_stale_stub_with_a_short_diff() {
+    let server = Server::start(&[]);
+    server.deploy_ok("ver", "test_v1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let stub = generate(&server, "python", dir.path(), "ver.py").await;
+    let check = || {
+        wasmrpc(&[
+            "stub",
+            "--lang",
+            "python",
+            "--server",
+            server.url.as_str(),
+            "--out",
+            stub.to_str().unwrap(),
+            "--check",
+        ])
+    };
+    let out = run(check(), QUICK, "--check of a fresh stub").await;
+    assert!(out.contains("is up to date"), "{out}");
+
+    // The procedure changes: its doc comment says 2.
+    server.deploy_ok("ver", "test_v2").await;
+    let output = bounded(&mut check(), QUICK, "--check of a stale stub").await;
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("ver.py is stale: the document changed"), "{out}");
+    assert!(out.contains("-        \"\"\"Which version this is: 1.\"\"\""), "{out}");
+    assert!(out.contains("+        \"\"\"Which version this is: 2.\"\"\""), "{out}");
+
+    // A hand edit to a stub from the current document.
+    generate(&server, "python", dir.path(), "ver.py").await;
+    let edited = std::fs::read_to_string(&stub).unwrap().replace("def version", "def versions");
+    std::fs::write(&stub, edited).unwrap();
+    let output = bounded(&mut check(), QUICK, "--check of an edited stub").await;
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("same document, but it was edited"), "{out}");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 9 on loopback: nothing listens there.
+    let output =
+        bounded(&mut wasmrpc(&["stub", "--lang", "python", "--server", "http://127.0.0.1:9"]), QUICK, "stub").await;
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(err.contains("cannot read the OpenRPC document of http://127.0.0.1:9"), "{err}");
+    assert!(err.contains("cannot reach the server at http://127.0.0.1:9/rpc"), "{err}");
+
+    let metadata = dir.path().join("metadata.json");
+    std::fs::write(&metadata, r#"[{"name": "math", "version": 1}]"#).unwrap();
+    let args = ["stub", "--lang", "rust", "--file", metadata.to_str().unwrap()];
+    let output = bounded(&mut wasmrpc(&args), QUICK, "stub").await;
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(err.contains("not an OpenRPC document"), "{err}");
+
+    // A saved document whose schema has no type in the stub: any JSON,
+    // said in the file and on stderr.
+    let doc = dir.path().join("openrpc.json");
+    let union = r#"{"oneOf": [{"type": "string"}, {"type": "object", "properties": {"a": {"type": "integer"}}}]}"#;
+    std::fs::write(
+        &doc,
+        format!(
+            r#"{{"openrpc": "1.3.2", "info": {{"title": "t", "version": "1"}}, "methods": [
+                {{"name": "shapes.area", "params": [{{"name": "shape", "required": true, "schema": {union}}}],
+                  "result": {{"name": "result", "schema": {{"type": "number"}}}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    let output =
+        bounded(&mut wasmrpc(&["stub", "--lang", "typescript", "--file", doc.to_str().unwrap()]), QUICK, "stub").await;
+    let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{err}");
+    assert!(out.contains("area(shape: unknown): Promise<number>"), "{out}");
+    assert!(
+        out.contains("`shape`: `oneOf` of several kinds of value (a union) has no type in the stub: any JSON."),
+        "{out}"
+    );
+    assert!(err.contains("note: shapes.area parameter `shape`: `oneOf` of several kinds"), "{err}");
+
+    let output = bounded(&mut wasmrpc(&["stub", "--lang", "python", "--guest", "--file", "x"]), QUICK, "stub").await;
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--guest writes Rust"));
+}
