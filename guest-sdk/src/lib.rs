@@ -40,7 +40,7 @@
 //! * Wrong params answer `-32602 Invalid params` with a message naming the
 //!   parameter; an unknown method `-32601 Method not found`.
 //! * A panic ends the call as a trap (`-32000`), its message in `data.stderr`.
-//! * [`log()`] (and the `log` crate's macros, re-exported as [`log`](mod@log))
+//! * [`write_log`] (and the `log` crate's macros, re-exported as [`log`])
 //!   write to the server's log, tagged with the procedure.
 //! * [`call`] calls another deployed procedure through the server:
 //!   `wasmrpc_guest::call::<i64>("math.add", (2, 3))?` (by position) or
@@ -171,7 +171,7 @@ impl From<serde_json::Error> for Error {
 /// `#[procedure]` that can fail; `E` may be set to another error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The levels of [`log()`], from `Error` to `Trace`; the server writes each
+/// The levels of [`write_log`], from `Error` to `Trace`; the server writes each
 /// at its own log level.
 pub use bindings::wasmrpc::procedure::host::Level;
 
@@ -184,14 +184,14 @@ pub use bindings::wasmrpc::procedure::host::Level;
 /// Logging cannot fail: the server escapes control characters (a message
 /// is one log line), cuts long messages, and drops messages once a call has
 /// written its output budget (shared with stdout and stderr).
-pub fn log(level: Level, message: &str) {
+pub fn write_log(level: Level, message: &str) {
     #[cfg(target_arch = "wasm32")]
     bindings::wasmrpc::procedure::host::log(level, message);
     #[cfg(not(target_arch = "wasm32"))]
     eprintln!("[{level:?}] {message}");
 }
 
-/// The `log` crate's facade, forwarding to [`log()`].
+/// The `log` crate's facade, forwarding to [`write_log`].
 struct HostLogger;
 
 impl ::log::Log for HostLogger {

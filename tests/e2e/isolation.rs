@@ -247,6 +247,13 @@ async fn every_call_sees_fresh_memory() {
     assert_fresh_memory_with(&[]).await;
 }
 
+/// The same with the pool's PAGEMAP_SCAN reset turned off, as it is while
+/// swap is active: every kept page is cleared instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_call_sees_fresh_memory_without_pagemap_scan() {
+    assert_fresh_memory_with(&["--no-pagemap-scan"]).await;
+}
+
 /// The checks of [`every_call_sees_fresh_memory`] against a server started
 /// with `extra` flags (and those of `WASMRPC_TEST_FRESHNESS_ARGS`): a test
 /// per server configuration is one line.

@@ -99,7 +99,7 @@ fn connect(addr: String) -> String {
 /// line to know the call is running), then sleeps `ms` milliseconds.
 #[procedure]
 fn sleep(ms: u64) {
-    wasmrpc_guest::log(wasmrpc_guest::Level::Info, &format!("sleeping {ms} ms"));
+    wasmrpc_guest::write_log(wasmrpc_guest::Level::Info, &format!("sleeping {ms} ms"));
     std::thread::sleep(Duration::from_millis(ms));
 }
 
@@ -123,7 +123,7 @@ fn flood(kib: usize) -> usize {
 /// Writes `message` to the server log through the host's `log`.
 #[procedure]
 fn log(message: String) {
-    wasmrpc_guest::log(wasmrpc_guest::Level::Warn, &message);
+    wasmrpc_guest::write_log(wasmrpc_guest::Level::Warn, &message);
 }
 
 /// Answers its argument.

@@ -11,7 +11,7 @@ fn version() -> u32 {
 /// which version this is: 1. For calls that span a redeploy.
 #[wasmrpc_guest::procedure]
 fn slow_version(ms: u64) -> u32 {
-    wasmrpc_guest::log(wasmrpc_guest::Level::Info, &format!("sleeping {ms} ms"));
+    wasmrpc_guest::write_log(wasmrpc_guest::Level::Info, &format!("sleeping {ms} ms"));
     std::thread::sleep(std::time::Duration::from_millis(ms));
     1
 }
