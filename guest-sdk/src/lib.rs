@@ -207,7 +207,7 @@ impl ::log::Log for HostLogger {
             ::log::Level::Debug => Level::Debug,
             ::log::Level::Trace => Level::Trace,
         };
-        log(level, &record.args().to_string());
+        write_log(level, &record.args().to_string());
     }
 
     fn flush(&self) {}
