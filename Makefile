@@ -58,7 +58,10 @@ NPM_DIR := $(HOME)/.cache/wasmrpc/npm
 NPM_PACKAGES := @bytecodealliance/componentize-js@0.23.0 @open-rpc/test-coverage@2.2.4 typescript@7.0.2
 NPM_STAMP := $(NPM_DIR)/.installed-$(shell echo '$(NPM_PACKAGES)' | sha256sum | cut -c1-12)
 procedures-js: $(WASM_DIR)/jsstrings.wasm
+# A changed list installs afresh: npm adding packages to an existing tree
+# can leave one of componentize-js's dependencies out of it.
 $(NPM_STAMP):
+	rm -rf $(NPM_DIR)
 	mkdir -p $(NPM_DIR)
 	cd $(NPM_DIR) && npm install --no-audit --no-fund --silent $(NPM_PACKAGES)
 	touch $@
