@@ -18,7 +18,7 @@
 //! ```
 //!
 //! * [`Client`] is async (tokio). The `blocking` feature adds
-//!   [`blocking::Client`], the same calls without async.
+//!   `blocking::Client` (feature `blocking`), the same calls without async.
 //! * A JSON-RPC error answer is [`Error::Rpc`] with the server's `code`,
 //!   `message` and `data`; a call that got no answer is
 //!   [`Error::Transport`].
@@ -113,7 +113,7 @@ impl Error {
     }
 }
 
-/// Something that calls JSON-RPC methods: [`Client`], [`blocking::Client`]
+/// Something that calls JSON-RPC methods: [`Client`], `blocking::Client`
 /// or a [`Batch`]. What a call gives back depends on the caller: a future,
 /// a result, or a [`Pending`] answer of a batch.
 pub trait Call {

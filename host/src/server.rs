@@ -1,5 +1,5 @@
 //! The HTTP side: accepting connections, routing each request, and shutting
-//! down gracefully. A JSON-RPC request goes [`route`] -> [`rpc::handle`] ->
+//! down gracefully. A JSON-RPC request goes `route` -> [`rpc::handle`] ->
 //! [`Registry::call`]; admin requests go to [`admin`]. Nothing here knows
 //! about wasmtime.
 

@@ -69,7 +69,7 @@ impl GuestOutput {
         }
     }
 
-    /// The last [`TAIL_BYTES`] written, as text.
+    /// The last `TAIL_BYTES` bytes written, as text.
     pub fn tail(&self) -> String {
         String::from_utf8_lossy(&self.lock().tail).trim_end().to_owned()
     }
