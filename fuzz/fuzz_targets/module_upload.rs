@@ -60,7 +60,7 @@ fuzz_target!(
         // A refusal is fine (the seeds' messages are checked by the e2e
         // test `fuzz_seeds_end_where_they_should`); a panic is the bug.
         if let Ok(compiled) = h.sandbox.compile(bytes) {
-            let described = h.runtime.block_on(h.sandbox.describe("fuzz", &compiled, CallContext { request_id: 0 }));
+            let described = h.runtime.block_on(h.sandbox.describe("fuzz", &compiled, CallContext::new(0)));
             if let Ok(text) = described {
                 // Whatever it answers is parsed as a deploy would, without a panic.
                 let _ = serde_json::from_str::<serde_json::Value>(&text);
