@@ -183,7 +183,7 @@ pub use bindings::wasmrpc::procedure::host::Level;
 /// (native tests of a procedure) the line goes to standard error instead.
 /// Logging cannot fail: the server escapes control characters (a message
 /// is one log line), cuts long messages, and drops messages once a call has
-/// written its output budget (shared with stdout and stderr).
+/// written 64 KiB of messages (stdout and stderr have a budget each too).
 pub fn write_log(level: Level, message: &str) {
     #[cfg(target_arch = "wasm32")]
     bindings::wasmrpc::procedure::host::log(level, message);

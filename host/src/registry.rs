@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::metrics::{NestedCalls, ProcStats};
-pub use crate::sandbox::{CallContext, CallError};
+pub use crate::sandbox::{BoxFuture, CallContext, CallError, Client, ErrorObject};
 use crate::sandbox::{Compiled, InvalidModule, Loaded, Sandbox};
 use crate::storage::{sha256_hex, Storage, StoredVersion};
 

@@ -17,8 +17,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::logtext::loggable;
-use crate::registry::{CallContext, CallError, Registry};
-use crate::sandbox::{BoxFuture, Client, ErrorObject};
+use crate::registry::{BoxFuture, CallContext, CallError, Client, ErrorObject, Registry};
 
 /// Every JSON-RPC error the server answers with, one variant per code.
 #[derive(Debug, Clone, PartialEq)]
@@ -256,7 +255,7 @@ async fn call_procedure(
     let (module, function) = method.split_once('.').unwrap_or((method, method));
     let request_id = ctx.request_id;
     let depth = ctx.depth();
-    let caller = ctx.caller().map(str::to_owned);
+    let caller = ctx.caller().cloned();
     let started = Instant::now();
     let outcome = registry.call(module, function, params, ctx).await;
     if matches!(outcome, Err(CallError::MethodNotFound)) {

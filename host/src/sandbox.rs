@@ -158,8 +158,8 @@ impl CallContext {
     }
 
     /// The procedure that made this (nested) call.
-    pub fn caller(&self) -> Option<&str> {
-        self.nested.as_ref().map(|n| &*n.caller)
+    pub fn caller(&self) -> Option<&Arc<str>> {
+        self.nested.as_ref().map(|n| &n.caller)
     }
 }
 
