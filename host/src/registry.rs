@@ -164,7 +164,7 @@ impl Registry {
     /// Calls `method` of procedure `module` with `params` (JSON text) in a
     /// fresh instance of the version serving now, and checks that the result
     /// is JSON. Records the call in the procedure's counters. The guest's own
-    /// calls come back here (through `rpc`'s [`Client`](crate::sandbox::Client)
+    /// calls come back here (through `rpc`'s [`Client`]
     /// implementation), as nested calls of `ctx`'s tree.
     pub async fn call(
         self: &Arc<Self>,
