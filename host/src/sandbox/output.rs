@@ -144,35 +144,41 @@ impl AsyncWrite for GuestOutput {
 mod tests {
     use super::*;
 
-    /// What the log shows of `write`: the text format, as the server writes it.
-    fn logged(write: impl FnOnce()) -> String {
-        #[derive(Clone, Default)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl io::Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
+    /// Everything logged in this test process, in the text format the server
+    /// writes. A global subscriber, not a scoped one: tracing caches per
+    /// callsite whether anyone listens, and a scoped subscriber raced with
+    /// the other tests' threads over that cache (a line went missing).
+    fn process_log() -> &'static Mutex<Vec<u8>> {
+        static SINK: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+        SINK.get_or_init(|| {
+            #[derive(Clone)]
+            struct Sink(Arc<Mutex<Vec<u8>>>);
+            impl io::Write for Sink {
+                fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                    self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+                    Ok(buf.len())
+                }
+                fn flush(&mut self) -> io::Result<()> {
+                    Ok(())
+                }
             }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        let sink = Sink::default();
-        let writer = sink.clone();
-        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
-        tracing::subscriber::with_default(subscriber, write);
-        let text = sink.0.lock().unwrap().clone();
-        String::from_utf8(text).unwrap()
+            let sink = Arc::new(Mutex::new(Vec::new()));
+            let writer = Sink(sink.clone());
+            let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+            tracing::subscriber::set_global_default(subscriber).expect("no other test sets a global subscriber");
+            sink
+        })
     }
 
     #[test]
     fn a_guest_cannot_forge_or_flood_log_lines() {
-        let log = logged(|| {
-            let out = GuestOutput::new("p".into(), 7, "stdout");
-            out.write_all(b"ok\rINFO wasmrpc: deployed \x1b[2J\n");
-            out.write_all(&vec![b'y'; 10_000]);
-            out.flush_log();
-        });
+        let sink = process_log();
+        let out = GuestOutput::new("p".into(), 7_777_001, "stdout");
+        out.write_all(b"ok\rINFO wasmrpc: deployed \x1b[2J\n");
+        out.write_all(&vec![b'y'; 10_000]);
+        out.flush_log();
+        let all = String::from_utf8(sink.lock().unwrap().clone()).unwrap();
+        let log: String = all.lines().filter(|l| l.contains("request_id=7777001")).map(|l| format!("{l}\n")).collect();
         let lines: Vec<&str> = log.lines().collect();
         assert_eq!(lines.len(), 2, "{log}");
         assert!(lines[0].contains(r"ok\rINFO wasmrpc: deployed \u{1b}[2J procedure="), "{}", lines[0]);
