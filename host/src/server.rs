@@ -38,6 +38,10 @@ enum Route<'a> {
     Rpc,
     Procedures,
     Procedure(&'a str),
+    /// `/procedures/{name}/versions`.
+    Versions(&'a str),
+    /// `/procedures/{name}/versions/{n}/activate`; `n` as sent.
+    Activate(&'a str, &'a str),
     Health,
     Metrics,
     NotFound,
@@ -50,9 +54,11 @@ impl<'a> Route<'a> {
             "/procedures" | "/procedures/" => Route::Procedures,
             "/healthz" => Route::Health,
             "/metrics" => Route::Metrics,
-            _ => match path.strip_prefix("/procedures/") {
-                Some(name) => Route::Procedure(name),
-                None => Route::NotFound,
+            _ => match path.strip_prefix("/procedures/").map(|rest| rest.split('/').collect::<Vec<_>>()).as_deref() {
+                Some([name]) => Route::Procedure(name),
+                Some([name, "versions"]) => Route::Versions(name),
+                Some([name, "versions", n, "activate"]) => Route::Activate(name, n),
+                _ => Route::NotFound,
             },
         }
     }
@@ -148,12 +154,14 @@ async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Http
         (Route::Procedure(name), &Method::GET) => admin::get(&app.registry, name),
         (Route::Procedure(name), &Method::PUT) => admin::deploy(app, peer, name, req).await,
         (Route::Procedure(name), &Method::DELETE) => admin::remove(app, peer, name, &req).await,
+        (Route::Versions(name), &Method::GET) => admin::versions(&app.registry, name).await,
+        (Route::Activate(name, n), &Method::POST) => admin::activate(app, peer, name, n, &req).await,
         (Route::NotFound, _) => Err(HttpError::NotFound(format!(
             "no route for {path}: see GET /procedures, POST /rpc, GET /healthz, GET /metrics"
         ))),
         (route, _) => {
             let allow = match route {
-                Route::Rpc => "POST",
+                Route::Rpc | Route::Activate(..) => "POST",
                 Route::Procedure(_) => "GET, PUT, DELETE",
                 _ => "GET",
             };
