@@ -24,3 +24,4 @@ mod seeds;
 mod spec;
 mod stubs;
 mod support;
+mod versions;
