@@ -255,10 +255,37 @@ async fn dev_starts_a_server_when_none_answers_on_loopback() {
     .unwrap();
     assert_eq!(answer.json().unwrap()["result"], json!("Hello, local!"), "{}", dev.output());
 
+    // The server runs inside dev's own process (it holds the listening
+    // socket), so it cannot outlive dev. Asking the port after the exit
+    // instead could meet another test's server that took the freed port.
+    let inode = listening_socket(port).expect("nothing listens on the port dev was given");
+    assert!(holds_socket(dev.child.id(), inode), "the server on port {port} is not dev's own process");
     let status = dev.terminate();
     assert!(status.success(), "dev exited with {status} on SIGTERM\n{}", dev.output());
-    // The server stopped with it.
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the server outlived dev");
+}
+
+/// The inode of the socket listening on 127.0.0.1:`port`, from /proc/net/tcp.
+fn listening_socket(port: u16) -> Option<String> {
+    const LISTEN: &str = "0A";
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&LISTEN))
+            .then(|| fields.get(9))?
+            .map(|i| i.to_string())
+    })
+}
+
+/// Whether process `pid` has socket `inode` open.
+fn holds_socket(pid: u32, inode: String) -> bool {
+    let target = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(Result::ok)
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == target))
+        })
+        .unwrap_or(false)
 }
 
 #[test]
