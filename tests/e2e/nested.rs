@@ -110,6 +110,7 @@ async fn one_deadline_for_the_whole_call_tree() {
 
 #[tokio::test]
 async fn depth_and_nested_call_limits_end_recursion_with_32004() {
+    let _timing = timing().await;
     let server = nested_server(&[]).await;
     server.deploy_ok("ping", "test_nested").await;
     server.deploy_ok("pong", "test_nested").await;
