@@ -171,6 +171,72 @@ async fn sigkill_during_uploads_loses_nothing() {
     assert!(cut_off > 0, "no kill landed while a PUT was under way");
 }
 
+/// Kills the server (SIGKILL) at random points while a procedure is rolled
+/// back and forth between two kept versions. After each restart the one
+/// serving is the last acknowledged activation (or the one a kill cut off),
+/// it answers as that version's code, and both versions are still kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_rollbacks_loses_nothing() {
+    const ROUNDS: u64 = 8;
+    let _heavy = heavy().await;
+    let mut server = Server::start(&[]);
+    for file in ["test_v1", "test_v2"] {
+        server.deploy_ok("r", file).await;
+    }
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut cut_off = 0;
+    for round in 0..ROUNDS {
+        let url = server.url.clone();
+        // The last activation answered 200, and the one sent after it.
+        let acked = Arc::new(AtomicU64::new(0));
+        let sent = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (acked2, sent2, stop2) = (acked.clone(), sent.clone(), stop.clone());
+        let flips = tokio::spawn(async move {
+            let client = HttpClient::new();
+            let mut version = 1;
+            while !stop2.load(Ordering::SeqCst) {
+                version = 3 - version;
+                sent2.store(version, Ordering::SeqCst);
+                let path = format!("{url}/procedures/r/versions/{version}/activate");
+                let Ok(answer) = client.send(Method::POST, &path, &[], Vec::new()).await else { return true };
+                assert_eq!(answer.status, StatusCode::OK, "round {round}: activate {version}: {}", answer.text());
+                assert_eq!(answer.json().unwrap()["version"], version);
+                acked2.store(version, Ordering::SeqCst);
+            }
+            false
+        });
+        server
+            .eventually(Duration::from_secs(30), "an acknowledged activation", || {
+                let n = acked.load(Ordering::SeqCst);
+                async move { n > 0 }
+            })
+            .await;
+        tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
+        let killed = tokio::task::block_in_place(|| server.kill());
+        stop.store(true, Ordering::SeqCst);
+        let was_cut_off = tokio::time::timeout(Duration::from_secs(30), flips)
+            .await
+            .expect("the activation task did not stop")
+            .expect("the activation task failed");
+        cut_off += u32::from(was_cut_off);
+        server = tokio::task::block_in_place(|| killed.start_again());
+
+        let (acked, sent) = (acked.load(Ordering::SeqCst), sent.load(Ordering::SeqCst));
+        let meta = server.request(Method::GET, "/procedures/r", &[], Vec::new()).await.json().unwrap();
+        let serving = meta["version"].as_u64().unwrap();
+        assert!(
+            serving == acked || (was_cut_off && serving == sent),
+            "round {round}: serves v{serving}; v{acked} was acknowledged, v{sent} sent last"
+        );
+        // test_v1 answers 1 and test_v2 answers 2: the code is the version's.
+        assert_eq!(server.result("r.version", json!([])).await, json!(serving), "round {round}");
+        let kept = server.request(Method::GET, "/procedures/r/versions", &[], Vec::new()).await.json().unwrap();
+        assert_eq!(kept.as_array().map(Vec::len), Some(2), "round {round}: {kept}");
+    }
+    eprintln!("sigkill: {cut_off} of {ROUNDS} kills cut an activation off");
+}
+
 /// The length of a killed server's log.
 fn server_log_len(killed: &Killed) -> usize {
     std::fs::metadata(killed.log()).map(|m| m.len() as usize).unwrap_or(0)
