@@ -230,10 +230,13 @@ impl Sandbox {
     /// Builds the engine (pooling allocator sized from `config`, falling back to
     /// on-demand allocation where the pool cannot be reserved) and the linker.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let instances = pool_instances(config);
+        let instances = config.pool_instances.unwrap_or_else(|| pool_instances(config));
         let pagemap = pagemap_scan(config.pagemap_scan, &std::fs::read_to_string("/proc/swaps").unwrap_or_default());
         let engine = match Engine::new(&engine_config(config, Some(instances), pagemap)) {
             Ok(engine) => engine,
+            Err(err) if config.pool_instances.is_some() => {
+                return Err(anyhow!("cannot reserve a pool of {instances} instances: {err:#}"));
+            }
             Err(err) => {
                 tracing::warn!("pooling allocator unavailable ({err:#}); using on-demand allocation");
                 Engine::new(&engine_config(config, None, pagemap))?
