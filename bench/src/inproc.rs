@@ -32,6 +32,9 @@ pub struct Setup<'a> {
     pub iterations: usize,
     /// `Config::pool_instances`: a small pool for valgrind.
     pub pool_instances: Option<u32>,
+    /// The time limit per call, if not the default (valgrind runs a call
+    /// 50-100 times slower).
+    pub time_limit: Option<Duration>,
 }
 
 /// Calls `method` of `module` with `params`, which must answer `expect`;
@@ -48,6 +51,9 @@ pub fn measure(
     }
     let mut config = Config::new(setup.data.to_owned());
     config.pool_instances = setup.pool_instances;
+    if let Some(limit) = setup.time_limit {
+        config.time_limit = limit;
+    }
     let registry = Arc::new(Registry::open(&config)?);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
