@@ -717,6 +717,17 @@ mod tests {
     }
 
     #[test]
+    fn an_explicit_pool_is_reserved_or_refused_never_replaced() {
+        let mut config = Config::new(std::env::temp_dir().join("wasmrpc-unused"));
+        config.pool_instances = Some(4);
+        assert!(Sandbox::new(&config).is_ok(), "a pool of 4 instances fits anywhere");
+        // More address space than any machine has: an error, not on-demand allocation.
+        config.pool_instances = Some(1 << 28);
+        let err = Sandbox::new(&config).err().expect("no such pool can be reserved");
+        assert!(format!("{err:#}").contains("cannot reserve a pool of 268435456 instances"), "{err:#}");
+    }
+
+    #[test]
     fn header_checks_name_the_problem() {
         assert!(check_header(b"hello world").unwrap_err().0.contains("not a WebAssembly file"));
         assert!(check_header(b"\0asm\x01\0\0\0").unwrap_err().0.contains("core WebAssembly module"));
