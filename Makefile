@@ -17,7 +17,7 @@ VENV := $(HOME)/.cache/wasmrpc/venv
 PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1 mypy==2.4.1
 VENV_STAMP := $(VENV)/.installed-$(shell echo '$(PY_CLIENT_PACKAGES)' | sha256sum | cut -c1-12)
 
-.PHONY: all setup procedures procedures-python procedures-js build run test lint clean bench fuzz clients
+.PHONY: all setup procedures procedures-python procedures-js build run test lint clean bench bench-callgrind valgrind fuzz clients
 
 all: build procedures
 
@@ -102,15 +102,32 @@ clean:
 ## bench: release build, then wasmrpc side by side with a native baseline
 ## in one run (bench/: math.add and a 10 KB JSON call at 1 and 64
 ## connections, other languages, in-process instantiate + call, start-up
-## with 100 procedures), then the micro benchmarks (host/benches/micro.rs).
-## The table is also written as JSON under target/bench/. BENCH_ARGS, e.g.
-## `--seconds 5 --rounds 5`, or `--quick` for a smoke run.
+## with 100 procedures, instructions per call under callgrind), then the
+## micro benchmarks (bench/benches/micro.rs). The table is also written as
+## JSON under target/bench/. BENCH_ARGS, e.g. `--seconds 5 --rounds 5`, or
+## `--quick` for a smoke run (no callgrind).
+##
+## One `cargo build` of both packages, and the micro benchmarks live in
+## wasmrpc-bench with no dev-dependencies of their own: `cargo bench` then
+## resolves the same features and reuses that build (host's dev-dependencies
+## used to change hashbrown's features, so it rebuilt all of wasmtime).
 BENCH_ARGS ?=
-bench: build procedures procedures-python procedures-js
-	cargo build --release -p wasmrpc-bench
+bench: setup procedures procedures-python procedures-js valgrind
+	cargo build --release -p wasmrpc-host -p wasmrpc-bench
 	@mkdir -p target/bench
 	set -o pipefail; $(CARGO_TARGET_DIR)/release/wasmrpc-bench --wasm-dir $(WASM_DIR) --out target/bench $(BENCH_ARGS) | tee target/bench/table.txt
-	set -o pipefail; WASMRPC_WASM_DIR=$(WASM_DIR) cargo bench -p wasmrpc-host --bench micro | tee target/bench/micro.txt
+	set -o pipefail; WASMRPC_WASM_DIR=$(WASM_DIR) cargo bench -p wasmrpc-bench --bench micro | tee target/bench/micro.txt
+
+## bench-callgrind: instructions per instantiate + call + drop of math.add
+## and per nested call (calc.hypot), counted by callgrind; the output files
+## stay in target/bench/callgrind/ for callgrind_annotate
+bench-callgrind: setup procedures valgrind
+	cargo build --release -p wasmrpc-host -p wasmrpc-bench
+	@mkdir -p target/bench
+	$(CARGO_TARGET_DIR)/release/wasmrpc-bench callgrind --wasm-dir $(WASM_DIR) --out target/bench
+
+valgrind:
+	@command -v valgrind > /dev/null || (apt-get update && apt-get install -y valgrind)
 
 ## fuzz: each fuzz target for FUZZ_SECONDS (nightly and cargo-fuzz are
 ## installed if missing); not part of `make test`

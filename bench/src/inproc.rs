@@ -20,6 +20,23 @@ pub struct InProcess {
     pub cpu_per_call: Duration,
 }
 
+/// Where and how the calls run.
+pub struct Setup<'a> {
+    /// The registry's data dir. Emptied first unless `keep_data`: kept, its
+    /// compiled code is loaded instead of compiled again (a run under
+    /// valgrind would spend minutes in Cranelift).
+    pub data: &'a Path,
+    pub keep_data: bool,
+    /// Calls before the measured ones.
+    pub warmup: usize,
+    pub iterations: usize,
+    /// `Config::pool_instances`: a small pool for valgrind.
+    pub pool_instances: Option<u32>,
+    /// The time limit per call, if not the default (valgrind runs a call
+    /// 50-100 times slower).
+    pub time_limit: Option<Duration>,
+}
+
 /// Calls `method` of `module` with `params`, which must answer `expect`;
 /// `deps` are deployed first under their names, for a module that calls
 /// them (`calc` calls `math`).
@@ -27,12 +44,17 @@ pub fn measure(
     module: &[u8],
     (method, params, expect): (&str, &str, &str),
     deps: &[(&str, &[u8])],
-    dir: &Path,
-    iterations: usize,
+    setup: &Setup<'_>,
 ) -> anyhow::Result<InProcess> {
-    let data = dir.join("inproc-data");
-    let _ = std::fs::remove_dir_all(&data);
-    let registry = Arc::new(Registry::open(&Config::new(data))?);
+    if !setup.keep_data {
+        let _ = std::fs::remove_dir_all(setup.data);
+    }
+    let mut config = Config::new(setup.data.to_owned());
+    config.pool_instances = setup.pool_instances;
+    if let Some(limit) = setup.time_limit {
+        config.time_limit = limit;
+    }
+    let registry = Arc::new(Registry::open(&config)?);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         for (name, bytes) in deps {
@@ -40,12 +62,12 @@ pub fn measure(
         }
         registry.deploy("p", bytes::Bytes::copy_from_slice(module)).await?;
         let call = || registry.call("p", method, params, CallContext::new(0));
-        for _ in 0..iterations / 10 {
+        for _ in 0..setup.warmup {
             call().await?;
         }
-        let mut samples = Vec::with_capacity(iterations);
+        let mut samples = Vec::with_capacity(setup.iterations);
         let cpu_before = thread_cpu_time()?;
-        for _ in 0..iterations {
+        for _ in 0..setup.iterations {
             let started = Instant::now();
             let result = call().await?;
             samples.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
@@ -54,7 +76,8 @@ pub fn measure(
             }
         }
         let cpu = thread_cpu_time()?.saturating_sub(cpu_before);
-        Ok(InProcess { samples, cpu_per_call: cpu / u32::try_from(iterations.max(1)).unwrap_or(u32::MAX) })
+        let calls = u32::try_from(setup.iterations.max(1)).unwrap_or(u32::MAX);
+        Ok(InProcess { samples, cpu_per_call: cpu / calls })
     })
 }
 

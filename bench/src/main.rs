@@ -4,8 +4,10 @@
 //! ```text
 //! wasmrpc-bench [--wasm-dir DIR] [--out DIR] [--seconds S] [--rounds R] [--quick]
 //! wasmrpc-bench native --listen ADDR     (the baseline server alone)
-//! wasmrpc-bench inproc --module F.wasm [--call METHOD PARAMS EXPECTED] [--with NAME=F.wasm]... [--iterations N]
+//! wasmrpc-bench inproc --module F.wasm [--call METHOD PARAMS EXPECTED] [--with NAME=F.wasm]...
+//!                      [--iterations N] [--warmup N] [--data DIR] [--pool-instances N] [--time-limit-ms MS]
 //! wasmrpc-bench load --addr A --body B [--connections N] [--seconds S]
+//! wasmrpc-bench callgrind [--wasm-dir DIR] [--out DIR]   (instructions per call)
 //! ```
 //!
 //! The run starts both servers, checks they answer each workload with the
@@ -16,6 +18,7 @@
 //! table goes to stdout and, as JSON, to `OUT/bench-TIMESTAMP.json` and
 //! `OUT/latest.json`.
 
+mod callgrind;
 mod inproc;
 mod load;
 mod native;
@@ -35,9 +38,9 @@ use load::{quantile, Outcome};
 use process::Server;
 
 /// The trivial call of the in-process figure: method, params, answer.
-const MATH_ADD: (&str, &str, &str) = ("add", "[1,2]", "3");
+pub const MATH_ADD: (&str, &str, &str) = ("add", "[1,2]", "3");
 /// `calc.hypot`: one call that makes three nested calls of `math`.
-const CALC_HYPOT: (&str, &str, &str) = ("hypot", "[3,4]", "5.0");
+pub const CALC_HYPOT: (&str, &str, &str) = ("hypot", "[3,4]", "5.0");
 
 struct Options {
     wasm_dir: PathBuf,
@@ -83,8 +86,18 @@ fn main() -> anyhow::Result<()> {
             deps.push((name, std::fs::read(file).with_context(|| format!("reading {file}"))?));
         }
         let deps: Vec<(&str, &[u8])> = deps.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-        let dir = std::env::temp_dir().join("wasmrpc-bench");
-        let mut m = inproc::measure(&module, call, &deps, &dir, iterations)?;
+        // --data DIR: a data dir kept between runs, so compiled code is reused.
+        let kept = flag(&args, "--data").map(PathBuf::from);
+        let data = kept.clone().unwrap_or_else(|| std::env::temp_dir().join("wasmrpc-bench").join("inproc-data"));
+        let setup = inproc::Setup {
+            data: &data,
+            keep_data: kept.is_some(),
+            warmup: flag(&args, "--warmup").map_or(Ok(iterations / 10), str::parse)?,
+            iterations,
+            pool_instances: flag(&args, "--pool-instances").map(str::parse).transpose()?,
+            time_limit: flag(&args, "--time-limit-ms").map(str::parse).transpose()?.map(Duration::from_millis),
+        };
+        let mut m = inproc::measure(&module, call, &deps, &setup)?;
         m.samples.sort_unstable();
         let (p50, p99) = (quantile(&m.samples, 0.5), quantile(&m.samples, 0.99));
         println!(
@@ -95,13 +108,21 @@ fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let wasm_dir = flag(&args, "--wasm-dir")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("WASMRPC_WASM_DIR").map(PathBuf::from))
+        .context("set --wasm-dir or WASMRPC_WASM_DIR to the built procedures")?;
+    let out = flag(&args, "--out").map_or_else(|| PathBuf::from("target/bench"), PathBuf::from);
+    if args.first().map(String::as_str) == Some("callgrind") {
+        let counts = callgrind::measure(&wasm_dir, &out)?;
+        callgrind::print(&counts, &out);
+        print_targets("issues 12 and 13, instructions", &instruction_targets(&counts));
+        return Ok(());
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let options = Options {
-        wasm_dir: flag(&args, "--wasm-dir")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("WASMRPC_WASM_DIR").map(PathBuf::from))
-            .context("set --wasm-dir or WASMRPC_WASM_DIR to the built procedures")?,
-        out: flag(&args, "--out").map_or_else(|| PathBuf::from("target/bench"), PathBuf::from),
+        wasm_dir,
+        out,
         seconds: flag(&args, "--seconds").map_or(Ok(if quick { 0.5 } else { 2.0 }), str::parse)?,
         rounds: flag(&args, "--rounds").map_or(Ok(if quick { 1 } else { 3 }), str::parse)?,
         quick,
@@ -238,13 +259,32 @@ fn run(options: &Options) -> anyhow::Result<()> {
 
     let math = wasm("math")?;
     let iterations = if options.quick { 2_000 } else { 20_000 };
-    let mut inproc = inproc::measure(&math, MATH_ADD, &[], &options.out, iterations)?;
+    let data = options.out.join("inproc-data");
+    let setup = |iterations| inproc::Setup {
+        data: &data,
+        keep_data: false,
+        warmup: iterations / 10,
+        iterations,
+        pool_instances: None,
+        time_limit: None,
+    };
+    let mut inproc = inproc::measure(&math, MATH_ADD, &[], &setup(iterations))?;
     inproc.samples.sort_unstable();
-    let mut nested = inproc::measure(&wasm("calc")?, CALC_HYPOT, &[("math", &math)], &options.out, iterations / 4)?;
+    let mut nested = inproc::measure(&wasm("calc")?, CALC_HYPOT, &[("math", &math)], &setup(iterations / 4))?;
     nested.samples.sort_unstable();
     let startup = if options.quick { None } else { Some(startup::measure(&wasmrpc_bin, &math, &options.out, 100, 3)?) };
 
-    report(&rows, &inproc, &nested, startup.as_ref(), options)
+    // Instruction counts: minutes under valgrind, so not in a quick run.
+    let instructions = if options.quick {
+        None
+    } else if callgrind::available() {
+        Some(callgrind::measure(&options.wasm_dir, &options.out)?)
+    } else {
+        eprintln!("valgrind is not installed: no instruction counts (make bench installs it)");
+        None
+    };
+
+    report(&rows, &inproc, &nested, startup.as_ref(), instructions.as_ref(), options)
 }
 
 fn rpc(method: &str, params: serde_json::Value) -> Vec<u8> {
@@ -317,12 +357,13 @@ fn row(
     }
 }
 
-/// Prints the table and the targets of issue 5, and writes the JSON.
+/// Prints the table and the targets (issues 5, 12 and 13), and writes the JSON.
 fn report(
     rows: &[Row],
     inproc: &inproc::InProcess,
     nested: &inproc::InProcess,
     startup: Option<&startup::Startup>,
+    instructions: Option<&callgrind::Instructions>,
     options: &Options,
 ) -> anyhow::Result<()> {
     println!(
@@ -363,6 +404,11 @@ fn report(
         );
     }
 
+    if let Some(i) = instructions {
+        println!();
+        callgrind::print(i, &options.out);
+    }
+
     let find = |workload: &str, server: &str, connections: usize| {
         rows.iter().find(|r| r.workload == workload && r.server == server && r.connections == connections)
     };
@@ -374,22 +420,42 @@ fn report(
         find("math.add", "wasmrpc", 1),
     ) {
         let ratio = w64.requests_per_second / n64.requests_per_second;
-        targets.push(target("math.add, 64 connections: req/s >= 0.85x native", format!("{ratio:.2}x"), ratio >= 0.85));
+        targets.push(target("math.add, 64 connections: req/s >= 0.6x native", format!("{ratio:.2}x"), ratio >= 0.6));
         let extra = w64.cpu_us_per_request - n64.cpu_us_per_request;
         targets.push(target(
-            "math.add, 64 connections: CPU <= native + 5 us",
-            format!("native + {extra:.1} us"),
-            extra <= 5.0,
-        ));
-        let extra = w1.p50_us - n1.p50_us;
-        targets.push(target(
-            "math.add, 1 connection: p50 <= native + 15 us",
+            "math.add, 64 connections: CPU <= native + 15 us",
             format!("native + {extra:.1} us"),
             extra <= 15.0,
         ));
+        let extra = w1.p50_us - n1.p50_us;
+        targets.push(target(
+            "math.add, 1 connection: p50 <= native + 20 us",
+            format!("native + {extra:.1} us"),
+            extra <= 20.0,
+        ));
+    }
+    for connections in [1, 64] {
+        if let (Some(n), Some(w)) =
+            (find("json.invoice (10 KB)", "native", connections), find("json.invoice (10 KB)", "wasmrpc", connections))
+        {
+            let ratio = w.requests_per_second / n.requests_per_second;
+            targets.push(target(
+                &format!("json.invoice (10 KB), {connections} conn.: req/s >= 0.7x native"),
+                format!("{ratio:.2}x"),
+                ratio >= 0.7,
+            ));
+        }
+    }
+    match instructions {
+        Some(i) => targets.extend(instruction_targets(i)),
+        None => targets.push(json!({
+            "target": "instantiate + call + drop of math.add <= 60k instructions",
+            "measured": "not measured (quick run or no valgrind)",
+            "met": false,
+        })),
     }
     targets.push(target(
-        "in-process instantiate + call: median < 10 us",
+        "in-process instantiate + call: median < 10 us (issue 5)",
         format!("{inproc_p50:.1} us"),
         inproc_p50 < 10.0,
     ));
@@ -397,20 +463,15 @@ fn report(
         let worst = s.warm.iter().max().copied().unwrap_or_default();
         let ms = worst.as_secs_f64() * 1e3;
         targets.push(target(
-            "restart, 100 procedures, warm cache: < 1 s",
+            "restart, 100 procedures, warm cache: < 1 s (issue 5)",
             format!("{ms:.0} ms (slowest)"),
             ms < 1000.0,
         ));
     }
-    println!("\ntargets (issue 5):");
-    for t in &targets {
-        println!(
-            "  [{}] {:<52} {}",
-            if t["met"] == true { "met" } else { "MISSED" },
-            t["target"].as_str().unwrap_or(""),
-            t["measured"].as_str().unwrap_or("")
-        );
-    }
+    print_targets(
+        "issues 12 and 13; the machine is shared, so wall-clock rows are noisier than instructions",
+        &targets,
+    );
 
     let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let document = json!({
@@ -421,6 +482,7 @@ fn report(
         "rows": rows,
         "in_process": {"calls": inproc.samples.len(), "p50_us": inproc_p50, "p99_us": inproc_p99, "cpu_us_per_call": inproc_cpu},
         "in_process_nested": {"method": "calc.hypot", "nested_calls_per_call": 3, "calls": nested.samples.len(), "p50_us": nested_p50, "cpu_us_per_call": nested_cpu, "cpu_us_per_nested_call": per_nested_cpu},
+        "instructions": instructions,
         "startup": startup.map(|s| json!({
             "procedures": s.procedures,
             "warm_ms": s.warm.iter().map(|d| d.as_secs_f64() * 1e3).collect::<Vec<_>>(),
@@ -434,6 +496,34 @@ fn report(
     }
     println!("\nwritten to {}", options.out.join(format!("bench-{stamp}.json")).display());
     Ok(())
+}
+
+/// The instruction targets: math.add (issue 13) and a nested call (issue 12).
+fn instruction_targets(i: &callgrind::Instructions) -> Vec<serde_json::Value> {
+    vec![
+        target(
+            "instantiate + call + drop of math.add <= 60k instructions",
+            format!("{:.0}", i.top_level),
+            i.top_level <= 60_000.0,
+        ),
+        target(
+            "a nested call <= 1x a top-level call (instructions)",
+            format!("{:.2}x ({:.0} / {:.0})", i.nested_ratio(), i.nested, i.top_level),
+            i.nested_ratio() <= 1.0,
+        ),
+    ]
+}
+
+fn print_targets(title: &str, targets: &[serde_json::Value]) {
+    println!("\ntargets ({title}):");
+    for t in targets {
+        println!(
+            "  [{}] {:<60} {}",
+            if t["met"] == true { "met" } else { "MISSED" },
+            t["target"].as_str().unwrap_or(""),
+            t["measured"].as_str().unwrap_or("")
+        );
+    }
 }
 
 fn target(name: &str, measured: String, met: bool) -> serde_json::Value {

@@ -92,6 +92,13 @@ pub struct Config {
     /// PAGEMAP_SCAN (only the pages a call dirtied). Even when true it is
     /// off while swap is active: see `sandbox::pagemap_scan`.
     pub pagemap_scan: bool,
+    /// Instances the pooling allocator reserves address space for; `None`
+    /// sizes the pool from the call limits (`sandbox::pool_instances`), and
+    /// falls back to on-demand allocation where it cannot be reserved. Set,
+    /// the pool is that small and must be reserved: for runs under valgrind
+    /// (`make bench-callgrind`), whose address space is a fraction of a
+    /// full pool's, and which must measure the pool, not the fallback.
+    pub pool_instances: Option<u32>,
 }
 
 impl Config {
@@ -114,6 +121,7 @@ impl Config {
             admin_token: None,
             watch_dir: None,
             pagemap_scan: true,
+            pool_instances: None,
         }
     }
 }

@@ -230,10 +230,13 @@ impl Sandbox {
     /// Builds the engine (pooling allocator sized from `config`, falling back to
     /// on-demand allocation where the pool cannot be reserved) and the linker.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let instances = pool_instances(config);
+        let instances = config.pool_instances.unwrap_or_else(|| pool_instances(config));
         let pagemap = pagemap_scan(config.pagemap_scan, &std::fs::read_to_string("/proc/swaps").unwrap_or_default());
         let engine = match Engine::new(&engine_config(config, Some(instances), pagemap)) {
             Ok(engine) => engine,
+            Err(err) if config.pool_instances.is_some() => {
+                return Err(anyhow!("cannot reserve a pool of {instances} instances: {err:#}"));
+            }
             Err(err) => {
                 tracing::warn!("pooling allocator unavailable ({err:#}); using on-demand allocation");
                 Engine::new(&engine_config(config, None, pagemap))?
@@ -711,6 +714,17 @@ mod tests {
         assert!(matches!(pagemap_scan(true, ""), Enabled::Auto));
         assert!(matches!(pagemap_scan(true, &one), Enabled::No));
         assert!(matches!(pagemap_scan(false, none), Enabled::No));
+    }
+
+    #[test]
+    fn an_explicit_pool_is_reserved_or_refused_never_replaced() {
+        let mut config = Config::new(std::env::temp_dir().join("wasmrpc-unused"));
+        config.pool_instances = Some(4);
+        assert!(Sandbox::new(&config).is_ok(), "a pool of 4 instances fits anywhere");
+        // More address space than any machine has: an error, not on-demand allocation.
+        config.pool_instances = Some(1 << 28);
+        let err = Sandbox::new(&config).err().expect("no such pool can be reserved");
+        assert!(format!("{err:#}").contains("cannot reserve a pool of 268435456 instances"), "{err:#}");
     }
 
     #[test]

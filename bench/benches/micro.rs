@@ -2,7 +2,7 @@
 //! instantiate + call of a trivial procedure, `describe`, the JSON-RPC
 //! envelope on its own, compiling the largest example module and loading
 //! its cached compiled code. `make bench` runs them with the procedures
-//! built (`WASMRPC_WASM_DIR`); `cargo bench -p wasmrpc-host --bench micro`.
+//! built (`WASMRPC_WASM_DIR`); `cargo bench -p wasmrpc-bench --bench micro`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark without its input cannot run
 
