@@ -86,6 +86,9 @@ pub struct Config {
     /// PAGEMAP_SCAN (only the pages a call dirtied). Even when true it is
     /// off while swap is active: see `sandbox::pagemap_scan`.
     pub pagemap_scan: bool,
+    /// Whether `GET /` serves the web dashboard (`--no-dashboard` turns it
+    /// off: `/` and `/dashboard/*` are then 404, as on a server without one).
+    pub dashboard: bool,
 }
 
 impl Config {
@@ -107,6 +110,7 @@ impl Config {
             admin_token: None,
             watch_dir: None,
             pagemap_scan: true,
+            dashboard: true,
         }
     }
 }
