@@ -56,7 +56,13 @@ document.addEventListener("visibilitychange", () => {
 
 function route() {
   const match = /^#\/p\/([^/]+)$/.exec(location.hash);
-  view = match ? procedureView(decodeURIComponent(match[1])) : listView();
+  let name = null;
+  try {
+    name = match ? decodeURIComponent(match[1]) : null;
+  } catch {
+    // A malformed address: the list.
+  }
+  view = name ? procedureView(name) : listView();
   replace(main, view.el);
   const heading = main.querySelector("h1");
   if (heading && document.activeElement !== document.getElementById("token")) heading.focus({ preventScroll: true });
@@ -276,7 +282,7 @@ function procedureView(name) {
             "tr",
             { "data-version": String(v.version), class: v.serving ? "serving" : null },
             h("td", {}, `v${v.version}`),
-            h("td", { title: localTime(v.deployed_at) }, timeAgo(v.deployed_at)),
+            h("td", { title: v.deployed_at }, localTime(v.deployed_at)),
             h("td", {}, formatBytes(v.size)),
             h("td", { title: v.sha256 }, h("code", {}, String(v.sha256).slice(0, 12))),
             h("td", { title: (v.methods ?? []).join("\n") }, (v.methods ?? []).length),
@@ -326,6 +332,7 @@ function procedureView(name) {
       current = await api.get(name);
     } catch (err) {
       if (!(err instanceof ApiError) || err.status !== 404) throw err;
+      meta.dataset.key = "";
       replace(meta, message("error", `${name} is not deployed (any more): `, h("a", { href: "#/" }, "see every procedure"), "."));
       removeButton.hidden = true;
       methodsOf = null;
@@ -334,14 +341,18 @@ function procedureView(name) {
     }
     removeButton.hidden = false;
     const [versions, metrics] = await Promise.all([api.versions(name).catch((err) => err), api.metrics()]);
-    replace(
-      meta,
-      h("span", { class: "badge" }, `v${current.version} serving`),
-      ` ${formatBytes(current.size)} · deployed `,
-      h("time", { datetime: current.deployed_at, title: localTime(current.deployed_at) }, timeAgo(current.deployed_at)),
-      " · sha256 ",
-      h("code", { title: current.sha256 }, String(current.sha256).slice(0, 12)),
-    );
+    const metaKey = `${current.version} ${current.sha256} ${timeAgo(current.deployed_at)}`;
+    if (meta.dataset.key !== metaKey) {
+      meta.dataset.key = metaKey;
+      replace(
+        meta,
+        h("span", { class: "badge" }, `v${current.version} serving`),
+        ` ${formatBytes(current.size)} · deployed `,
+        h("time", { datetime: current.deployed_at, title: localTime(current.deployed_at) }, timeAgo(current.deployed_at)),
+        " · sha256 ",
+        h("code", { title: current.sha256 }, String(current.sha256).slice(0, 12)),
+      );
+    }
     const stats = metrics.get(name);
     text(figures.calls.dd, stats ? stats.calls : 0);
     text(figures.errors.dd, stats ? errorSummary(stats.errors) : "0");

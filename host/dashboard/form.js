@@ -92,13 +92,16 @@ export function typeLabel(rawSchema) {
   }
 }
 
-/** The table of a method's parameters: name, type, required, description. */
+/** The table of a method's parameters: name, type, required, and description when any has one. */
 export function paramsTable(params) {
   if (!params.length) return h("p", { class: "muted" }, "No parameters.");
+  const docOf = (p) => p.description ?? p.schema?.description ?? "";
+  const withDocs = params.some((p) => docOf(p) !== "");
+  const columns = ["Parameter", "Type", "Required", withDocs ? "Description" : null].filter(Boolean);
   return h(
     "table",
     { class: "params" },
-    h("thead", {}, h("tr", {}, ["Parameter", "Type", "Required", "Description"].map((c) => h("th", { scope: "col" }, c)))),
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
     h(
       "tbody",
       {},
@@ -109,7 +112,7 @@ export function paramsTable(params) {
           h("td", {}, h("code", {}, p.name)),
           h("td", {}, h("code", {}, typeLabel(p.schema ?? {}))),
           h("td", {}, p.required ? "required" : "optional"),
-          h("td", { class: "doc" }, p.description ?? p.schema?.description ?? ""),
+          withDocs ? h("td", { class: "doc" }, docOf(p)) : null,
         ),
       ),
     ),

@@ -16,7 +16,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -42,6 +42,7 @@ setTimeout(() => {
   process.exit(1);
 }, OVERALL_TIMEOUT_MS).unref();
 mkdirSync(shots, { recursive: true });
+for (const old of readdirSync(shots).filter((f) => f.startsWith("failed-"))) rmSync(path.join(shots, old));
 
 /** A JSON-RPC call from outside the browser; answers the response object. */
 async function rpc(method, params) {
@@ -154,6 +155,9 @@ check("the list shows the examples, live", async () => {
 });
 
 check('"try it" on math.add with 2 and 3 shows 5, and the same call with curl', async () => {
+  await page.goto(`${base}/#/p/math`);
+  await method("math.add").waitFor();
+  await page.screenshot({ path: path.join(shots, "procedure.png") });
   const section = await openTryIt("math", "math.add");
   await section.getByLabel("a", { exact: false }).first().fill("2");
   await section.locator('input[name="b"]').fill("3");
@@ -166,7 +170,6 @@ check('"try it" on math.add with 2 and 3 shows 5, and the same call with curl', 
   // The command is what it says: a shell runs it and gets the same answer.
   const out = execFileSync("sh", ["-c", curl], { encoding: "utf8", timeout: 10_000 });
   assert.equal(JSON.parse(out).result, 5, out);
-  await page.screenshot({ path: path.join(shots, "procedure.png"), fullPage: false });
   await section.screenshot({ path: path.join(shots, "try-it.png") });
 });
 
@@ -260,6 +263,7 @@ check("rollback from the page makes the old version answer", async () => {
   await page.locator(".msg.ok", { hasText: "Version 1 of flip is serving" }).waitFor();
   await page.locator('table.versions tr.serving[data-version="1"]').waitFor();
   assert.equal((await rpc("flip.version", [])).result, 1);
+  await page.screenshot({ path: path.join(shots, "rollback.png") });
   // And forward again, by the other version's button.
   await page.getByRole("button", { name: "Activate v2" }).click();
   await confirm(/flip to version 2/);
