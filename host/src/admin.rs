@@ -1,8 +1,11 @@
-//! The admin API: deploy, inspect and remove procedures
-//! (`PUT/GET/DELETE /procedures/{name}`, `GET /procedures`), and who may.
+//! The admin API: deploy, inspect, roll back and remove procedures
+//! (`PUT/GET/DELETE /procedures/{name}`, `GET /procedures`,
+//! `GET /procedures/{name}/versions`,
+//! `POST /procedures/{name}/versions/{n}/activate`), and who may.
 //! Every error is JSON `{"error": "..."}` with the status of its [`HttpError`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -19,8 +22,9 @@ impl From<DeployError> for HttpError {
         match err {
             DeployError::BadName(m) => HttpError::BadRequest(m),
             DeployError::Invalid(m) => HttpError::BadRequest(m.0),
-            DeployError::NotFound(_) => HttpError::NotFound(err.to_string()),
+            DeployError::NotFound(m) => HttpError::NotFound(m),
             DeployError::Overloaded(m) => HttpError::Overloaded(m),
+            DeployError::Unavailable(m) => HttpError::Unavailable(m),
             DeployError::Internal(e) => HttpError::internal(&e),
         }
     }
@@ -93,7 +97,7 @@ pub async fn deploy(
 
 /// `GET /procedures/{name}`.
 pub fn get(registry: &Registry, name: &str) -> Result<HttpResponse, HttpError> {
-    let metadata = registry.metadata(name).ok_or_else(|| HttpError::from(DeployError::NotFound(name.to_owned())))?;
+    let metadata = registry.metadata(name).ok_or_else(|| HttpError::from(DeployError::not_deployed(name)))?;
     Ok(json_response(StatusCode::OK, to_json(&metadata)))
 }
 
@@ -112,6 +116,30 @@ pub async fn remove(
     authorize_request(app, peer, req)?;
     app.registry.remove(name).await?;
     Ok(json_response(StatusCode::NO_CONTENT, Bytes::new()))
+}
+
+/// `GET /procedures/{name}/versions`: the kept versions, newest first.
+pub async fn versions(registry: &Arc<Registry>, name: &str) -> Result<HttpResponse, HttpError> {
+    Ok(json_response(StatusCode::OK, to_json(&registry.versions(name).await?)))
+}
+
+/// `POST /procedures/{name}/versions/{n}/activate`: version `n` serves
+/// again; 200 with its metadata.
+pub async fn activate(
+    app: &App,
+    peer: SocketAddr,
+    name: &str,
+    version: &str,
+    req: &Request<Incoming>,
+) -> Result<HttpResponse, HttpError> {
+    authorize_request(app, peer, req)?;
+    check_name(name)?;
+    let version: u64 = version.parse().map_err(|_| {
+        let shown = crate::logtext::loggable(version.get(..32).unwrap_or("(not shown)"));
+        HttpError::NotFound(format!("`{shown}` is not a version number: versions count 1, 2, ..."))
+    })?;
+    let metadata = app.registry.activate(name, version).await?;
+    Ok(json_response(StatusCode::OK, to_json(&metadata)))
 }
 
 /// Applies [`authorize`] to a request with the server's token.

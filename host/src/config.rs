@@ -38,6 +38,10 @@ pub const DEFAULT_MAX_NESTED_CALLS: u32 = 64;
 /// Largest `--max-call-depth`: the instance pool holds a chain this deep for
 /// every call slot.
 pub const MAX_CALL_DEPTH_LIMIT: u32 = 64;
+/// Versions kept per procedure name (`--keep-versions`): the serving one and
+/// those before it, for rollback. Each keeps its module (and compiled code)
+/// on disk, so the bound caps what a stream of deploys can leave behind.
+pub const DEFAULT_KEEP_VERSIONS: usize = 10;
 /// How long a call waits for a free call slot before it is refused as overloaded.
 pub const OVERLOAD_WAIT: Duration = Duration::from_millis(500);
 /// Open connections at once. Each costs a task and buffers; past the cap new
@@ -75,6 +79,8 @@ pub struct Config {
     pub max_concurrent_calls: usize,
     pub max_call_depth: u32,
     pub max_nested_calls: u32,
+    /// Versions kept per name, at least 1.
+    pub keep_versions: usize,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
@@ -104,6 +110,7 @@ impl Config {
             max_concurrent_calls: default_concurrent_calls(),
             max_call_depth: DEFAULT_MAX_CALL_DEPTH,
             max_nested_calls: DEFAULT_MAX_NESTED_CALLS,
+            keep_versions: DEFAULT_KEEP_VERSIONS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS),
             body_read_timeout: Duration::from_millis(DEFAULT_BODY_TIMEOUT_MS),

@@ -33,6 +33,9 @@ pub enum HttpError {
     Timeout(String),
     #[error("{0}")]
     Overloaded(String),
+    /// A service the request needs (a shared registry) cannot be reached now.
+    #[error("{0}")]
+    Unavailable(String),
     /// A generic message with the id under which the details were logged.
     #[error("{0}")]
     Internal(String),
@@ -57,7 +60,7 @@ impl HttpError {
             HttpError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            HttpError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::Overloaded(_) | HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,6 +77,10 @@ impl HttpError {
             // Call slots free up within a call's time limit: a retry soon may succeed.
             HttpError::Overloaded(_) => {
                 response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // A registry that is down is usually back within seconds (a restart, a failover).
+            HttpError::Unavailable(_) => {
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
             }
             HttpError::MethodNotAllowed { allow, .. } => {
                 response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
@@ -108,6 +115,7 @@ mod tests {
             (HttpError::Timeout(String::new()), 408),
             (HttpError::TooLarge(String::new()), 413),
             (HttpError::Overloaded(String::new()), 503),
+            (HttpError::Unavailable(String::new()), 503),
             (HttpError::Internal(String::new()), 500),
         ];
         for (err, status) in cases {
@@ -131,6 +139,8 @@ mod tests {
     fn headers_follow_the_status() {
         let response = HttpError::Overloaded("busy".into()).response();
         assert_eq!(response.headers()[RETRY_AFTER], "1");
+        let response = HttpError::Unavailable("registry down".into()).response();
+        assert_eq!(response.headers()[RETRY_AFTER], "5");
         let response = HttpError::MethodNotAllowed { message: "no".into(), allow: "GET, PUT" }.response();
         assert_eq!(response.headers()[ALLOW], "GET, PUT");
     }

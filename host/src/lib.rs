@@ -14,8 +14,9 @@
 //! [`sandbox::Client`] trait, which [`rpc`] implements for the registry, and
 //! come back down steps 2 and 3 as nested calls of the same call tree.
 //!
-//! Deploys go [`server`] -> [`admin`] -> [`registry`] (compile, check,
-//! describe, then [`storage`] and an atomic swap). [`watch`] deploys from a
+//! Deploys, rollbacks and removals go [`server`] -> [`admin`] -> [`registry`]
+//! (compile, check, describe, then the [`store`] and an atomic swap); the
+//! store is the data dir ([`storage`], which also caches compiled code). [`watch`] deploys from a
 //! directory, [`metrics`] keeps the counters `/metrics` shows, [`config`]
 //! holds every limit, and [`http_error`] is the one error type of the HTTP
 //! API; [`dashboard`] serves the web page at `GET /`, a client of that API
@@ -35,4 +36,5 @@ pub mod rpc;
 pub mod sandbox;
 pub mod server;
 pub mod storage;
+pub mod store;
 pub mod watch;

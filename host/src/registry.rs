@@ -1,11 +1,13 @@
 //! The deployed procedures: which version of each name serves calls, and how
-//! a new version gets there (compile, check, describe, store, swap).
+//! a version gets there (compile, check, describe, store, swap), or back
+//! (rollback), or away (remove).
 //!
 //! Calls read the table through an `ArcSwap`: one atomic load, no lock. A
-//! deploy builds a new table and swaps it in whole, so calls already running
+//! change builds a new table and swaps it in whole, so calls already running
 //! finish on the version they started with and every call that starts after
-//! the swap sees the new one. Deploys and deletes are serialised by a mutex
-//! that calls never take.
+//! the swap sees the new one. Changes are serialised by a mutex that calls
+//! never take. The truth about versions is in a [`Store`] (the data dir, or
+//! PostgreSQL shared by replicas); compiled code is cached in the data dir.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -19,7 +21,8 @@ use crate::config::Config;
 use crate::metrics::{NestedCalls, ProcStats};
 pub use crate::sandbox::{BoxFuture, CallContext, CallError, Client, ErrorObject};
 use crate::sandbox::{Compiled, InvalidModule, Loaded, Sandbox};
-use crate::storage::{sha256_hex, Storage, StoredVersion};
+use crate::storage::{sha256_hex, CompiledCache, DataDir};
+use crate::store::{Store, StoreError, StoredVersion};
 
 /// What the admin API shows of a deployed version.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +36,15 @@ pub struct Metadata {
     pub methods: Vec<String>,
 }
 
+/// One kept version of a name, as `GET /procedures/{name}/versions` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptVersion {
+    #[serde(flatten)]
+    pub metadata: Metadata,
+    /// Whether this version serves calls now.
+    pub serving: bool,
+}
+
 /// One serving version: what calls need and what the admin API shows.
 struct Version {
     metadata: Metadata,
@@ -42,28 +54,50 @@ struct Version {
     stats: Arc<ProcStats>,
 }
 
-/// Why a deploy or delete failed; the admin API maps each case to a status.
+/// Why a change or a lookup failed; the admin API maps each case to a status.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
     #[error("{0}")]
     BadName(String),
     #[error("{0}")]
     Invalid(#[from] InvalidModule),
-    #[error("no procedure named `{0}` is deployed")]
+    /// No such procedure, or no such kept version; the message says which.
+    #[error("{0}")]
     NotFound(String),
     /// Every call slot is taken, so `describe` could not run: retry later.
     #[error("{0}")]
     Overloaded(String),
+    /// The store (a shared registry) cannot be reached: nothing changed.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0:#}")]
     Internal(#[from] anyhow::Error),
 }
 
+impl DeployError {
+    /// The refusal for a name that does not serve.
+    pub fn not_deployed(name: &str) -> Self {
+        DeployError::NotFound(format!("no procedure named `{name}` is deployed"))
+    }
+}
+
+impl From<StoreError> for DeployError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(m) => DeployError::NotFound(m),
+            StoreError::Unavailable(m) => DeployError::Unavailable(m),
+            StoreError::Internal(e) => DeployError::Internal(e),
+        }
+    }
+}
+
 /// The deployed procedures and the sandbox they run in. The rest of the
 /// server calls procedures through [`Registry::call`] and changes them through
-/// [`Registry::deploy`] and [`Registry::remove`].
+/// [`Registry::deploy`], [`Registry::activate`] and [`Registry::remove`].
 pub struct Registry {
     sandbox: Sandbox,
-    storage: Storage,
+    store: Box<dyn Store>,
+    cache: CompiledCache,
     live: ArcSwap<HashMap<String, Arc<Version>>>,
     /// Counters by name, kept across versions and deletes.
     stats: Mutex<HashMap<String, Arc<ProcStats>>>,
@@ -94,42 +128,58 @@ pub fn check_name(name: &str) -> Result<(), DeployError> {
     Ok(())
 }
 
+/// Runs blocking store or compiler work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, DeployError> + Send + 'static,
+) -> Result<T, DeployError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| anyhow::anyhow!("blocking task failed: {e}"))?
+}
+
 impl Registry {
-    /// Opens the data dir and loads every stored procedure, from the compiled
-    /// cache where it matches, recompiling where it does not. Blocking.
+    /// Opens the data dir as the store and loads every serving procedure.
+    /// Blocking.
     pub fn open(config: &Config) -> anyhow::Result<Self> {
+        let store = DataDir::open(&config.data_dir, config.keep_versions)?;
+        Self::open_with(config, Box::new(store))
+    }
+
+    /// Loads every procedure serving in `store`, from the compiled cache in
+    /// the data dir where it matches, compiling where it does not. Blocking.
+    pub fn open_with(config: &Config, store: Box<dyn Store>) -> anyhow::Result<Self> {
         let sandbox = Sandbox::new(config)?;
-        let storage = Storage::open(&config.data_dir, sandbox.compatibility_key())?;
+        let cache = CompiledCache::open(&config.data_dir, sandbox.compatibility_key())?;
         let registry = Registry {
             sandbox,
-            storage,
+            store,
+            cache,
             live: ArcSwap::from_pointee(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
             nested: NestedCalls::default(),
             deploy_lock: tokio::sync::Mutex::new(()),
         };
         let mut table = HashMap::new();
-        for found in registry.storage.load_all()? {
-            let name = found.name.clone();
-            match registry.restore(found) {
-                Ok(deployed) => {
-                    table.insert(name, Arc::new(deployed));
+        for (name, stored) in registry.store.serving().map_err(DeployError::from)? {
+            match registry.prepare(&name, stored) {
+                Ok(version) => {
+                    table.insert(name, Arc::new(version));
                 }
                 Err(e) => tracing::error!(procedure = name, "skipping stored procedure: {e:#}"),
             }
         }
-        registry.storage.collect_garbage(&shas_in_use(&table));
         registry.live.store(Arc::new(table));
+        registry.collect_garbage();
         Ok(registry)
     }
 
-    fn restore(&self, found: crate::storage::Found) -> anyhow::Result<Version> {
-        let stored = found.record.current.clone().ok_or_else(|| anyhow::anyhow!("no version"))?;
-        let (compiled, fresh) = self.compile(&stored.sha256, &found.bytes)?;
+    /// A stored version made ready to serve: its bytes from the store,
+    /// compiled (or loaded from the cache), assembled. Blocking.
+    fn prepare(&self, name: &str, stored: StoredVersion) -> Result<Version, DeployError> {
+        let bytes = self.store.module(&stored.sha256)?;
+        let (compiled, fresh) = self.compile(&stored.sha256, &bytes)?;
         if fresh {
             self.cache_compiled(&stored.sha256, &compiled);
         }
-        self.assemble(&found.name, compiled, stored)
+        Ok(self.assemble(name, compiled, stored)?)
     }
 
     /// The compiled form of the module `bytes` (hash `sha256`): loaded from
@@ -138,7 +188,7 @@ impl Registry {
     /// cached yet; callers cache it once the module is accepted).
     /// CPU-heavy: call from a blocking thread.
     fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Compiled, bool), DeployError> {
-        let cached = self.storage.compiled_path(sha256);
+        let cached = self.cache.path(sha256);
         if cached.exists() {
             match self.sandbox.load_compiled(&cached) {
                 Ok(compiled) => return Ok((compiled, false)),
@@ -151,7 +201,7 @@ impl Registry {
     }
 
     fn cache_compiled(&self, sha256: &str, compiled: &Compiled) {
-        if let Err(e) = compiled.serialize().and_then(|code| self.storage.save_compiled(sha256, &code)) {
+        if let Err(e) = compiled.serialize().and_then(|code| self.cache.save(sha256, &code)) {
             tracing::warn!(sha256, "cannot cache compiled code: {e:#}");
         }
     }
@@ -247,9 +297,7 @@ impl Registry {
         let this = self.clone();
         let compile_bytes = bytes.clone();
         let compile_sha = sha256.clone();
-        let (compiled, fresh) = tokio::task::spawn_blocking(move || this.compile(&compile_sha, &compile_bytes))
-            .await
-            .map_err(|e| anyhow::anyhow!("compiler task failed: {e}"))??;
+        let (compiled, fresh) = blocking(move || this.compile(&compile_sha, &compile_bytes)).await?;
         let describe = self.sandbox.describe(name, &compiled, CallContext::new(0)).await.map_err(|e| match e {
             CallError::Overloaded(limit) => DeployError::Overloaded(format!(
                 "the server is overloaded: all {limit} call slots are busy, so the module's `describe` \
@@ -263,110 +311,162 @@ impl Registry {
         if let Some(current) = self.get(name).filter(|d| d.metadata.sha256 == sha256) {
             return Ok((current.metadata.clone(), false));
         }
+        let created = self.get(name).is_none();
         let this = self.clone();
         let owned_name = name.to_owned();
-        let (deployed, created) = tokio::task::spawn_blocking(move || {
-            this.store_version(&owned_name, compiled, fresh, &bytes, sha256, describe)
+        let version = blocking(move || {
+            if fresh {
+                this.cache_compiled(&sha256, &compiled);
+            }
+            let stored = this.store.publish(&owned_name, &sha256, &bytes, &describe)?;
+            Ok(this.assemble(&owned_name, compiled, stored)?)
         })
-        .await
-        .map_err(|e| anyhow::anyhow!("storage task failed: {e}"))??;
-        let metadata = deployed.metadata.clone();
-        // The replaced version's files stay (until it is two versions old):
-        // flipping back to it, as a developer undoing an edit does, then
-        // loads its compiled code instead of compiling again.
-        let previous = self.get(name).map(|d| d.metadata.sha256.clone());
-        self.swap(previous, |table| {
-            table.insert(name.to_owned(), Arc::new(deployed));
-        });
+        .await?;
+        let metadata = version.metadata.clone();
+        self.install(name, Some(version)).await;
         tracing::info!(procedure = name, version = metadata.version, "deployed");
         Ok((metadata, created))
     }
 
-    fn store_version(
-        &self,
-        name: &str,
-        compiled: Compiled,
-        fresh: bool,
-        bytes: &[u8],
-        sha256: String,
-        describe: String,
-    ) -> Result<(Version, bool), DeployError> {
-        if fresh {
-            self.cache_compiled(&sha256, &compiled);
+    /// Makes kept version `version` of `name` serve again (a rollback, or
+    /// bringing back a removed procedure), under its own number. Calls in
+    /// flight finish on the version they started with.
+    pub async fn activate(self: &Arc<Self>, name: &str, version: u64) -> Result<Metadata, DeployError> {
+        check_name(name)?;
+        let _guard = self.deploy_lock.lock().await;
+        if let Some(current) = self.get(name).filter(|v| v.metadata.version == version) {
+            return Ok(current.metadata.clone());
         }
-        let mut record = self.storage.record(name)?;
-        let created = record.current.is_none();
-        let stored = StoredVersion {
-            version: record.last_version + 1,
-            sha256,
-            size: bytes.len() as u64,
-            deployed_at: now_rfc3339(),
-            describe,
-        };
-        record.last_version = stored.version;
-        record.current = Some(stored.clone());
-        self.storage.save(name, &record, bytes)?;
-        Ok((self.assemble(name, compiled, stored)?, created))
+        let this = self.clone();
+        let owned_name = name.to_owned();
+        let ready = blocking(move || {
+            let stored = this.store.history(&owned_name)?.kept(&owned_name, version)?.clone();
+            // Compile before the store switches, so a version that cannot
+            // load here never becomes the one the store says serves.
+            let prepared = this.prepare(&owned_name, stored)?;
+            this.store.activate(&owned_name, version)?;
+            Ok(prepared)
+        })
+        .await?;
+        let metadata = ready.metadata.clone();
+        self.install(name, Some(ready)).await;
+        tracing::info!(procedure = name, version, "activated");
+        Ok(metadata)
     }
 
-    /// Undeploys `name`; its version counter is kept.
-    pub async fn remove(&self, name: &str) -> Result<(), DeployError> {
+    /// Undeploys `name`; its version counter and kept versions stay.
+    pub async fn remove(self: &Arc<Self>, name: &str) -> Result<(), DeployError> {
         check_name(name)?;
         let _guard = self.deploy_lock.lock().await;
         if self.get(name).is_none() {
-            return Err(DeployError::NotFound(name.to_owned()));
+            return Err(DeployError::not_deployed(name));
         }
-        let mut record = self.storage.record(name)?;
-        record.current = None;
-        self.storage.save_record(name, &record)?;
-        self.swap(None, |table| {
-            table.remove(name);
-        });
+        let this = self.clone();
+        let owned_name = name.to_owned();
+        blocking(move || Ok(this.store.unpublish(&owned_name)?)).await?;
+        self.install(name, None).await;
         tracing::info!(procedure = name, "removed");
         Ok(())
     }
 
-    /// Replaces the table with an edited copy, then drops files no version
-    /// uses (but those of `keep`). Callers hold `deploy_lock`.
-    fn swap(&self, keep: Option<String>, edit: impl FnOnce(&mut HashMap<String, Arc<Version>>)) {
+    /// The kept versions of `name`, newest first, with the one serving marked.
+    pub async fn versions(self: &Arc<Self>, name: &str) -> Result<Vec<KeptVersion>, DeployError> {
+        check_name(name)?;
+        let this = self.clone();
+        let owned_name = name.to_owned();
+        let history = blocking(move || Ok(this.store.history(&owned_name)?)).await?;
+        if history.versions.is_empty() {
+            return Err(DeployError::NotFound(format!("no procedure named `{name}` was ever deployed")));
+        }
+        history
+            .versions
+            .into_iter()
+            .map(|stored| {
+                let serving = history.serving == Some(stored.version);
+                let method_objects = parse_describe(&stored.describe)?;
+                Ok(KeptVersion { metadata: metadata(name, stored, &method_objects), serving })
+            })
+            .collect()
+    }
+
+    /// Brings the table in line with the store for `name`: the version the
+    /// store says serves, or none. A replica sharing a store calls it when
+    /// another replica changed `name`.
+    pub async fn sync(self: &Arc<Self>, name: &str) -> Result<(), DeployError> {
+        let _guard = self.deploy_lock.lock().await;
+        let this = self.clone();
+        let owned_name = name.to_owned();
+        let live = self.get(name).map(|v| (v.metadata.version, v.metadata.sha256.clone()));
+        let ready = blocking(move || {
+            let history = this.store.history(&owned_name)?;
+            match history.serving_version() {
+                Some(s) if live.as_ref() == Some(&(s.version, s.sha256.clone())) => Ok(None),
+                Some(stored) => Ok(Some(Some(this.prepare(&owned_name, stored.clone())?))),
+                None if live.is_none() => Ok(None),
+                None => Ok(Some(None)),
+            }
+        })
+        .await?;
+        if let Some(version) = ready {
+            let number = version.as_ref().map(|v| v.metadata.version);
+            self.install(name, version).await;
+            tracing::info!(procedure = name, version = number, "synced from the store");
+        }
+        Ok(())
+    }
+
+    /// Swaps `version` in as `name` (or removes `name`), then drops compiled
+    /// code that no kept version uses. Callers hold `deploy_lock`.
+    async fn install(self: &Arc<Self>, name: &str, version: Option<Version>) {
         let mut table = HashMap::clone(&self.live.load());
-        edit(&mut table);
-        let mut in_use = shas_in_use(&table);
-        in_use.extend(keep);
+        match version {
+            Some(version) => table.insert(name.to_owned(), Arc::new(version)),
+            None => table.remove(name),
+        };
         self.live.store(Arc::new(table));
-        self.storage.collect_garbage(&in_use);
+        let this = self.clone();
+        let _ = tokio::task::spawn_blocking(move || this.collect_garbage()).await;
+    }
+
+    /// Drops compiled code that neither a kept version nor a serving one
+    /// uses. Blocking.
+    fn collect_garbage(&self) {
+        match self.store.kept_modules() {
+            Ok(mut in_use) => {
+                in_use.extend(self.live.load().values().map(|v| v.metadata.sha256.clone()));
+                self.cache.retain(&in_use);
+            }
+            Err(e) => tracing::warn!("compiled-code cache not cleaned: {e:#}"),
+        }
     }
 
     fn assemble(&self, name: &str, compiled: Compiled, stored: StoredVersion) -> anyhow::Result<Version> {
         let method_objects = parse_describe(&stored.describe)?;
-        let mut methods = Vec::new();
+        let metadata = metadata(name, stored, &method_objects);
+        let mut methods = HashSet::new();
         let mut prefixed = Vec::new();
         for mut object in method_objects {
             let method = object["name"].as_str().unwrap_or_default().to_owned();
-            let full = format!("{name}.{method}");
-            object["name"] = Value::String(full.clone());
+            object["name"] = Value::String(format!("{name}.{method}"));
             prefixed.push(object);
-            methods.push((method, full));
+            methods.insert(method);
         }
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_owned()).or_default().clone();
-        Ok(Version {
-            metadata: Metadata {
-                name: name.to_owned(),
-                version: stored.version,
-                sha256: stored.sha256,
-                size: stored.size,
-                deployed_at: stored.deployed_at,
-                methods: methods.iter().map(|(_, full)| full.clone()).collect(),
-            },
-            loaded: compiled.into_loaded(name, methods.into_iter().map(|(m, _)| m).collect::<HashSet<_>>()),
-            method_objects: prefixed,
-            stats,
-        })
+        Ok(Version { metadata, loaded: compiled.into_loaded(name, methods), method_objects: prefixed, stats })
     }
 }
 
-fn shas_in_use(table: &HashMap<String, Arc<Version>>) -> HashSet<String> {
-    table.values().map(|d| d.metadata.sha256.clone()).collect()
+/// The metadata of `stored` as version of `name`, its methods from its
+/// checked `describe` output.
+fn metadata(name: &str, stored: StoredVersion, method_objects: &[Value]) -> Metadata {
+    Metadata {
+        name: name.to_owned(),
+        version: stored.version,
+        sha256: stored.sha256,
+        size: stored.size,
+        deployed_at: stored.deployed_at,
+        methods: method_objects.iter().map(|m| format!("{name}.{}", m["name"].as_str().unwrap_or_default())).collect(),
+    }
 }
 
 /// Longest method name a procedure may declare: names appear in log lines,
@@ -398,14 +498,6 @@ fn parse_describe(text: &str) -> Result<Vec<Value>, InvalidModule> {
         }
     }
     Ok(methods.clone())
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -443,7 +535,7 @@ b"}]}"#,
 
     #[test]
     fn timestamps_are_rfc3339() {
-        let t = now_rfc3339();
+        let t = crate::storage::now_rfc3339();
         assert!(time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok(), "{t}");
     }
 }

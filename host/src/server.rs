@@ -39,6 +39,10 @@ enum Route<'a> {
     Rpc,
     Procedures,
     Procedure(&'a str),
+    /// `/procedures/{name}/versions`.
+    Versions(&'a str),
+    /// `/procedures/{name}/versions/{n}/activate`; `n` as sent.
+    Activate(&'a str, &'a str),
     Health,
     Metrics,
     /// `/` and `/dashboard/*`: the web page and its files.
@@ -54,9 +58,11 @@ impl<'a> Route<'a> {
             "/healthz" => Route::Health,
             "/metrics" => Route::Metrics,
             _ if dashboard::owns(path) => Route::Dashboard(path),
-            _ => match path.strip_prefix("/procedures/") {
-                Some(name) => Route::Procedure(name),
-                None => Route::NotFound,
+            _ => match path.strip_prefix("/procedures/").map(|rest| rest.split('/').collect::<Vec<_>>()).as_deref() {
+                Some([name]) => Route::Procedure(name),
+                Some([name, "versions"]) => Route::Versions(name),
+                Some([name, "versions", n, "activate"]) => Route::Activate(name, n),
+                _ => Route::NotFound,
             },
         }
     }
@@ -152,12 +158,14 @@ async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Http
         (Route::Procedure(name), &Method::GET) => admin::get(&app.registry, name),
         (Route::Procedure(name), &Method::PUT) => admin::deploy(app, peer, name, req).await,
         (Route::Procedure(name), &Method::DELETE) => admin::remove(app, peer, name, &req).await,
+        (Route::Versions(name), &Method::GET) => admin::versions(&app.registry, name).await,
+        (Route::Activate(name, n), &Method::POST) => admin::activate(app, peer, name, n, &req).await,
         (Route::NotFound, _) => Err(no_route(&path)),
         (Route::Dashboard(_), _) if !app.config.dashboard => Err(no_route(&path)),
         (Route::Dashboard(file), &Method::GET) => dashboard::serve(file, req.headers()),
         (route, _) => {
             let allow = match route {
-                Route::Rpc => "POST",
+                Route::Rpc | Route::Activate(..) => "POST",
                 Route::Procedure(_) => "GET, PUT, DELETE",
                 _ => "GET",
             };

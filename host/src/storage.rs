@@ -1,14 +1,15 @@
-//! The data dir: deployed modules, their version counters and the compiled-code
-//! cache, written so that a crash at any point leaves the previous state whole.
+//! The data dir: the default [`Store`] (module bytes and each name's versions,
+//! on one machine) and, for every store, the compiled-code cache. Written so
+//! that a crash at any point leaves the previous state whole.
 //!
 //! ```text
-//! DATA_DIR/procedures/NAME.json       the record of NAME: last version number, serving version
-//! DATA_DIR/modules/SHA256.wasm        module bytes, content-addressed
-//! DATA_DIR/compiled/SHA256-KEY.cwasm  compiled code for engine compatibility KEY
+//! DATA_DIR/procedures/NAME.json       the record of NAME: last version number, serving version, kept versions
+//! DATA_DIR/modules/SHA256.wasm        module bytes, content-addressed (data-dir store only)
+//! DATA_DIR/compiled/SHA256-KEY.cwasm  compiled code for engine compatibility KEY (every store)
 //! ```
 //!
 //! Every file is written to a temporary name, synced and renamed into place,
-//! and a record only ever names a module file that is already complete, so a
+//! and a record only ever names module files that are already complete, so a
 //! reader sees the old version or the new one, never a mix.
 
 use std::collections::HashSet;
@@ -17,149 +18,71 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::store::{History, Store, StoreError, StoredVersion};
+
 /// The on-disk record of one procedure name.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Record {
+struct Record {
     /// The highest version ever given to this name; never reused, even after a delete.
-    pub last_version: u64,
+    last_version: u64,
     /// The version serving now; `None` after a delete.
-    pub current: Option<StoredVersion>,
+    #[serde(default)]
+    serving: Option<u64>,
+    /// The kept versions, newest first.
+    #[serde(default)]
+    versions: Vec<StoredVersion>,
+    /// Records written before versions were kept held only the serving
+    /// version, here; read as a history of that one version.
+    #[serde(default, skip_serializing)]
+    current: Option<StoredVersion>,
 }
 
-/// One deployed version as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StoredVersion {
-    pub version: u64,
-    pub sha256: String,
-    pub size: u64,
-    /// RFC 3339.
-    pub deployed_at: String,
-    /// The module's `describe` output, kept so a restart need not run it again.
-    pub describe: String,
+impl From<Record> for History {
+    fn from(mut record: Record) -> History {
+        if let Some(current) = record.current.take() {
+            if record.versions.is_empty() {
+                record.serving = Some(current.version);
+                record.versions.push(current);
+            }
+        }
+        History { last_version: record.last_version, serving: record.serving, versions: record.versions }
+    }
 }
 
-pub struct Storage {
+impl From<&History> for Record {
+    fn from(history: &History) -> Record {
+        Record {
+            last_version: history.last_version,
+            serving: history.serving,
+            versions: history.versions.clone(),
+            current: None,
+        }
+    }
+}
+
+/// Reads a name's record file (any format this server ever wrote).
+pub fn parse_record(bytes: &[u8]) -> serde_json::Result<History> {
+    serde_json::from_slice::<Record>(bytes).map(History::from)
+}
+
+/// The data dir as the registry's store.
+pub struct DataDir {
     root: PathBuf,
-    compatibility_key: String,
+    /// Versions kept per name (`--keep-versions`).
+    keep: usize,
 }
 
-/// A procedure found at start-up, its module bytes checked against its hash.
-pub struct Found {
-    pub name: String,
-    pub record: Record,
-    pub bytes: Vec<u8>,
-}
-
-impl Storage {
+impl DataDir {
     /// Opens (creating) the data dir and clears what an interrupted write left.
-    pub fn open(root: &Path, compatibility_key: String) -> anyhow::Result<Self> {
-        for dir in ["procedures", "modules", "compiled"] {
-            let dir = root.join(dir);
-            fs::create_dir_all(&dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
-            for entry in fs::read_dir(&dir)? {
-                let path = entry?.path();
-                if is_temporary(&path) {
-                    let _ = fs::remove_file(&path);
-                }
-            }
+    pub fn open(root: &Path, keep: usize) -> anyhow::Result<Self> {
+        for dir in ["procedures", "modules"] {
+            create_and_clear(&root.join(dir))?;
         }
-        Ok(Storage { root: root.to_owned(), compatibility_key })
-    }
-
-    /// Every stored procedure with a serving version whose module is intact.
-    /// Damaged entries are reported in the log and skipped.
-    pub fn load_all(&self) -> anyhow::Result<Vec<Found>> {
-        let mut found = Vec::new();
-        let mut names: Vec<PathBuf> = fs::read_dir(self.root.join("procedures"))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        names.sort();
-        for path in names {
-            let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
-                continue;
-            };
-            match self.load_one(&name) {
-                Ok(Some(f)) => found.push(f),
-                Ok(None) => {}
-                Err(e) => tracing::error!(procedure = name, "skipping damaged procedure: {e:#}"),
-            }
-        }
-        Ok(found)
-    }
-
-    fn load_one(&self, name: &str) -> anyhow::Result<Option<Found>> {
-        let record = self.record(name)?;
-        let Some(current) = &record.current else {
-            return Ok(None);
-        };
-        let path = self.module_path(&current.sha256);
-        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let actual = sha256_hex(&bytes);
-        if actual != current.sha256 {
-            bail!("{} is corrupt: its sha256 is {actual}", path.display());
-        }
-        Ok(Some(Found { name: name.to_owned(), record, bytes }))
-    }
-
-    /// The record of `name` (empty if it was never deployed).
-    pub fn record(&self, name: &str) -> anyhow::Result<Record> {
-        let path = self.record_path(name);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid record", path.display()))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Record::default()),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-        }
-    }
-
-    /// Stores the module bytes (if not already there), then the record that names them.
-    pub fn save(&self, name: &str, record: &Record, bytes: &[u8]) -> anyhow::Result<()> {
-        if let Some(current) = &record.current {
-            let path = self.module_path(&current.sha256);
-            if !path.exists() {
-                write_atomic(&path, bytes)?;
-            }
-        }
-        self.save_record(name, record)
-    }
-
-    pub fn save_record(&self, name: &str, record: &Record) -> anyhow::Result<()> {
-        let json = serde_json::to_vec_pretty(record)?;
-        write_atomic(&self.record_path(name), &json)
-    }
-
-    /// Where the compiled form of module `sha256` lives for this engine.
-    pub fn compiled_path(&self, sha256: &str) -> PathBuf {
-        self.root.join("compiled").join(format!("{sha256}-{}.cwasm", self.compatibility_key))
-    }
-
-    pub fn save_compiled(&self, sha256: &str, code: &[u8]) -> anyhow::Result<()> {
-        write_atomic(&self.compiled_path(sha256), code)
-    }
-
-    /// Removes module files and compiled code that no serving version uses.
-    pub fn collect_garbage(&self, in_use: &HashSet<String>) {
-        for dir in ["modules", "compiled"] {
-            let Ok(entries) = fs::read_dir(self.root.join(dir)) else {
-                continue;
-            };
-            for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-                let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
-                    continue;
-                };
-                let sha = stem.split('-').next().unwrap_or(stem);
-                let stale_engine = dir == "compiled" && !stem.ends_with(&self.compatibility_key);
-                if (!in_use.contains(sha) || stale_engine) && !is_temporary(&path) {
-                    let _ = fs::remove_file(&path);
-                }
-            }
-        }
+        Ok(DataDir { root: root.to_owned(), keep })
     }
 
     fn record_path(&self, name: &str) -> PathBuf {
@@ -168,6 +91,171 @@ impl Storage {
 
     fn module_path(&self, sha256: &str) -> PathBuf {
         self.root.join("modules").join(format!("{sha256}.wasm"))
+    }
+
+    fn names(&self) -> anyhow::Result<Vec<String>> {
+        let dir = self.root.join("procedures");
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn save(&self, name: &str, history: &History) -> anyhow::Result<()> {
+        let json = serde_json::to_vec_pretty(&Record::from(history))?;
+        write_atomic(&self.record_path(name), &json)
+    }
+
+    /// Removes module files that no kept version names.
+    fn collect_garbage(&self) -> anyhow::Result<()> {
+        let kept = self.kept_modules()?;
+        retain(&self.root.join("modules"), |stem| kept.contains(stem));
+        Ok(())
+    }
+}
+
+impl Store for DataDir {
+    fn publish(&self, name: &str, sha256: &str, bytes: &[u8], describe: &str) -> Result<StoredVersion, StoreError> {
+        let mut history = self.history(name)?;
+        let path = self.module_path(sha256);
+        if !path.exists() {
+            write_atomic(&path, bytes)?;
+        }
+        let stored = StoredVersion {
+            version: history.last_version + 1,
+            sha256: sha256.to_owned(),
+            size: bytes.len() as u64,
+            deployed_at: now_rfc3339(),
+            describe: describe.to_owned(),
+        };
+        history.push(stored.clone(), self.keep);
+        self.save(name, &history)?;
+        if let Err(e) = self.collect_garbage() {
+            tracing::warn!("unused module files not removed: {e:#}");
+        }
+        Ok(stored)
+    }
+
+    fn activate(&self, name: &str, version: u64) -> Result<StoredVersion, StoreError> {
+        let mut history = self.history(name)?;
+        let stored = history.kept(name, version)?.clone();
+        history.serving = Some(version);
+        self.save(name, &history)?;
+        Ok(stored)
+    }
+
+    fn unpublish(&self, name: &str) -> Result<(), StoreError> {
+        let mut history = self.history(name)?;
+        if history.serving.take().is_none() {
+            return Err(StoreError::NotFound(format!("no procedure named `{name}` is deployed")));
+        }
+        self.save(name, &history)?;
+        Ok(())
+    }
+
+    fn history(&self, name: &str) -> Result<History, StoreError> {
+        let path = self.record_path(name);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(parse_record(&bytes).with_context(|| format!("{} is not a valid record", path.display()))?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
+            Err(e) => Err(anyhow::Error::from(e).context(format!("reading {}", path.display())).into()),
+        }
+    }
+
+    /// Damaged records are reported in the log and skipped.
+    fn serving(&self) -> Result<Vec<(String, StoredVersion)>, StoreError> {
+        let mut serving = Vec::new();
+        for name in self.names()? {
+            match self.history(&name) {
+                Ok(history) => serving.extend(history.serving_version().cloned().map(|v| (name, v))),
+                Err(e) => tracing::error!(procedure = name, "skipping damaged procedure: {e:#}"),
+            }
+        }
+        Ok(serving)
+    }
+
+    fn module(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.module_path(sha256);
+        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let actual = sha256_hex(&bytes);
+        if actual != sha256 {
+            return Err(anyhow::anyhow!("{} is corrupt: its sha256 is {actual}", path.display()).into());
+        }
+        Ok(bytes)
+    }
+
+    fn kept_modules(&self) -> Result<HashSet<String>, StoreError> {
+        let mut kept = HashSet::new();
+        for name in self.names()? {
+            // A damaged record keeps nothing, but must not make every other
+            // name's modules look unused: then nothing is collected.
+            let history = self.history(&name)?;
+            kept.extend(history.versions.into_iter().map(|v| v.sha256));
+        }
+        Ok(kept)
+    }
+}
+
+/// Compiled code by module hash and engine compatibility key, in the data
+/// dir whatever the store: each machine compiles for its own engine.
+pub struct CompiledCache {
+    dir: PathBuf,
+    compatibility_key: String,
+}
+
+impl CompiledCache {
+    /// Opens (creating) `DATA_DIR/compiled` and clears what an interrupted write left.
+    pub fn open(data_dir: &Path, compatibility_key: String) -> anyhow::Result<Self> {
+        let dir = data_dir.join("compiled");
+        create_and_clear(&dir)?;
+        Ok(CompiledCache { dir, compatibility_key })
+    }
+
+    /// Where the compiled form of module `sha256` lives for this engine.
+    pub fn path(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}-{}.cwasm", self.compatibility_key))
+    }
+
+    pub fn save(&self, sha256: &str, code: &[u8]) -> anyhow::Result<()> {
+        write_atomic(&self.path(sha256), code)
+    }
+
+    /// Removes compiled code of modules not in `in_use`, and code compiled
+    /// by another engine.
+    pub fn retain(&self, in_use: &HashSet<String>) {
+        let suffix = format!("-{}", self.compatibility_key);
+        retain(&self.dir, |stem| stem.strip_suffix(&suffix).is_some_and(|sha| in_use.contains(sha)));
+    }
+}
+
+fn create_and_clear(dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if is_temporary(&path) {
+            let _ = fs::remove_file(&path);
+        }
+    }
+    Ok(())
+}
+
+/// Removes the files of `dir` whose stem `keep` refuses; temporaries of
+/// writes in progress are left alone.
+fn retain(dir: &Path, keep: impl Fn(&str) -> bool) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if !is_temporary(&path) && !keep(stem) {
+            let _ = fs::remove_file(&path);
+        }
     }
 }
 
@@ -179,6 +267,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         let _ = write!(hex, "{b:02x}");
     }
     hex
+}
+
+/// Now, as RFC 3339 in whole seconds (a version's `deployed_at`).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 const TEMP_PREFIX: &str = ".tmp-";
@@ -215,53 +312,83 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn records_round_trip_and_versions_survive_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), "k".into()).unwrap();
-        assert_eq!(storage.record("math").unwrap().last_version, 0);
-        let bytes = b"module bytes";
-        let record = Record {
-            last_version: 1,
-            current: Some(StoredVersion {
-                version: 1,
-                sha256: sha256_hex(bytes),
-                size: bytes.len() as u64,
-                deployed_at: "2026-01-01T00:00:00Z".into(),
-                describe: "{\"methods\":[]}".into(),
-            }),
-        };
-        storage.save("math", &record, bytes).unwrap();
-        let found = storage.load_all().unwrap();
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].bytes, bytes);
-        storage.save_record("math", &Record { last_version: 1, current: None }).unwrap();
-        assert!(storage.load_all().unwrap().is_empty());
-        assert_eq!(storage.record("math").unwrap().last_version, 1);
+    fn publish(store: &DataDir, name: &str, bytes: &[u8]) -> StoredVersion {
+        store.publish(name, &sha256_hex(bytes), bytes, "{\"methods\":[]}").unwrap()
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
     }
 
     #[test]
-    fn corrupt_module_is_skipped_and_temporaries_are_cleared() {
+    fn versions_are_numbered_kept_and_survive_delete() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), "k".into()).unwrap();
-        let bytes = b"good";
-        let sha = sha256_hex(bytes);
-        let record = Record {
-            last_version: 3,
-            current: Some(StoredVersion {
-                version: 3,
-                sha256: sha.clone(),
-                size: 4,
-                deployed_at: "2026-01-01T00:00:00Z".into(),
-                describe: "{}".into(),
-            }),
-        };
-        storage.save("a", &record, bytes).unwrap();
-        fs::write(dir.path().join("modules").join(format!("{sha}.wasm")), b"bad!").unwrap();
+        let store = DataDir::open(dir.path(), 2).unwrap();
+        assert_eq!(store.history("math").unwrap(), History::default());
+        assert_eq!(publish(&store, "math", b"one").version, 1);
+        assert_eq!(publish(&store, "math", b"two").version, 2);
+        assert_eq!(publish(&store, "math", b"three").version, 3);
+        let history = store.history("math").unwrap();
+        assert_eq!(history.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [3, 2]);
+        assert_eq!(history.serving, Some(3));
+        // Version 1 is no longer kept, and neither are its bytes.
+        assert!(matches!(store.activate("math", 1), Err(StoreError::NotFound(_))));
+        assert_eq!(files(&dir.path().join("modules")).len(), 2);
+        assert_eq!(store.activate("math", 2).unwrap().sha256, sha256_hex(b"two"));
+        assert_eq!(store.serving().unwrap()[0].1.version, 2);
+        assert_eq!(store.module(&sha256_hex(b"two")).unwrap(), b"two");
+        store.unpublish("math").unwrap();
+        assert!(store.serving().unwrap().is_empty());
+        assert!(matches!(store.unpublish("math"), Err(StoreError::NotFound(_))));
+        // The counter and the kept versions outlive the delete.
+        assert_eq!(store.activate("math", 3).unwrap().version, 3);
+        assert_eq!(publish(&store, "math", b"four").version, 4);
+    }
+
+    #[test]
+    fn a_record_from_before_versions_were_kept_reads_as_one_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DataDir::open(dir.path(), 10).unwrap();
+        let old = r#"{"last_version":3,"current":{"version":3,"sha256":"ab","size":4,
+            "deployed_at":"2026-01-01T00:00:00Z","describe":"{}"}}"#;
+        fs::write(dir.path().join("procedures/a.json"), old).unwrap();
+        let history = store.history("a").unwrap();
+        assert_eq!((history.last_version, history.serving, history.versions.len()), (3, Some(3), 1));
+        let deleted = r#"{"last_version":5,"current":null}"#;
+        fs::write(dir.path().join("procedures/b.json"), deleted).unwrap();
+        assert_eq!(store.history("b").unwrap(), History { last_version: 5, serving: None, versions: vec![] });
+    }
+
+    #[test]
+    fn corrupt_module_is_refused_and_temporaries_are_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DataDir::open(dir.path(), 10).unwrap();
+        let stored = publish(&store, "a", b"good");
+        fs::write(dir.path().join("modules").join(format!("{}.wasm", stored.sha256)), b"bad!").unwrap();
         fs::write(dir.path().join("modules/.tmp-1-x.wasm"), b"partial").unwrap();
         fs::write(dir.path().join("procedures/b.json"), b"{ truncated").unwrap();
-        let storage = Storage::open(dir.path(), "k".into()).unwrap();
-        assert!(storage.load_all().unwrap().is_empty());
+        let store = DataDir::open(dir.path(), 10).unwrap();
+        assert!(store.module(&stored.sha256).is_err());
+        // The damaged record is skipped; the intact one still serves.
+        assert_eq!(store.serving().unwrap().len(), 1);
         assert!(!dir.path().join("modules/.tmp-1-x.wasm").exists());
+    }
+
+    #[test]
+    fn the_compiled_cache_keeps_code_in_use_for_this_engine_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompiledCache::open(dir.path(), "k1".into()).unwrap();
+        for sha in ["aa", "bb"] {
+            cache.save(sha, b"code").unwrap();
+        }
+        let compiled = dir.path().join("compiled");
+        fs::write(compiled.join("aa-k0.cwasm"), b"old engine").unwrap();
+        fs::write(compiled.join(".tmp-7-0-cc-k1.cwasm"), b"being written").unwrap();
+        cache.retain(&HashSet::from(["aa".to_owned()]));
+        assert_eq!(files(&compiled), [".tmp-7-0-cc-k1.cwasm", "aa-k1.cwasm"]);
+        assert_eq!(cache.path("aa"), compiled.join("aa-k1.cwasm"));
     }
 }

@@ -122,12 +122,15 @@ async fn sigkill_during_uploads_loses_nothing() {
                     entry.display()
                 ),
                 "procedures" => {
-                    let record: wasmrpc::storage::Record = serde_json::from_slice(&bytes)
+                    let history = wasmrpc::storage::parse_record(&bytes)
                         .unwrap_or_else(|e| panic!("round {round}: unreadable {}: {e}", entry.display()));
-                    let current = record.current.unwrap_or_else(|| panic!("round {round}: {file_name} deleted"));
-                    assert!(current.version <= record.last_version, "round {round}: {file_name}");
-                    let module = killed.data_dir.join("modules").join(format!("{}.wasm", current.sha256));
-                    assert!(module.is_file(), "round {round}: {file_name} names a missing module");
+                    let serving =
+                        history.serving_version().unwrap_or_else(|| panic!("round {round}: {file_name} deleted"));
+                    assert!(serving.version <= history.last_version, "round {round}: {file_name}");
+                    for kept in &history.versions {
+                        let module = killed.data_dir.join("modules").join(format!("{}.wasm", kept.sha256));
+                        assert!(module.is_file(), "round {round}: {file_name} names a missing module");
+                    }
                 }
                 _ => {}
             }

@@ -57,9 +57,24 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Remove procedure NAME.
+    /// Remove procedure NAME (its kept versions stay, for `rollback`).
     Remove {
         name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the kept versions of procedure NAME, newest first.
+    Versions {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Make an earlier version of procedure NAME serve again.
+    Rollback {
+        name: String,
+        /// The kept version to serve [default: the newest kept version
+        /// older than the one serving].
+        version: Option<u64>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -187,6 +202,10 @@ pub struct ServeArgs {
     /// Nested calls one top-level call may make in all; past it a nested call fails with -32004.
     #[arg(long, env = "WASMRPC_MAX_NESTED_CALLS", default_value_t = config::DEFAULT_MAX_NESTED_CALLS)]
     pub max_nested_calls: u32,
+    /// Versions kept per procedure for rollback (the serving one included); older ones are
+    /// forgotten with their modules.
+    #[arg(long, env = "WASMRPC_KEEP_VERSIONS", default_value_t = config::DEFAULT_KEEP_VERSIONS as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub keep_versions: u64,
     /// Open connections at once; past it new connections wait in the kernel's backlog until one closes.
     #[arg(long, env = "WASMRPC_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
@@ -250,6 +269,7 @@ impl ServeArgs {
         config.max_concurrent_calls = self.max_concurrent_calls.unwrap_or_else(config::default_concurrent_calls);
         config.max_call_depth = self.max_call_depth;
         config.max_nested_calls = self.max_nested_calls;
+        config.keep_versions = usize::try_from(self.keep_versions).unwrap_or(config::DEFAULT_KEEP_VERSIONS);
         config.max_connections = usize::try_from(self.max_connections).unwrap_or(config::DEFAULT_MAX_CONNECTIONS);
         config.header_read_timeout = Duration::from_millis(self.header_timeout_ms);
         config.body_read_timeout = Duration::from_millis(self.body_timeout_ms);
@@ -269,6 +289,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Call { method, params, server } => client_command(call(method, params, server)),
         Command::List { server } => client_command(list(server)),
         Command::Remove { name, server } => client_command(remove(name, server)),
+        Command::Versions { name, server } => client_command(versions(name, server)),
+        Command::Rollback { name, version, server } => client_command(rollback(name, version, server)),
         Command::New { name, path, sdk } => new(name, path, sdk),
         Command::Stub(args) => stub::run(&stub::Options {
             lang: args.lang,
@@ -421,6 +443,52 @@ async fn remove(name: String, server: ServerArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn versions(name: String, server: ServerArgs) -> anyhow::Result<ExitCode> {
+    for kept in kept_versions(&name, &server).await? {
+        println!(
+            "{} v{} ({} bytes, deployed {}, sha256 {}){}",
+            kept["name"].as_str().unwrap_or_default(),
+            kept["version"],
+            kept["size"],
+            kept["deployed_at"].as_str().unwrap_or_default(),
+            kept["sha256"].as_str().unwrap_or_default(),
+            if kept["serving"] == true { "  <- serving" } else { "" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn kept_versions(name: &str, server: &ServerArgs) -> anyhow::Result<Vec<Value>> {
+    let answer = admin_request(server, Method::GET, &format!("/procedures/{name}/versions"), Vec::new()).await?;
+    Ok(answer.json()?.as_array().cloned().unwrap_or_default())
+}
+
+async fn rollback(name: String, version: Option<u64>, server: ServerArgs) -> anyhow::Result<ExitCode> {
+    let version = match version {
+        Some(v) => v,
+        None => previous_version(&name, &kept_versions(&name, &server).await?)?,
+    };
+    let path = format!("/procedures/{name}/versions/{version}/activate");
+    let meta = admin_request(&server, Method::POST, &path, Vec::new()).await?.json()?;
+    println!("{name} now serves version {} (sha256 {})", meta["version"], meta["sha256"].as_str().unwrap_or_default());
+    print_methods(&meta);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The version `rollback NAME` goes back to: the newest kept version older
+/// than the serving one.
+fn previous_version(name: &str, kept: &[Value]) -> anyhow::Result<u64> {
+    let numbers = |serving: bool| {
+        kept.iter().filter(move |v| (v["serving"] == true) == serving).filter_map(|v| v["version"].as_u64())
+    };
+    let Some(serving) = numbers(true).next() else {
+        bail!("`{name}` is not serving: name the version to bring back (`wasmrpc versions {name}` lists them)");
+    };
+    numbers(false).filter(|&v| v < serving).max().with_context(|| {
+        format!("`{name}` has no kept version older than version {serving}, the one serving: nothing to roll back to")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +516,7 @@ mod tests {
         assert_eq!(config.admin_token, None);
         assert!(config.pagemap_scan);
         assert!(config.dashboard);
+        assert_eq!(config.keep_versions, 10);
     }
 
     #[test]
@@ -463,6 +532,7 @@ mod tests {
             "--listen=0.0.0.0:0",
             "--no-pagemap-scan",
             "--no-dashboard",
+            "--keep-versions=3",
         ])
         .unwrap();
         assert_eq!(config.time_limit, Duration::from_millis(300));
@@ -474,6 +544,7 @@ mod tests {
         assert_eq!(config.admin_token.as_deref(), Some("s3cret"));
         assert!(!config.pagemap_scan);
         assert!(!config.dashboard);
+        assert_eq!(config.keep_versions, 3);
     }
 
     #[test]
@@ -487,8 +558,23 @@ mod tests {
         refused(&["--time-limit-ms=0"], "0 is not in 1..");
         refused(&["--memory-limit-mib=5000"], "5000 is not in 1..=4096");
         refused(&["--listen=0.0.0.0:0"], "without an admin token");
+        refused(&["--keep-versions=0"], "0 is not in 1..=10000");
         // An empty token is no token: it must not open a public listener.
         refused(&["--listen=0.0.0.0:0", "--admin-token="], "without an admin token");
         assert_eq!(serve_config(&["--admin-token="]).unwrap().admin_token, None);
+    }
+
+    #[test]
+    fn rollback_goes_to_the_newest_older_kept_version() {
+        let kept = |list: &[(u64, bool)]| -> Vec<Value> {
+            list.iter().map(|(v, s)| serde_json::json!({"version": v, "serving": s})).collect()
+        };
+        assert_eq!(previous_version("m", &kept(&[(5, true), (4, false), (2, false)])).unwrap(), 4);
+        // After a rollback to 3, the next one goes to 2, not to the newer 4.
+        assert_eq!(previous_version("m", &kept(&[(4, false), (3, true), (2, false)])).unwrap(), 2);
+        let err = previous_version("m", &kept(&[(1, true)])).unwrap_err();
+        assert!(err.to_string().contains("no kept version older than version 1"), "{err}");
+        let err = previous_version("m", &kept(&[(2, false)])).unwrap_err();
+        assert!(err.to_string().contains("is not serving"), "{err}");
     }
 }
