@@ -71,14 +71,18 @@ function route() {
 
 // --- the procedures ---------------------------------------------------------
 
-function errorSummary(errors) {
-  const parts = [...errors].filter(([, n]) => n > 0).map(([code, n]) => `${code} ×${n}`);
-  return parts.length ? parts.join(", ") : "0";
+/** Shows the errors in `el`: their total, and how many of each code below it. */
+function showErrors(el, errors) {
+  const counts = [...(errors ?? [])].filter(([, n]) => n > 0);
+  const total = counts.reduce((sum, [, n]) => sum + n, 0);
+  const key = JSON.stringify(counts);
+  if (el.dataset.key === key) return;
+  el.dataset.key = key;
+  const byCode = counts.map(([code, n]) => `code ${code} ×${n}`).join(", ");
+  replace(el, String(total), byCode ? h("small", { class: "codes" }, byCode) : null);
+  el.title = counts.map(([code, n]) => `code ${code}${ERROR_CODES.has(code) ? ` (${ERROR_CODES.get(code)})` : ""}: ${n}`).join("\n");
 }
 
-function errorTitle(errors) {
-  return [...errors].map(([code, n]) => `${code}${ERROR_CODES.has(code) ? ` (${ERROR_CODES.get(code)})` : ""}: ${n}`).join("\n");
-}
 
 function latency(stats, q) {
   const estimate = stats ? quantile(q, stats.buckets) : null;
@@ -134,8 +138,7 @@ function listView() {
       text(c.Deployed, timeAgo(meta.deployed_at));
       c.Deployed.title = localTime(meta.deployed_at);
       text(c.Calls, stats ? stats.calls : 0);
-      text(c.Errors, stats ? errorSummary(stats.errors) : "0");
-      c.Errors.title = stats ? errorTitle(stats.errors) : "";
+      showErrors(c.Errors, stats?.errors);
       text(c.p50, latency(stats, 0.5));
       text(c.p99, latency(stats, 0.99));
     }
@@ -355,8 +358,7 @@ function procedureView(name) {
     }
     const stats = metrics.get(name);
     text(figures.calls.dd, stats ? stats.calls : 0);
-    text(figures.errors.dd, stats ? errorSummary(stats.errors) : "0");
-    figures.errors.dd.title = stats ? errorTitle(stats.errors) : "";
+    showErrors(figures.errors.dd, stats?.errors);
     text(figures.p50.dd, latency(stats, 0.5));
     text(figures.p99.dd, latency(stats, 0.99));
 
