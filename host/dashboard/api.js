@@ -59,7 +59,12 @@ export const api = {
   remove: (name) => request("DELETE", at(name), { admin: true }),
   metrics: async () => parseMetrics(await request("GET", "/metrics", { accept: "text" })),
   /** The OpenRPC document's methods. */
-  discover: async () => (await call(JSON.stringify({ jsonrpc: "2.0", method: "rpc.discover", id: 0 }))).json.result?.methods ?? [],
+  discover: async () => {
+    const answer = await call(JSON.stringify({ jsonrpc: "2.0", method: "rpc.discover", id: 0 }));
+    const methods = answer.json?.result?.methods;
+    if (!Array.isArray(methods)) throw new ApiError(answer.status, `rpc.discover did not answer an OpenRPC document: ${answer.text.slice(0, 200)}`);
+    return methods;
+  },
 };
 
 /** POSTs a JSON-RPC request body (text); answers the HTTP status, the body's text and its JSON. */

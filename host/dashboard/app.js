@@ -268,6 +268,10 @@ function procedureView(name) {
     } catch (err) {
       replace(notice, message("error", `${verb} failed: ${describe(err)}`));
     }
+    // The button goes with the table's next rendering: keep the keyboard focus near.
+    const said = notice.firstElementChild;
+    said.tabIndex = -1;
+    said.focus();
     schedule(0);
   }
 
@@ -334,9 +338,12 @@ function procedureView(name) {
     try {
       current = await api.get(name);
     } catch (err) {
-      if (!(err instanceof ApiError) || err.status !== 404) throw err;
+      // No answer or a server error: the connection indicator says so. 404 (or 400, a
+      // name no procedure can have): the page says so.
+      if (!(err instanceof ApiError) || err.status === 0 || err.status >= 500) throw err;
       meta.dataset.key = "";
-      replace(meta, message("error", `${name} is not deployed (any more): `, h("a", { href: "#/" }, "see every procedure"), "."));
+      const why = err.status === 404 ? `${name} is not deployed (any more)` : describe(err);
+      replace(meta, message("error", `${why}: `, h("a", { href: "#/" }, "see every procedure"), "."));
       removeButton.hidden = true;
       methodsOf = null;
       replace(methodsBox);
