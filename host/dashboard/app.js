@@ -35,17 +35,19 @@ async function tick() {
     await current.refresh();
     setStatus("live", `updated ${new Date().toLocaleTimeString()}`);
   } catch (err) {
-    setStatus("down", describe(err));
+    setStatus(err instanceof ApiError && err.status !== 0 ? "failing" : "down", describe(err));
   }
   if (current === view) schedule(REFRESH_MS);
 }
 
-/** The connection indicator; its text changes only when the state does. */
+const STATES = { live: "live", down: "server not answering", failing: "refresh failed" };
+
+/** The connection indicator; its text changes only when the state does (the reason is its title). */
 function setStatus(state, detail) {
   status.title = detail;
   if (status.dataset.state === state) return;
   status.dataset.state = state;
-  status.textContent = state === "live" ? "live" : "server not answering";
+  status.textContent = STATES[state];
 }
 
 document.addEventListener("visibilitychange", () => {
