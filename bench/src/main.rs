@@ -139,10 +139,7 @@ struct Row {
 
 fn run(options: &Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.out)?;
-    let wasm = |name: &str| -> anyhow::Result<Vec<u8>> {
-        let path = options.wasm_dir.join(format!("{name}.wasm"));
-        std::fs::read(&path).with_context(|| format!("reading {} (run `make procedures`)", path.display()))
-    };
+    let wasm = |name: &str| wasmrpc_testkit::read_wasm(&options.wasm_dir, name);
     let wasmrpc_bin = process::sibling_binary("wasmrpc")?;
     let native = Server::start(
         {
@@ -469,11 +466,7 @@ mod tests {
     use super::*;
     use wasmrpc::config::Config;
     use wasmrpc::registry::Registry;
-
-    fn wasm(name: &str) -> Vec<u8> {
-        let dir = std::env::var_os("WASMRPC_WASM_DIR").expect("WASMRPC_WASM_DIR (make test sets it)");
-        std::fs::read(Path::new(&dir).join(format!("{name}.wasm"))).unwrap()
-    }
+    use wasmrpc_testkit::wasm;
 
     /// The comparison is only fair if both servers do the same work: the
     /// baseline must answer every benchmark request byte for byte as wasmrpc.

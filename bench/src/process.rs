@@ -1,10 +1,9 @@
 //! Server processes under test: started, asked for their address, measured
 //! for CPU time (from `/proc`), and stopped.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -16,25 +15,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `command` and waits for the line `... listening on http://ADDR`
-    /// on its stdout. Its stderr goes to `log`.
+    /// Starts `command` and waits (a minute at most) for the line
+    /// `... listening on http://ADDR` on its stdout. Its stderr goes to `log`.
     pub fn start(mut command: Command, log: &Path) -> anyhow::Result<Server> {
         let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        command.stdout(Stdio::piped()).stderr(log_file).stdin(Stdio::null());
-        let mut child = command.spawn().with_context(|| format!("starting {command:?}"))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let Some(line) = lines.next() else {
-                let _ = child.kill();
-                bail!("{command:?} exited before listening; see {}", log.display());
-            };
-            if let Some((_, url)) = line?.split_once("listening on http://") {
-                break url.trim().parse().context("a listening address")?;
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        command.stderr(log_file);
+        let (mut child, url) = wasmrpc_testkit::start_server(command, Duration::from_secs(60))
+            .with_context(|| format!("see {}", log.display()))?;
+        let addr = url.trim_start_matches("http://").parse().context("a listening address");
+        let addr = addr.inspect_err(|_| {
+            let _ = child.kill();
+        })?;
         Ok(Server { child, addr })
     }
 

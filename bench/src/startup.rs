@@ -129,8 +129,7 @@ mod tests {
     /// The 100 start-up modules must be accepted, and each must be new code.
     #[tokio::test]
     async fn a_custom_section_makes_a_distinct_valid_module() {
-        let dir = std::env::var_os("WASMRPC_WASM_DIR").expect("WASMRPC_WASM_DIR (make test sets it)");
-        let math = std::fs::read(Path::new(&dir).join("math.wasm")).unwrap();
+        let math = wasmrpc_testkit::wasm("math");
         let data = tempfile::tempdir().unwrap();
         let registry = std::sync::Arc::new(
             wasmrpc::registry::Registry::open(&wasmrpc::config::Config::new(data.path().to_owned())).unwrap(),

@@ -31,8 +31,7 @@ struct Fixture {
 }
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
-    let wasm_dir = PathBuf::from(std::env::var_os("WASMRPC_WASM_DIR").expect("set WASMRPC_WASM_DIR (make bench does)"));
-    let read = |name: &str| std::fs::read(wasm_dir.join(format!("{name}.wasm"))).expect("build the procedures first");
+    let read = wasmrpc_testkit::wasm;
     let dir = tempfile::tempdir().unwrap();
     let config = Config::new(dir.path().join("data"));
     let registry = Arc::new(Registry::open(&config).unwrap());

@@ -58,11 +58,15 @@ impl<'a> Route<'a> {
             "/healthz" => Route::Health,
             "/metrics" => Route::Metrics,
             _ if dashboard::owns(path) => Route::Dashboard(path),
-            _ => match path.strip_prefix("/procedures/").map(|rest| rest.split('/').collect::<Vec<_>>()).as_deref() {
-                Some([name]) => Route::Procedure(name),
-                Some([name, "versions"]) => Route::Versions(name),
-                Some([name, "versions", n, "activate"]) => Route::Activate(name, n),
-                _ => Route::NotFound,
+            _ => match path.strip_prefix("/procedures/") {
+                Some(rest) => match rest.split('/').collect::<Vec<_>>()[..] {
+                    [name, "versions"] => Route::Versions(name),
+                    [name, "versions", n, "activate"] => Route::Activate(name, n),
+                    // Anything else is a name, which the handler checks, so
+                    // `a/../b` is refused as a bad name, not as a missing route.
+                    _ => Route::Procedure(rest),
+                },
+                None => Route::NotFound,
             },
         }
     }
@@ -283,6 +287,17 @@ mod tests {
         assert_eq!(answer.headers["allow"], "POST");
         let answer = ask(Method::POST, "/procedures/math", "").await;
         assert_eq!(answer.headers["allow"], "GET, PUT, DELETE");
+        let answer = ask(Method::GET, "/procedures/math/versions", "").await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+        assert!(answer.text().contains("was ever deployed"), "{}", answer.text());
+        let answer = ask(Method::POST, "/procedures/math/versions/1/activate", "").await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+        let answer = ask(Method::PUT, "/procedures/math/versions", "").await;
+        assert_eq!(answer.headers["allow"], "GET");
+        let answer = ask(Method::GET, "/procedures/math/versions/1/activate", "").await;
+        assert_eq!(answer.headers["allow"], "POST");
+        let answer = ask(Method::PUT, "/procedures/a/../b", "x").await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
 
         // The dashboard: the page, its files, and nothing else under /dashboard/.
         let answer = ask(Method::GET, "/", "").await;

@@ -3,9 +3,27 @@
 // JSON Schemas (and any examples) and checks each result against the result
 // schema. Exits 1 when any call fails. Run by the end-to-end tests:
 // `NODE_PATH=<npm dir>/node_modules node openrpc-coverage.cjs http://127.0.0.1:PORT`.
+// The params come from json-schema-faker with a seeded generator, so a
+// failure recurs on a rerun: OPENRPC_SEED=N picks another seed (printed).
 
 const coverage = require("@open-rpc/test-coverage").default;
 const { parseOpenRPCDocument } = require("@open-rpc/schema-utils-js");
+// The same module instance test-coverage's faker rule requires.
+const jsf = require("json-schema-faker");
+
+// mulberry32: a small, well-known 32-bit generator; Math.random has no seed.
+function seeded(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const seed = Number(process.env.OPENRPC_SEED ?? 20261130);
+jsf.option({ random: seeded(seed) });
 
 async function main() {
   const url = `${process.argv[2]}/rpc`;
@@ -27,7 +45,7 @@ async function main() {
     console.log(`FAILED ${call.methodName}(${JSON.stringify(call.params)}): ${call.reason} -> ${JSON.stringify(call.result ?? call.error)}`);
   }
   const methods = new Set(calls.map((call) => call.methodName));
-  console.log(`${calls.length} calls of ${methods.size} of ${document.methods.length} methods, ${failed.length} failed`);
+  console.log(`${calls.length} calls of ${methods.size} of ${document.methods.length} methods, ${failed.length} failed (OPENRPC_SEED=${seed})`);
   if (failed.length > 0 || methods.size !== document.methods.length) process.exit(1);
 }
 

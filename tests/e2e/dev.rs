@@ -186,6 +186,57 @@ impl Drop for Dev {
     }
 }
 
+/// The guest stub (`wasmrpc stub --lang rust --guest`) is real code: a
+/// procedure built on it calls `math` through its typed functions, and an
+/// error of the callee comes back through it unchanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generated_guest_stub_builds_into_a_procedure_that_calls_through_it() {
+    let _heavy = heavy().await;
+    let server = Server::start(&[]);
+    server.deploy_ok("math", "math").await;
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("stubcalc");
+    scaffold("stubcalc", &dir);
+    let stub = dir.join("src/math_stub.rs");
+    let out = run(&[
+        "stub",
+        "--lang",
+        "rust",
+        "--guest",
+        "--only",
+        "math",
+        "--server",
+        &server.url,
+        "--out",
+        stub.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "stub --guest: {}", text(&out.stderr));
+    let lib = r#"
+mod math_stub;
+
+use wasmrpc_guest::{procedure, Error};
+
+/// sqrt(a² + b²), through the generated stub of `math`.
+#[procedure]
+fn hypot(a: i64, b: i64) -> Result<f64, Error> {
+    let a2 = math_stub::math::multiply(a, a)?;
+    let b2 = math_stub::math::multiply(b, b)?;
+    let sum = math_stub::math::add(a2, b2)?;
+    Ok((sum as f64).sqrt())
+}
+
+wasmrpc_guest::export!(hypot);
+"#;
+    std::fs::write(dir.join("src/lib.rs"), lib).unwrap();
+    let out = tokio::task::block_in_place(|| run(&["dev", dir.to_str().unwrap(), "--once", "--server", &server.url]));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "dev --once of the stub user failed:\n{stdout}\n{}", text(&out.stderr));
+    assert_eq!(server.result("stubcalc.hypot", json!([3, 4])).await, json!(5.0));
+    // math.multiply's overflow error (code 1) reaches the caller's caller.
+    let error = server.error("stubcalc.hypot", json!([i64::MAX, 1])).await;
+    assert_eq!(error["code"], 1, "{error}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_redeploys_on_every_edit_and_keeps_serving_through_errors() {
     // cargo builds load both cores.
@@ -255,10 +306,37 @@ async fn dev_starts_a_server_when_none_answers_on_loopback() {
     .unwrap();
     assert_eq!(answer.json().unwrap()["result"], json!("Hello, local!"), "{}", dev.output());
 
+    // The server runs inside dev's own process (it holds the listening
+    // socket), so it cannot outlive dev. Asking the port after the exit
+    // instead could meet another test's server that took the freed port.
+    let inode = listening_socket(port).expect("nothing listens on the port dev was given");
+    assert!(holds_socket(dev.child.id(), inode), "the server on port {port} is not dev's own process");
     let status = dev.terminate();
     assert!(status.success(), "dev exited with {status} on SIGTERM\n{}", dev.output());
-    // The server stopped with it.
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the server outlived dev");
+}
+
+/// The inode of the socket listening on 127.0.0.1:`port`, from /proc/net/tcp.
+fn listening_socket(port: u16) -> Option<String> {
+    const LISTEN: &str = "0A";
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&LISTEN))
+            .then(|| fields.get(9))?
+            .map(|i| i.to_string())
+    })
+}
+
+/// Whether process `pid` has socket `inode` open.
+fn holds_socket(pid: u32, inode: String) -> bool {
+    let target = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(Result::ok)
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == target))
+        })
+        .unwrap_or(false)
 }
 
 #[test]

@@ -25,3 +25,4 @@ mod seeds;
 mod spec;
 mod stubs;
 mod support;
+mod versions;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{wasm, Server};
+use crate::support::{timing, wasm, Server};
 
 /// A server with the test guest deployed as `nested` and the procedures it calls.
 async fn nested_server(args: &[&str]) -> Server {
@@ -84,6 +84,8 @@ async fn callee_errors_come_back_with_the_codes_an_outside_client_gets() {
 
 #[tokio::test]
 async fn one_deadline_for_the_whole_call_tree() {
+    // Bounds on elapsed time: not beside the suite's heavy tests.
+    let _timing = timing().await;
     let server = nested_server(&["--time-limit-ms", "1000"]).await;
     // 600 ms in the caller, then 600 ms in the callee: each fits in the
     // limit alone, but the callee only gets what is left.
@@ -108,6 +110,7 @@ async fn one_deadline_for_the_whole_call_tree() {
 
 #[tokio::test]
 async fn depth_and_nested_call_limits_end_recursion_with_32004() {
+    let _timing = timing().await;
     let server = nested_server(&[]).await;
     server.deploy_ok("ping", "test_nested").await;
     server.deploy_ok("pong", "test_nested").await;

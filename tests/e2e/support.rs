@@ -3,10 +3,10 @@
 //! from `procedures/`.
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
@@ -118,40 +118,7 @@ pub fn wait_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     }
 }
 
-/// Directory of the built procedures: `WASMRPC_WASM_DIR` (the Makefile sets
-/// it), or built here once with cargo.
-pub fn wasm_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        if let Some(dir) = std::env::var_os("WASMRPC_WASM_DIR") {
-            return PathBuf::from(dir);
-        }
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo.join("target"))
-            .join("procedures");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-            .arg(repo.join("procedures/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .status()
-            .expect("cannot run cargo to build procedures/");
-        assert!(status.success(), "building procedures/ failed (run `make procedures`)");
-        target.join("wasm32-wasip2/release")
-    })
-}
-
-/// The bytes of procedure `name` (its wasm file stem, e.g. `math`, `test_hostile`).
-pub fn wasm(name: &str) -> Vec<u8> {
-    let path = wasm_path(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e} (run `make procedures`)", path.display()))
-}
-
-pub fn wasm_path(name: &str) -> PathBuf {
-    wasm_dir().join(format!("{name}.wasm"))
-}
+pub use wasmrpc_testkit::{wasm, wasm_path};
 
 /// A running server; killed when dropped.
 pub struct Server {
@@ -183,40 +150,18 @@ impl Server {
 
     fn spawn_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)], log: PathBuf) -> Server {
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
-        let mut child = clean_command(wasmrpc_bin())
+        let mut command = clean_command(wasmrpc_bin());
+        command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info,wasmrpc::call=debug")
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("cannot start wasmrpc");
-        // The first line of stdout is the address; read it on a thread, so a
-        // server stuck before printing fails the test instead of hanging it.
-        let stdout = child.stdout.take().expect("stdout");
-        let (send, receive) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = send.send(line);
+            .stderr(log_file);
+        let (child, url) = wasmrpc_testkit::start_server(command, STARTUP).unwrap_or_else(|e| {
+            panic!("server did not start: {e:#}\n{}", std::fs::read_to_string(&log).unwrap_or_default())
         });
-        let line = receive.recv_timeout(STARTUP).unwrap_or_else(|_| {
-            let _ = child.kill();
-            let _ = child.wait();
-            format!("(nothing within {STARTUP:?})")
-        });
-        let url = line
-            .trim()
-            .strip_prefix("wasmrpc listening on ")
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("server did not start: {line:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default())
-            })
-            .to_owned();
         let server = Server {
             url,
             data_dir: data_dir.to_owned(),
