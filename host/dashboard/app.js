@@ -261,8 +261,9 @@ function procedureView(name) {
   });
 
   async function activate(version, serving) {
-    const verb = version < serving ? "Roll back" : "Switch";
-    const ok = await confirmDialog(`${verb} ${name} to version ${version}?`, `Version ${version} serves again from the next call; calls already running finish on version ${serving}.`, `Serve version ${version}`);
+    const verb = serving === undefined ? "Bring back" : version < serving ? "Roll back" : "Switch";
+    const running = serving === undefined ? "" : `; calls already running finish on version ${serving}`;
+    const ok = await confirmDialog(`${verb} ${name} to version ${version}?`, `Version ${version} serves again from the next call${running}.`, `Serve version ${version}`);
     if (!ok) return;
     try {
       const now = await api.activate(name, version);
@@ -336,23 +337,30 @@ function procedureView(name) {
   }
 
   async function refresh() {
-    let current;
+    let current = null;
     try {
       current = await api.get(name);
     } catch (err) {
       // No answer or a server error: the connection indicator says so. 404 (or 400, a
-      // name no procedure can have): the page says so.
+      // name no procedure can have): the page says so, and shows the versions still kept.
       if (!(err instanceof ApiError) || err.status === 0 || err.status >= 500) throw err;
-      meta.dataset.key = "";
-      const why = err.status === 404 ? `${name} is not deployed (any more)` : describe(err);
-      replace(meta, message("error", `${why}: `, h("a", { href: "#/" }, "see every procedure"), "."));
+      if (meta.dataset.key !== "gone") {
+        meta.dataset.key = "gone";
+        const why = err.status === 404 ? `${name} is not deployed (any more)` : describe(err);
+        replace(meta, message("error", `${why}: `, h("a", { href: "#/" }, "see every procedure"), "."));
+      }
       removeButton.hidden = true;
       methodsOf = null;
-      replace(methodsBox);
-      return;
+      replace(methodsBox, h("p", { class: "muted" }, "None: nothing serves."));
     }
-    removeButton.hidden = false;
     const [versions, metrics] = await Promise.all([api.versions(name).catch((err) => err), api.metrics()]);
+    const shown = versions instanceof Error ? `error:${describe(versions)}` : JSON.stringify(versions);
+    if (shown !== versionsShown) {
+      versionsShown = shown;
+      replace(versionsBox, versions instanceof Error ? message("info", `No version history: ${describe(versions)}`) : renderVersions(versions));
+    }
+    if (!current) return;
+    removeButton.hidden = false;
     const metaKey = `${current.version} ${current.sha256} ${timeAgo(current.deployed_at)}`;
     if (meta.dataset.key !== metaKey) {
       meta.dataset.key = metaKey;
@@ -370,12 +378,6 @@ function procedureView(name) {
     showErrors(figures.errors.dd, stats?.errors);
     text(figures.p50.dd, latency(stats, 0.5));
     text(figures.p99.dd, latency(stats, 0.99));
-
-    const shown = versions instanceof Error ? `error:${describe(versions)}` : JSON.stringify(versions);
-    if (shown !== versionsShown) {
-      versionsShown = shown;
-      replace(versionsBox, versions instanceof Error ? message("info", `No version history: ${describe(versions)}`) : renderVersions(versions));
-    }
     // Methods change only with the serving code: rebuilt then, so a form being filled in stays.
     if (methodsOf !== current.sha256) {
       const methods = (await api.discover()).filter((m) => typeof m.name === "string" && m.name.startsWith(`${name}.`));
