@@ -17,7 +17,7 @@ VENV := $(HOME)/.cache/wasmrpc/venv
 PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1 mypy==2.4.1
 VENV_STAMP := $(VENV)/.installed-$(shell echo '$(PY_CLIENT_PACKAGES)' | sha256sum | cut -c1-12)
 
-.PHONY: all setup procedures procedures-python procedures-js build run test lint clean bench bench-callgrind valgrind fuzz clients
+.PHONY: all setup procedures procedures-python procedures-js build run test lint clean bench bench-callgrind valgrind fuzz clients chromium
 
 all: build procedures
 
@@ -36,7 +36,7 @@ build: setup
 	cargo build --release -p wasmrpc-host
 
 ## run: the server on $(LISTEN) with the examples deployed (and redeployed
-## when `make procedures` rebuilds them)
+## when `make procedures` rebuilds them); the dashboard is at http://$(LISTEN)/
 run: build procedures
 	@mkdir -p $(RUN_DIR)
 	@for p in $(EXAMPLES); do cp $(WASM_DIR)/$$p.wasm $(RUN_DIR)/$$p.wasm.tmp && mv $(RUN_DIR)/$$p.wasm.tmp $(RUN_DIR)/$$p.wasm; done
@@ -52,10 +52,11 @@ $(WASM_DIR)/pystats.wasm: procedures/python/stats/app.py wit/procedure.wit $(VEN
 
 ## procedures-js: the JavaScript example procedure, built into a component
 ## with ComponentizeJS (installed from npm outside the clone, with the
-## OpenRPC test-coverage tool the tests run, and TypeScript, which checks
-## the generated TypeScript stubs)
+## OpenRPC test-coverage tool the tests run, TypeScript, which checks
+## the generated TypeScript stubs, and playwright-core, which drives the
+## system's Chromium in the dashboard's browser test)
 NPM_DIR := $(HOME)/.cache/wasmrpc/npm
-NPM_PACKAGES := @bytecodealliance/componentize-js@0.23.0 @open-rpc/test-coverage@2.2.4 typescript@7.0.2
+NPM_PACKAGES := @bytecodealliance/componentize-js@0.23.0 @open-rpc/test-coverage@2.2.4 typescript@7.0.2 playwright-core@1.65.1
 NPM_STAMP := $(NPM_DIR)/.installed-$(shell echo '$(NPM_PACKAGES)' | sha256sum | cut -c1-12)
 procedures-js: $(WASM_DIR)/jsstrings.wasm
 # A changed list installs afresh: npm adding packages to an existing tree
@@ -80,8 +81,14 @@ $(VENV_STAMP):
 	$(VENV)/bin/pip install --quiet $(PY_CLIENT_PACKAGES)
 	touch $@
 
-## test: lints, unit tests, SDK tests and the end-to-end suite
-test: setup procedures procedures-python procedures-js clients lint
+## chromium: Debian's Chromium, for the dashboard's browser test
+## (playwright-core drives it; no browser download of its own)
+chromium:
+	@command -v chromium > /dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+## test: lints, unit tests, SDK tests and the end-to-end suite (with the
+## dashboard in a headless browser)
+test: setup procedures procedures-python procedures-js clients chromium lint
 	WASMRPC_WASM_DIR=$(WASM_DIR) WASMRPC_PYTHON=$(VENV)/bin/python NODE_PATH=$(NPM_DIR)/node_modules WASMRPC_TSC=$(NPM_DIR)/node_modules/.bin/tsc cargo test --workspace --all-targets
 
 lint: setup

@@ -99,6 +99,9 @@ pub struct Config {
     /// (`make bench-callgrind`), whose address space is a fraction of a
     /// full pool's, and which must measure the pool, not the fallback.
     pub pool_instances: Option<u32>,
+    /// Whether `GET /` serves the web dashboard (`--no-dashboard` turns it
+    /// off: `/` and `/dashboard/*` are then 404, as on a server without one).
+    pub dashboard: bool,
 }
 
 impl Config {
@@ -122,6 +125,7 @@ impl Config {
             watch_dir: None,
             pagemap_scan: true,
             pool_instances: None,
+            dashboard: true,
         }
     }
 }

@@ -19,13 +19,15 @@
 //! store is the data dir ([`storage`], which also caches compiled code). [`watch`] deploys from a
 //! directory, [`metrics`] keeps the counters `/metrics` shows, [`config`]
 //! holds every limit, and [`http_error`] is the one error type of the HTTP
-//! API. The command line ([`cli`]: `serve`, the client commands, `new`,
+//! API; [`dashboard`] serves the web page at `GET /`, a client of that API
+//! like any other. The command line ([`cli`]: `serve`, the client commands, `new`,
 //! `dev`) is the binary's glue on top.
 
 pub mod admin;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod http_error;
 pub mod logtext;
 pub mod metrics;

@@ -1,7 +1,7 @@
 //! The HTTP side: accepting connections, routing each request, and shutting
 //! down gracefully. A JSON-RPC request goes `route` -> [`rpc::handle`] ->
-//! [`Registry::call`]; admin requests go to [`admin`]. Nothing here knows
-//! about wasmtime.
+//! [`Registry::call`]; admin requests go to [`admin`], the web page to
+//! [`dashboard`]. Nothing here knows about wasmtime.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 use crate::admin;
 use crate::body::{self, BodyError};
 use crate::config::{Config, SHUTDOWN_GRACE};
+use crate::dashboard;
 use crate::http_error::{json_response, HttpError, HttpResponse};
 use crate::registry::Registry;
 use crate::rpc::{self, RpcError};
@@ -44,6 +45,8 @@ enum Route<'a> {
     Activate(&'a str, &'a str),
     Health,
     Metrics,
+    /// `/` and `/dashboard/*`: the web page and its files.
+    Dashboard(&'a str),
     NotFound,
 }
 
@@ -54,6 +57,7 @@ impl<'a> Route<'a> {
             "/procedures" | "/procedures/" => Route::Procedures,
             "/healthz" => Route::Health,
             "/metrics" => Route::Metrics,
+            _ if dashboard::owns(path) => Route::Dashboard(path),
             _ => match path.strip_prefix("/procedures/") {
                 Some(rest) => match rest.split('/').collect::<Vec<_>>()[..] {
                     [name, "versions"] => Route::Versions(name),
@@ -160,9 +164,9 @@ async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Http
         (Route::Procedure(name), &Method::DELETE) => admin::remove(app, peer, name, &req).await,
         (Route::Versions(name), &Method::GET) => admin::versions(&app.registry, name).await,
         (Route::Activate(name, n), &Method::POST) => admin::activate(app, peer, name, n, &req).await,
-        (Route::NotFound, _) => Err(HttpError::NotFound(format!(
-            "no route for {path}: see GET /procedures, POST /rpc, GET /healthz, GET /metrics"
-        ))),
+        (Route::NotFound, _) => Err(no_route(&path)),
+        (Route::Dashboard(_), _) if !app.config.dashboard => Err(no_route(&path)),
+        (Route::Dashboard(file), &Method::GET) => dashboard::serve(file, req.headers()),
         (route, _) => {
             let allow = match route {
                 Route::Rpc | Route::Activate(..) => "POST",
@@ -176,6 +180,10 @@ async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Http
         }
     };
     result.unwrap_or_else(|e| e.response())
+}
+
+fn no_route(path: &str) -> HttpError {
+    HttpError::NotFound(format!("no route for {path}: see GET /procedures, POST /rpc, GET /healthz, GET /metrics"))
 }
 
 async fn rpc_request(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
@@ -290,6 +298,20 @@ mod tests {
         assert_eq!(answer.headers["allow"], "POST");
         let answer = ask(Method::PUT, "/procedures/a/../b", "x").await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+
+        // The dashboard: the page, its files, and nothing else under /dashboard/.
+        let answer = ask(Method::GET, "/", "").await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.content_type.as_deref(), Some("text/html; charset=utf-8"));
+        assert_eq!(answer.headers["content-security-policy"], dashboard::CSP);
+        assert!(answer.text().contains("<title>wasmrpc</title>"), "{}", answer.text());
+        let answer = ask(Method::GET, "/dashboard/app.js", "").await;
+        assert_eq!(answer.content_type.as_deref(), Some("text/javascript; charset=utf-8"));
+        let answer = ask(Method::GET, "/dashboard/../procedures", "").await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+        let answer = ask(Method::POST, "/", "").await;
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(answer.headers["allow"], "GET");
 
         let answer = ask(Method::GET, "/nowhere", "").await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND);

@@ -9,6 +9,7 @@ mod admin;
 mod cli;
 mod clients;
 mod connections;
+mod dashboard;
 mod dev;
 mod examples;
 mod faults;

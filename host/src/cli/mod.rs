@@ -229,6 +229,9 @@ pub struct ServeArgs {
     /// is also off, by itself, while swap is active.
     #[arg(long)]
     pub no_pagemap_scan: bool,
+    /// Do not serve the web dashboard at `GET /` (the JSON API is unchanged).
+    #[arg(long, env = "WASMRPC_NO_DASHBOARD", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_dashboard: bool,
     /// Log format on stderr (filter with RUST_LOG).
     #[arg(long, env = "WASMRPC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -273,6 +276,7 @@ impl ServeArgs {
         config.admin_token = token;
         config.watch_dir = self.watch.clone();
         config.pagemap_scan = !self.no_pagemap_scan;
+        config.dashboard = !self.no_dashboard;
         Ok(config)
     }
 }
@@ -317,6 +321,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         println!("wasmrpc listening on http://{addr}");
         std::io::stdout().flush()?;
+        if config.dashboard {
+            tracing::info!("dashboard: http://{addr}/ (--no-dashboard turns it off)");
+        }
         crate::server::run(listener, config, process::shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
@@ -508,6 +515,7 @@ mod tests {
         assert_eq!(config.body_read_timeout, documented.body_read_timeout);
         assert_eq!(config.admin_token, None);
         assert!(config.pagemap_scan);
+        assert!(config.dashboard);
         assert_eq!(config.keep_versions, 10);
     }
 
@@ -523,6 +531,7 @@ mod tests {
             "--admin-token=s3cret",
             "--listen=0.0.0.0:0",
             "--no-pagemap-scan",
+            "--no-dashboard",
             "--keep-versions=3",
         ])
         .unwrap();
@@ -534,6 +543,7 @@ mod tests {
         assert_eq!(config.max_concurrent_calls, 5);
         assert_eq!(config.admin_token.as_deref(), Some("s3cret"));
         assert!(!config.pagemap_scan);
+        assert!(!config.dashboard);
         assert_eq!(config.keep_versions, 3);
     }
 
