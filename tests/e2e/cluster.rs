@@ -608,20 +608,20 @@ async fn the_postgres_store_numbers_keeps_and_forgets_like_the_data_dir() {
     let store = PgStore::connect(&target, 3).await.unwrap();
     // A second replica starting finds the schema in place.
     PgStore::connect(&target, 3).await.unwrap();
-    let publisher = |t: usize| {
-        let store = store.clone();
+    fn publisher(store: PgStore, t: usize) -> std::thread::JoinHandle<Vec<u64>> {
         std::thread::spawn(move || {
             (0..10)
                 .map(|i| {
                     let bytes = format!("module {t}-{i}");
                     store.publish("n", &sha256_hex(bytes.as_bytes()), bytes.as_bytes(), "{}").unwrap().version
                 })
-                .collect::<Vec<u64>>()
+                .collect()
         })
-    };
-    let store = store.clone();
+    }
+    let blocking = store.clone();
     tokio::task::spawn_blocking(move || {
-        let (a, b) = (publisher(0), publisher(1));
+        let store = blocking;
+        let (a, b) = (publisher(store.clone(), 0), publisher(store.clone(), 1));
         let mut numbers: Vec<u64> = a.join().unwrap().into_iter().chain(b.join().unwrap()).collect();
         numbers.sort();
         assert_eq!(numbers, (1..=20).collect::<Vec<u64>>());
