@@ -177,14 +177,8 @@ impl PgStore {
         )
         .await
         .map_err(self.err())?;
-        let applied: Vec<i64> = tx
-            .query("SELECT version FROM schema_migrations", &[])
-            .await
-            .map_err(self.err())?
-            .iter()
-            .map(|row| row.try_get(0))
-            .collect::<Result<_, _>>()
-            .map_err(self.err())?;
+        let applied: Vec<i64> =
+            self.first_column(&tx.query("SELECT version FROM schema_migrations", &[]).await.map_err(self.err())?)?;
         let known = MIGRATIONS.last().map_or(0, |m| m.0);
         if let Some(newer) = applied.iter().find(|&&v| v > known) {
             return Err(StoreError::Internal(anyhow!(
@@ -350,6 +344,15 @@ impl PgStore {
         Ok(History { last_version: number(last_version)?, serving: serving.map(number).transpose()?, versions })
     }
 
+    /// The first column of every row.
+    fn first_column<T, C>(&self, rows: &[Row]) -> Result<C, StoreError>
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+        C: FromIterator<T>,
+    {
+        rows.iter().map(|row| row.try_get(0)).collect::<Result<C, _>>().map_err(self.err())
+    }
+
     /// The version whose columns (version, sha256, size, deployed_at,
     /// describe) start at `at` in `row`.
     fn stored_version(&self, row: &Row, at: usize) -> Result<StoredVersion, StoreError> {
@@ -408,19 +411,16 @@ impl Store for PgStore {
             let stored = self.stored_version(&row, 0)?;
             // Retention as History::push: the `keep` newest versions (the
             // new one, serving, among them), then bytes nothing refers to.
-            let dropped: Vec<String> = tx
-                .query(
+            let dropped: Vec<String> = self.first_column(
+                &tx.query(
                     "DELETE FROM versions WHERE name = $1 AND version NOT IN
                          (SELECT version FROM versions WHERE name = $1 ORDER BY version DESC LIMIT $2)
                      RETURNING sha256",
                     &[&name, &keep],
                 )
                 .await
-                .map_err(self.err())?
-                .iter()
-                .map(|row| row.try_get(0))
-                .collect::<Result<_, _>>()
-                .map_err(self.err())?;
+                .map_err(self.err())?,
+            )?;
             if !dropped.is_empty() {
                 tx.execute(
                     "DELETE FROM modules m WHERE m.sha256 = ANY($1)
@@ -513,7 +513,7 @@ impl Store for PgStore {
         self.block(async {
             let client = self.client().await?;
             let rows = client.query("SELECT DISTINCT sha256 FROM versions", &[]).await.map_err(self.err())?;
-            rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>().map_err(self.err())
+            self.first_column(&rows)
         })
     }
 }
