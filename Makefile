@@ -17,7 +17,7 @@ VENV := $(HOME)/.cache/wasmrpc/venv
 PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1 mypy==2.4.1
 VENV_STAMP := $(VENV)/.installed-$(shell echo '$(PY_CLIENT_PACKAGES)' | sha256sum | cut -c1-12)
 
-.PHONY: all setup procedures procedures-python procedures-js build run test lint clean bench bench-callgrind valgrind fuzz clients chromium
+.PHONY: all setup procedures procedures-python procedures-js build run test lint clean bench bench-callgrind valgrind fuzz clients chromium cluster cluster-deps
 
 all: build procedures
 
@@ -86,9 +86,20 @@ $(VENV_STAMP):
 chromium:
 	@command -v chromium > /dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
+## cluster-deps: PostgreSQL and nginx, Debian's packages: the cluster tests
+## and `make cluster` run private instances of both on loopback
+cluster-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || ! command -v nginx > /dev/null; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql nginx; fi
+
+## cluster: PostgreSQL, three replicas sharing it and nginx in front, on
+## loopback, with the examples deployed (deploy/cluster.sh); Ctrl-C stops
+cluster: build procedures cluster-deps
+	deploy/cluster.sh $(CARGO_TARGET_DIR)/release/wasmrpc $(WASM_DIR) $(EXAMPLES)
+
 ## test: lints, unit tests, SDK tests and the end-to-end suite (with the
-## dashboard in a headless browser)
-test: setup procedures procedures-python procedures-js clients chromium lint
+## dashboard in a headless browser, and a PostgreSQL-backed cluster behind nginx)
+test: setup procedures procedures-python procedures-js clients chromium cluster-deps lint
 	WASMRPC_WASM_DIR=$(WASM_DIR) WASMRPC_PYTHON=$(VENV)/bin/python NODE_PATH=$(NPM_DIR)/node_modules WASMRPC_TSC=$(NPM_DIR)/node_modules/.bin/tsc cargo test --workspace --all-targets
 
 lint: setup

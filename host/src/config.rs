@@ -42,6 +42,17 @@ pub const MAX_CALL_DEPTH_LIMIT: u32 = 64;
 /// those before it, for rollback. Each keeps its module (and compiled code)
 /// on disk, so the bound caps what a stream of deploys can leave behind.
 pub const DEFAULT_KEEP_VERSIONS: usize = 10;
+/// How long a request that arrives while the server is still starting
+/// (loading the registry, catching up with a shared one) waits for it to
+/// be ready before it is answered 503. Catching up takes well under a
+/// second when the registry is reachable; past this it is not.
+pub const STARTUP_WAIT: Duration = Duration::from_secs(10);
+/// How often a replica reads the shared registry's change log even without
+/// a notification: the bound on how late a change whose notification was
+/// lost (a dropped connection) reaches it.
+pub const REGISTRY_POLL: Duration = Duration::from_secs(2);
+/// Longest wait between attempts to reach a shared registry that is down.
+pub const REGISTRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long a call waits for a free call slot before it is refused as overloaded.
 pub const OVERLOAD_WAIT: Duration = Duration::from_millis(500);
 /// Open connections at once. Each costs a task and buffers; past the cap new
@@ -102,6 +113,8 @@ pub struct Config {
     /// Whether `GET /` serves the web dashboard (`--no-dashboard` turns it
     /// off: `/` and `/dashboard/*` are then 404, as on a server without one).
     pub dashboard: bool,
+    /// The shared registry (`--registry`); `None`: the data dir is the registry.
+    pub registry: Option<crate::store_pg::PgTarget>,
 }
 
 impl Config {
@@ -126,6 +139,7 @@ impl Config {
             pagemap_scan: true,
             pool_instances: None,
             dashboard: true,
+            registry: None,
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,11 +18,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use crate::admin;
 use crate::body::{self, BodyError};
-use crate::config::{Config, SHUTDOWN_GRACE};
+use crate::config::{Config, SHUTDOWN_GRACE, STARTUP_WAIT};
 use crate::dashboard;
 use crate::http_error::{json_response, HttpError, HttpResponse};
 use crate::registry::Registry;
@@ -72,34 +72,116 @@ impl<'a> Route<'a> {
     }
 }
 
-/// Opens the data dir, loads every stored procedure, and serves `listener`
-/// until `shutdown` resolves; then stops accepting and lets requests in
-/// flight finish (for at most [`SHUTDOWN_GRACE`]).
+/// Serves `listener` until `shutdown` resolves; then stops accepting and
+/// lets requests in flight finish (for at most [`SHUTDOWN_GRACE`]).
+/// Meanwhile the registry loads (the data dir, or the shared registry,
+/// retried while it cannot be reached): until it has, `/healthz` answers
+/// 503 and other requests wait for it (at most [`STARTUP_WAIT`]). A failure
+/// to load that retrying cannot fix ends the server with that error.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let registry = {
-        let config = config.clone();
-        Arc::new(tokio::task::spawn_blocking(move || Registry::open(&config)).await??)
+    let startup = Arc::new(Startup::new(config));
+    let loader = tokio::spawn(load(startup.clone()));
+    let abort = loader.abort_handle();
+    let mut failure = None;
+    let stop = async {
+        tokio::select! {
+            () = shutdown => {}
+            failed = loader => failure = Some(failed.unwrap_or_else(|e| anyhow::anyhow!("starting failed: {e}"))),
+        }
     };
-    tracing::info!(
-        procedures = registry.len(),
-        data_dir = %config.data_dir.display(),
-        "ready"
-    );
+    serve(listener, startup, stop).await;
+    abort.abort();
+    failure.map_or(Ok(()), Err)
+}
+
+/// The server while it starts and once it is ready.
+struct Startup {
+    config: Config,
+    /// Set once, when the registry has loaded.
+    app: OnceLock<Arc<App>>,
+    ready: watch::Sender<bool>,
+    /// Why the server is not ready yet, for `/healthz`.
+    detail: Mutex<String>,
+}
+
+impl Startup {
+    fn new(config: Config) -> Self {
+        Startup {
+            config,
+            app: OnceLock::new(),
+            ready: watch::Sender::new(false),
+            detail: Mutex::new("loading the registry".into()),
+        }
+    }
+
+    fn not_ready(&self, why: String) {
+        *self.detail.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+
+    /// The app once ready. Before, `/healthz` is answered 503 at once and
+    /// other requests wait for readiness, at most [`STARTUP_WAIT`].
+    async fn app(&self, path: &str) -> Result<Arc<App>, HttpResponse> {
+        if let Some(app) = self.app.get() {
+            return Ok(app.clone());
+        }
+        let detail = || self.detail.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if path != "/healthz" {
+            let mut ready = self.ready.subscribe();
+            if let Ok(Ok(_)) = tokio::time::timeout(STARTUP_WAIT, ready.wait_for(|ready| *ready)).await {
+                if let Some(app) = self.app.get() {
+                    return Ok(app.clone());
+                }
+            }
+            let why = format!("the server is still starting ({}); retry later", detail());
+            return Err(HttpError::Unavailable(why).response());
+        }
+        let body = serde_json::json!({"status": "starting", "detail": detail()}).to_string();
+        Err(json_response(StatusCode::SERVICE_UNAVAILABLE, Bytes::from(body)))
+    }
+}
+
+/// Loads the registry and makes the server ready; returns only if that
+/// failed for good.
+async fn load(startup: Arc<Startup>) -> anyhow::Error {
+    match open(&startup).await {
+        Ok(app) => {
+            let _ = startup.app.set(app);
+            startup.ready.send_replace(true);
+            std::future::pending().await
+        }
+        Err(e) => e,
+    }
+}
+
+/// Opens the registry `startup.config` names and starts what runs beside
+/// the server (following a shared registry, `--watch`).
+async fn open(startup: &Startup) -> anyhow::Result<Arc<App>> {
+    let config = startup.config.clone();
+    let registry = match &config.registry {
+        None => {
+            let config = config.clone();
+            Arc::new(tokio::task::spawn_blocking(move || Registry::open(&config)).await??)
+        }
+        Some(target) => {
+            tracing::info!(registry = %target, "using the shared registry");
+            crate::replica::open(&config, target, |why| startup.not_ready(why)).await?
+        }
+    };
+    tracing::info!(procedures = registry.len(), data_dir = %config.data_dir.display(), "ready");
     let app = Arc::new(App { registry, config });
     if let Some(dir) = app.config.watch_dir.clone() {
         crate::watch::spawn(app.registry.clone(), dir)?;
     }
-    serve(listener, app, shutdown).await;
-    Ok(())
+    Ok(app)
 }
 
-async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+async fn serve(listener: TcpListener, startup: Arc<Startup>, shutdown: impl Future<Output = ()>) {
     // Past the cap the loop stops accepting: new connections wait in the
     // kernel's backlog until a served one closes.
-    let connections = Arc::new(Semaphore::new(app.config.max_connections));
+    let connections = Arc::new(Semaphore::new(startup.config.max_connections));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(app.config.header_read_timeout).keep_alive(true);
+    http.timer(TokioTimer::new()).header_read_timeout(startup.config.header_read_timeout).keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         let Ok(permit) = connections.clone().acquire_owned().await else {
@@ -118,10 +200,10 @@ async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Outpu
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let startup = startup.clone();
         let service = service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(&app, peer, req).await) }
+            let startup = startup.clone();
+            async move { Ok::<_, Infallible>(handle(&startup, peer, req).await) }
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -140,10 +222,13 @@ async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Outpu
 /// bad name, a missing token, too large): hyper then closes the connection,
 /// so the answer says so, and the client does not send its next request into
 /// a closing socket.
-async fn handle(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
+async fn handle(startup: &Startup, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
     let has_body = req.headers().contains_key(TRANSFER_ENCODING)
         || req.headers().get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
-    let mut response = route(app, peer, req).await;
+    let mut response = match startup.app(req.uri().path()).await {
+        Ok(app) => route(&app, peer, req).await,
+        Err(not_ready) => not_ready,
+    };
     if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
         response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
     }
@@ -249,12 +334,14 @@ mod tests {
             let url = format!("{base}{path}");
             async move { send(method, &url, &[], body).await.unwrap() }
         };
-        // The server answers once the registry is open.
+        // The server is healthy once the registry is open.
         let mut health = None;
         for _ in 0..200 {
             if let Ok(answer) = send(Method::GET, &format!("{base}/healthz"), &[], "").await {
-                health = Some(answer);
-                break;
+                if answer.status == StatusCode::OK {
+                    health = Some(answer);
+                    break;
+                }
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

@@ -8,6 +8,7 @@
 mod admin;
 mod cli;
 mod clients;
+mod cluster;
 mod connections;
 mod dashboard;
 mod dev;

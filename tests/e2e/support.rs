@@ -120,16 +120,33 @@ pub fn wait_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 
 pub use wasmrpc_testkit::{wasm, wasm_path};
 
-/// A running server; killed when dropped.
-pub struct Server {
+/// Where requests go: a server, or a proxy in front of servers. Its
+/// helpers (deploy, call, ...) panic with the server's log, when there is
+/// one, on a transport error.
+pub struct Endpoint {
     pub url: String,
+    http: HttpClient,
+    log: Option<PathBuf>,
+}
+
+/// A running server; killed when dropped. Its requests go through its
+/// [`Endpoint`] (`server.url`, `server.call(...)`).
+pub struct Server {
+    endpoint: Endpoint,
     pub data_dir: PathBuf,
     child: Child,
     log: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    http: HttpClient,
     _temp: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Endpoint;
+
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
 }
 
 impl Server {
@@ -151,9 +168,13 @@ impl Server {
     fn spawn_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)], log: PathBuf) -> Server {
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let mut command = clean_command(wasmrpc_bin());
+        command.arg("serve");
+        // An ephemeral port, unless the test chose one.
+        if !args.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         command
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg("--data-dir")
             .arg(data_dir)
             .args(args)
             .envs(env.iter().copied())
@@ -163,13 +184,12 @@ impl Server {
             panic!("server did not start: {e:#}\n{}", std::fs::read_to_string(&log).unwrap_or_default())
         });
         let server = Server {
-            url,
+            endpoint: Endpoint { url, http: HttpClient::new(), log: Some(log.clone()) },
             data_dir: data_dir.to_owned(),
             child,
             log,
             args: args.iter().map(|s| s.to_string()).collect(),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            http: HttpClient::new(),
             _temp: None,
         };
         server.wait_ready();
@@ -260,6 +280,18 @@ impl Server {
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint at `url` (`http://127.0.0.1:PORT`).
+    pub fn new(url: String) -> Endpoint {
+        Endpoint { url, http: HttpClient::new(), log: None }
+    }
+
+    /// The server's log, if this endpoint is one server.
+    fn log(&self) -> String {
+        self.log.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default()
     }
 
     pub async fn request(

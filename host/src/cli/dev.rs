@@ -334,7 +334,10 @@ fn is_source(root: &Path, path: &Path) -> bool {
 async fn healthy(server: &str) -> anyhow::Result<bool> {
     let url = format!("{server}/healthz");
     match tokio::time::timeout(HEALTH_TIMEOUT, client::send(Method::GET, &url, &[], Vec::new())).await {
-        Ok(Ok(answer)) if answer.status == StatusCode::OK => Ok(true),
+        // 503: a server still loading its registry; requests wait for it.
+        Ok(Ok(answer)) if answer.status == StatusCode::OK || answer.status == StatusCode::SERVICE_UNAVAILABLE => {
+            Ok(true)
+        }
         Ok(Ok(answer)) => {
             bail!("{server} answered GET /healthz with {}: is it a wasmrpc server? Set --server", answer.status)
         }

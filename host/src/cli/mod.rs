@@ -232,6 +232,15 @@ pub struct ServeArgs {
     /// Do not serve the web dashboard at `GET /` (the JSON API is unchanged).
     #[arg(long, env = "WASMRPC_NO_DASHBOARD", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_dashboard: bool,
+    /// Share procedures with other replicas through PostgreSQL:
+    /// postgres://USER@HOST:PORT/DB (password from the URL, --registry-password-file or
+    /// PGPASSWORD; never logged). Without it the data dir is the registry. Either way the data
+    /// dir keeps this server's compiled code.
+    #[arg(long, env = "WASMRPC_REGISTRY", hide_env_values = true, value_name = "URL")]
+    pub registry: Option<String>,
+    /// File holding the password of the --registry user (one line).
+    #[arg(long, env = "WASMRPC_REGISTRY_PASSWORD_FILE", value_name = "FILE", requires = "registry")]
+    pub registry_password_file: Option<PathBuf>,
     /// Log format on stderr (filter with RUST_LOG).
     #[arg(long, env = "WASMRPC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -277,7 +286,23 @@ impl ServeArgs {
         config.watch_dir = self.watch.clone();
         config.pagemap_scan = !self.no_pagemap_scan;
         config.dashboard = !self.no_dashboard;
+        config.registry = match &self.registry {
+            Some(url) => Some(crate::store_pg::PgTarget::parse(url, self.registry_password()?)?),
+            None => None,
+        };
         Ok(config)
+    }
+
+    /// The registry password from --registry-password-file, else `PGPASSWORD`.
+    fn registry_password(&self) -> anyhow::Result<Option<String>> {
+        match &self.registry_password_file {
+            Some(file) => {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read --registry-password-file {}", file.display()))?;
+                Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+            None => Ok(std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty())),
+        }
     }
 }
 
@@ -562,6 +587,23 @@ mod tests {
         // An empty token is no token: it must not open a public listener.
         refused(&["--listen=0.0.0.0:0", "--admin-token="], "without an admin token");
         assert_eq!(serve_config(&["--admin-token="]).unwrap().admin_token, None);
+    }
+
+    #[test]
+    fn the_registry_password_comes_from_a_file_and_is_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("password");
+        std::fs::write(&file, "fr0m-file\n").unwrap();
+        let file_flag = format!("--registry-password-file={}", file.display());
+        let config = serve_config(&["--registry=postgres://app@127.0.0.1:5432/reg", &file_flag]).unwrap();
+        let target = config.registry.unwrap();
+        assert_eq!(target.to_string(), "postgres://app@127.0.0.1:5432/reg");
+        let config = serve_config(&["--registry=postgres://app:s3cret@127.0.0.1:5432/reg"]).unwrap();
+        assert!(!format!("{config:?}").contains("s3cret"), "{config:?}");
+        let err = serve_config(&["--registry=postgres://app@127.0.0.1/reg", "--registry-password-file=/nonexistent"])
+            .expect_err("must be refused");
+        assert!(format!("{err:#}").contains("cannot read --registry-password-file /nonexistent"), "{err:#}");
+        assert!(serve_config(&[&file_flag]).is_err(), "a password file without --registry");
     }
 
     #[test]

@@ -1,0 +1,671 @@
+//! Replicas sharing one PostgreSQL registry behind nginx, all real and on
+//! loopback: a private PostgreSQL (`initdb` into a temporary directory and
+//! `pg_ctl` on a free port, as the `postgres` user when the tests run as
+//! root), nginx with a configuration made from `deploy/nginx.conf`, and
+//! three `wasmrpc serve --registry` replicas, each with its own data dir.
+//! Everything is stopped and removed when the test ends, also when it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{
+    self, output_within, sha256_hex, signal_process, wait_within, wasm, Endpoint, Server, COMMAND_TIMEOUT,
+};
+
+/// How long a change may take to reach every replica when nothing is down
+/// and the replicas have compiled its module before (the compiled cache).
+const PROPAGATION: Duration = Duration::from_secs(1);
+/// How long a change may take to reach every replica when it brings a
+/// module they never compiled: each compiles it, on shared cores.
+const SETTLE: Duration = Duration::from_secs(10);
+/// How long a replica may take to notice PostgreSQL is back and catch up:
+/// its reconnect backoff (at most 5 s) plus a poll.
+const RECOVERY: Duration = Duration::from_secs(15);
+
+/// A free port on 127.0.0.1 (bound and released: the process that uses it
+/// binds it again right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+fn running_as_root() -> bool {
+    let out = output_within(
+        {
+            let mut c = Command::new("id");
+            c.arg("-u");
+            c
+        },
+        COMMAND_TIMEOUT,
+    );
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+/// The directory of PostgreSQL's server programs (`initdb`, `pg_ctl`):
+/// `WASMRPC_PG_BIN`, else the newest Debian `/usr/lib/postgresql/N/bin`,
+/// else `pg_config --bindir`.
+fn postgres_bin() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WASMRPC_PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, bin): &(u32, PathBuf)| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return bin;
+    }
+    let out = Command::new("pg_config").arg("--bindir").output();
+    match out {
+        Ok(out) if out.status.success() => PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
+        _ => panic!("PostgreSQL is not installed: `make test` installs Debian's postgresql package"),
+    }
+}
+
+/// A private PostgreSQL cluster; stopped and removed when dropped.
+pub struct Postgres {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let bin = postgres_bin();
+        let dir = tempfile::tempdir().expect("tempdir");
+        // PostgreSQL refuses to run as root: as root, run it as the
+        // `postgres` user Debian's package creates, in a directory it owns.
+        let as_postgres = running_as_root();
+        if as_postgres {
+            let status = Command::new("chown").arg("postgres:postgres").arg(dir.path()).status();
+            assert!(status.is_ok_and(|s| s.success()), "chown postgres {}", dir.path().display());
+        }
+        let pg = Postgres { bin, dir, port: free_port(), as_postgres };
+        // A copy of a cluster made once (initdb takes seconds).
+        let template = pg.template();
+        let copied = Command::new("cp").arg("-a").arg(&template).arg(pg.data()).status();
+        assert!(copied.is_ok_and(|s| s.success()), "cannot copy {}", template.display());
+        pg.start_again();
+        pg.run("createdb", &["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "postgres", "wasmrpc"]);
+        pg
+    }
+
+    /// A fresh cluster's data directory, made by `initdb` once and kept
+    /// in cargo's temporary directory for the next runs (owned by
+    /// `postgres` when run as root, as PostgreSQL wants).
+    fn template(&self) -> PathBuf {
+        let version = self.bin.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+        let template = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "postgres-template-{}-{}",
+            version.unwrap_or_default(),
+            if self.as_postgres { "postgres" } else { "user" }
+        ));
+        if template.join("PG_VERSION").exists() {
+            return template;
+        }
+        let made = self.dir.path().join("template");
+        self.run(
+            "initdb",
+            &[
+                "-D",
+                &made.display().to_string(),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        );
+        // Made whole under a temporary name, then renamed: a test process
+        // running at the same time sees all of it or none.
+        let partial = template.with_extension(format!("partial-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR"));
+        let copied = Command::new("cp").arg("-a").arg(&made).arg(&partial).status();
+        assert!(copied.is_ok_and(|s| s.success()), "cannot copy {}", made.display());
+        if std::fs::rename(&partial, &template).is_err() {
+            let _ = std::fs::remove_dir_all(&partial);
+        }
+        template
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// Runs PostgreSQL's `program` with `args` (as `postgres` when root)
+    /// and insists it succeeds.
+    fn run(&self, program: &str, args: &[&str]) {
+        let path = self.bin.join(program);
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        command.args(args).current_dir(self.dir.path());
+        let out = output_within(command, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "{program} {args:?} failed\n{}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
+        );
+    }
+
+    /// The registry URL the replicas use.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/wasmrpc", self.port)
+    }
+
+    /// Starts the server (again) and waits until it accepts connections:
+    /// on loopback only, trust auth, its socket in its own directory.
+    pub fn start_again(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("postgres.log").display().to_string();
+        self.run("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "-t", "30", "start"]);
+    }
+
+    /// Stops the server (fast: open connections are cut) and waits.
+    pub fn stop(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "-t", "30", "stop"]);
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let path = self.bin.join("pg_ctl");
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        command.args(["-D", &self.data(), "-m", "immediate", "-w", "-t", "30", "stop"]);
+        let _ = command.stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+/// nginx with the replicas as upstreams (`deploy/nginx.conf`); stopped
+/// when dropped.
+pub struct Nginx {
+    pub endpoint: Endpoint,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    pub fn start(replicas: &[&str]) -> Nginx {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Workers run as an unprivileged user when nginx starts as root:
+        // they must reach the temporary directories under `dir`.
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let listen = format!("127.0.0.1:{}", free_port());
+        let conf = render_nginx_conf(dir.path(), &listen, replicas);
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).expect("write nginx.conf");
+        let log = dir.path().join("error.log");
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(&log)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run nginx: `make test` installs Debian's nginx package");
+        let nginx = Nginx { endpoint: Endpoint::new(format!("http://{listen}")), child, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&listen).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not listen on {listen}\n{}", nginx.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nginx
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // TERM: the master stops its workers, then exits.
+        signal_process(self.child.id(), "TERM");
+        wait_within(&mut self.child, Duration::from_secs(10));
+    }
+}
+
+/// `deploy/nginx.conf` filled in for `replicas` (`http://127.0.0.1:PORT`).
+fn render_nginx_conf(dir: &Path, listen: &str, replicas: &[&str]) -> String {
+    let template = include_str!("../../deploy/nginx.conf");
+    let upstreams: Vec<String> = replicas
+        .iter()
+        .map(|url| format!("server {} max_fails=1 fail_timeout=2s;", url.trim_start_matches("http://")))
+        .collect();
+    template
+        .replace("{{DIR}}", &dir.display().to_string())
+        .replace("{{LISTEN}}", listen)
+        .replace("{{UPSTREAMS}}", &upstreams.join("\n        "))
+}
+
+/// PostgreSQL, three replicas on fixed loopback ports, and nginx in front.
+pub struct Cluster {
+    pub replicas: Vec<Server>,
+    pub nginx: Nginx,
+    pub pg: Postgres,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let pg = Postgres::start();
+        let url = pg.url();
+        let replicas: Vec<Server> = (0..3)
+            .map(|_| {
+                let listen = format!("127.0.0.1:{}", free_port());
+                Server::start(&["--listen", &listen, "--registry", &url])
+            })
+            .collect();
+        let urls: Vec<&str> = replicas.iter().map(|r| r.url.as_str()).collect();
+        let nginx = Nginx::start(&urls);
+        Cluster { replicas, nginx, pg }
+    }
+
+    /// Waits until every replica serves `version` of `name` (0: none);
+    /// returns how long that took.
+    pub async fn converged(&self, name: &str, version: u64, within: Duration) -> Duration {
+        let started = Instant::now();
+        for replica in &self.replicas {
+            replica
+                .eventually(within.saturating_sub(started.elapsed()), &format!("{name} version {version}"), || async {
+                    serving(replica, name).await == version
+                })
+                .await;
+        }
+        started.elapsed()
+    }
+}
+
+/// The version of `name` that `endpoint` serves (0: none).
+async fn serving(endpoint: &Endpoint, name: &str) -> u64 {
+    let answer = endpoint.request(Method::GET, &format!("/procedures/{name}"), &[], Vec::new()).await;
+    match answer.status {
+        StatusCode::OK => answer.json().expect("metadata")["version"].as_u64().expect("a version"),
+        StatusCode::NOT_FOUND => 0,
+        status => panic!("GET /procedures/{name}: {status} {}", answer.text()),
+    }
+}
+
+fn version_of(metadata: &Value) -> u64 {
+    metadata["version"].as_u64().expect("a version number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deploy_through_nginx_reaches_every_replica_within_a_second() {
+    let _machine = support::heavy().await;
+    let cluster = Cluster::start();
+    // Every replica compiles both builds once; the measured deploys then
+    // swap between them from the compiled cache.
+    for file in ["test_v2", "test_v1"] {
+        let deployed = cluster.nginx.endpoint.deploy_ok("prop", file).await;
+        cluster.converged("prop", version_of(&deployed), SETTLE).await;
+    }
+    let mut times = Vec::new();
+    for i in 0..20 {
+        let file = if i % 2 == 0 { "test_v2" } else { "test_v1" };
+        let deployed = cluster.nginx.endpoint.deploy_ok("prop", file).await;
+        times.push(cluster.converged("prop", version_of(&deployed), PROPAGATION).await);
+        // Calls answer from the new code, on every replica.
+        for replica in &cluster.replicas {
+            assert_eq!(replica.result("prop.version", json!([])).await, json!(2 - i % 2));
+        }
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "propagation to all 3 replicas over {} deploys: max {:.1} ms, median {:.1} ms",
+        times.len(),
+        ms(times[times.len() - 1]),
+        ms(times[times.len() / 2])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_through_nginx_never_fail_while_replicas_redeploy() {
+    let _machine = support::heavy().await;
+    let cluster = Arc::new(Cluster::start());
+    let first = cluster.replicas[0].deploy_ok("flip", "test_v1").await;
+    cluster.converged("flip", version_of(&first), SETTLE).await;
+
+    let deploying = Arc::new(AtomicBool::new(true));
+    let redeploys = {
+        let (cluster, deploying) = (cluster.clone(), deploying.clone());
+        tokio::spawn(async move {
+            for i in 0..20 {
+                let file = if i % 2 == 0 { "test_v2" } else { "test_v1" };
+                cluster.replicas[i % 3].deploy_ok("flip", file).await;
+            }
+            deploying.store(false, Ordering::SeqCst);
+        })
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (cluster, deploying, calls) = (cluster.clone(), deploying.clone(), calls.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                // At least 200 calls in all, and calls until the last redeploy.
+                while (deploying.load(Ordering::SeqCst) || calls.load(Ordering::SeqCst) < 200)
+                    && calls.fetch_add(1, Ordering::SeqCst) < 20_000
+                {
+                    answers.push(cluster.nginx.endpoint.call("flip.version", json!([])).await);
+                }
+                answers
+            })
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(120), redeploys).await.expect("redeploys took too long").unwrap();
+    let mut answered = 0;
+    for worker in workers {
+        for answer in tokio::time::timeout(Duration::from_secs(60), worker).await.expect("calls").unwrap() {
+            // Every answer is a result from one of the two deployed builds.
+            assert!(answer["result"] == json!(1) || answer["result"] == json!(2), "{answer}");
+            answered += 1;
+        }
+    }
+    assert!(answered >= 200, "{answered} calls");
+    println!("{answered} calls through nginx during 20 redeploys on 3 replicas: none failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deploys_of_one_name_get_distinct_versions_and_converge() {
+    let _machine = support::heavy().await;
+    let cluster = Cluster::start();
+    for round in 0..5 {
+        let name = format!("race{round}");
+        let (a, b) = tokio::join!(
+            cluster.replicas[0].deploy_ok(&name, "test_v1"),
+            cluster.replicas[1].deploy_ok(&name, "test_v2")
+        );
+        let mut versions = [version_of(&a), version_of(&b)];
+        versions.sort();
+        assert_eq!(versions, [1, 2], "round {round}: {a} {b}");
+        // The one committed last serves, on every replica.
+        cluster.converged(&name, 2, SETTLE).await;
+        let last = if version_of(&a) == 2 { &a } else { &b };
+        for replica in &cluster.replicas {
+            let meta = replica.request(Method::GET, &format!("/procedures/{name}"), &[], Vec::new()).await;
+            assert_eq!(meta.json().unwrap()["sha256"], last["sha256"]);
+        }
+    }
+}
+
+/// Calls `math.add` through `nginx` from [`WORKERS`] clients until `running`
+/// turns false; counts the calls answered right in `ok` and returns what
+/// went wrong with the others.
+fn traffic(
+    nginx: &Arc<Endpoint>,
+    running: &Arc<AtomicBool>,
+    ok: &Arc<AtomicUsize>,
+) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
+    (0..WORKERS)
+        .map(|w| {
+            let (nginx, running, ok) = (nginx.clone(), running.clone(), ok.clone());
+            tokio::spawn(async move {
+                let mut failures = Vec::new();
+                for i in 0..1_000_000u64 {
+                    if !running.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let body = json!({"jsonrpc": "2.0", "method": "math.add", "params": [w, i], "id": 1});
+                    let answer = nginx.post(&body.to_string()).await;
+                    if answer.status == StatusCode::OK
+                        && answer.json().ok().map(|a| a["result"].clone()) == Some(json!(w as u64 + i))
+                    {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        failures.push(format!("{} {}", answer.status, answer.text()));
+                    }
+                }
+                failures
+            })
+        })
+        .collect()
+}
+
+/// Clients calling at once in [`traffic`].
+const WORKERS: usize = 4;
+
+/// Waits until `n` more calls than now have been answered right.
+async fn more_calls(ok: &AtomicUsize, n: usize) {
+    let target = ok.load(Ordering::SeqCst) + n;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ok.load(Ordering::SeqCst) < target {
+        assert!(Instant::now() < deadline, "calls through nginx stopped succeeding");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Stops [`traffic`] and returns every failure.
+async fn stop_traffic(running: &AtomicBool, workers: Vec<tokio::task::JoinHandle<Vec<String>>>) -> Vec<String> {
+    running.store(false, Ordering::SeqCst);
+    let mut failures = Vec::new();
+    for worker in workers {
+        failures.extend(tokio::time::timeout(Duration::from_secs(60), worker).await.expect("a client hung").unwrap());
+    }
+    failures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_replica_is_routed_around_and_catches_up_before_it_is_ready() {
+    let _machine = support::heavy().await;
+    let mut cluster = Cluster::start();
+    let math = cluster.nginx.endpoint.deploy_ok("math", "math").await;
+    cluster.converged("math", version_of(&math), SETTLE).await;
+    let nginx = Arc::new(Endpoint::new(cluster.nginx.endpoint.url.clone()));
+    let (running, ok) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicUsize::new(0)));
+    let workers = traffic(&nginx, &running, &ok);
+    more_calls(&ok, 100).await;
+
+    // SIGKILL a replica mid-traffic; deploy while it is down.
+    let killed = cluster.replicas.remove(1).kill();
+    more_calls(&ok, 100).await;
+    nginx.deploy_ok("words", "text").await;
+    let words = nginx.deploy_ok("words", "json").await;
+    more_calls(&ok, 100).await;
+
+    // Restarted, it is ready (healthz 200) only once it has caught up: it
+    // serves what was deployed meanwhile at once, without waiting for a
+    // notification.
+    let back = killed.start_again();
+    let meta = back.request(Method::GET, "/procedures/words", &[], Vec::new()).await;
+    assert_eq!(meta.status, StatusCode::OK, "{}", back.log());
+    assert_eq!(meta.json().unwrap()["sha256"], words["sha256"]);
+    assert_eq!(version_of(&meta.json().unwrap()), version_of(&words));
+    cluster.replicas.insert(1, back);
+    more_calls(&ok, 200).await;
+    let failures = stop_traffic(&running, workers).await;
+    let answered = ok.load(Ordering::SeqCst);
+    println!("{answered} calls through nginx around a SIGKILL and a restart: {} failed {failures:?}", failures.len());
+    // Only a call the killed replica was running may fail: nginx does not
+    // send a POST again once it reached a replica.
+    assert!(failures.len() <= WORKERS, "{} calls failed: {failures:?}", failures.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn while_postgres_is_down_calls_are_answered_and_deploys_get_503() {
+    let _machine = support::heavy().await;
+    let cluster = Cluster::start();
+    let math = cluster.nginx.endpoint.deploy_ok("math", "math").await;
+    cluster.converged("math", version_of(&math), SETTLE).await;
+    let nginx = &cluster.nginx.endpoint;
+
+    cluster.pg.stop();
+    for i in 0..50u64 {
+        assert_eq!(nginx.result("math.add", json!([i, 1])).await, json!(i + 1));
+    }
+    for replica in &cluster.replicas {
+        let answer = replica.deploy("words", "text").await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.text());
+        assert!(answer.headers.contains_key("retry-after"));
+        let error = answer.json().unwrap()["error"].as_str().unwrap().to_owned();
+        assert!(error.contains("the shared registry postgres://postgres@127.0.0.1:"), "{error}");
+        assert!(error.contains("cannot be reached") && error.contains("nothing was changed"), "{error}");
+        // Reading still works from what the replica has.
+        assert_eq!(serving(replica, "math").await, version_of(&math));
+    }
+    assert_eq!(nginx.deploy("words", "text").await.status, StatusCode::SERVICE_UNAVAILABLE);
+    for i in 0..50u64 {
+        assert_eq!(nginx.result("math.add", json!([i, 2])).await, json!(i + 2));
+    }
+
+    cluster.pg.start_again();
+    let deadline = Instant::now() + RECOVERY;
+    let words = loop {
+        let answer = nginx.deploy("words", "text").await;
+        if answer.status.is_success() {
+            break answer.json().unwrap();
+        }
+        assert!(Instant::now() < deadline, "deploys still fail after PostgreSQL is back: {}", answer.text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    cluster.converged("words", version_of(&words), RECOVERY).await;
+    // Back to normal: the next deploy propagates within the usual bound.
+    let again = nginx.deploy_ok("words", "json").await;
+    cluster.converged("words", version_of(&again), SETTLE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollback_and_remove_on_one_replica_reach_the_others_and_every_replica_describes_the_same() {
+    let _machine = support::heavy().await;
+    let cluster = Cluster::start();
+    let [a, b, c] = [&cluster.replicas[0], &cluster.replicas[1], &cluster.replicas[2]];
+    a.deploy_ok("math", "math").await;
+    a.deploy_ok("ver", "test_v1").await;
+    let v2 = b.deploy_ok("ver", "test_v2").await;
+    cluster.converged("ver", version_of(&v2), SETTLE).await;
+
+    let activated = c.request(Method::POST, "/procedures/ver/versions/1/activate", &[], Vec::new()).await;
+    assert_eq!(activated.status, StatusCode::OK, "{}", activated.text());
+    cluster.converged("ver", 1, SETTLE).await;
+    for replica in &cluster.replicas {
+        assert_eq!(replica.result("ver.version", json!([])).await, json!(1));
+        let meta = replica.request(Method::GET, "/procedures/ver", &[], Vec::new()).await.json().unwrap();
+        assert_eq!(meta["sha256"], json!(sha256_hex(&wasm("test_v1"))));
+    }
+
+    // The same metadata, versions and OpenRPC document everywhere.
+    let view = |replica: &Server| {
+        let replica = replica.url.clone();
+        async move {
+            let endpoint = Endpoint::new(replica);
+            let list = endpoint.request(Method::GET, "/procedures", &[], Vec::new()).await.json().unwrap();
+            let versions =
+                endpoint.request(Method::GET, "/procedures/ver/versions", &[], Vec::new()).await.json().unwrap();
+            let discover = endpoint.result("rpc.discover", json!([])).await;
+            (list, versions, discover)
+        }
+    };
+    let first = view(a).await;
+    assert_eq!(first.0.as_array().map(Vec::len), Some(2), "{}", first.0);
+    for replica in [b, c] {
+        assert_eq!(view(replica).await, first, "{} differs from {}", replica.url, a.url);
+    }
+
+    let removed = b.request(Method::DELETE, "/procedures/ver", &[], Vec::new()).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text());
+    cluster.converged("ver", 0, SETTLE).await;
+    // Numbering goes on across the fleet after the delete.
+    let v3 = c.deploy_ok("ver", "test_v2").await;
+    assert_eq!(version_of(&v3), 3);
+    cluster.converged("ver", 3, SETTLE).await;
+}
+
+/// The PostgreSQL store itself, under the registry: numbering unique across
+/// concurrent publishers, retention of the `keep` newest with their bytes,
+/// rollback and removal keeping the history, migrations applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_store_numbers_keeps_and_forgets_like_the_data_dir() {
+    use wasmrpc::store::{Store as _, StoreError};
+    use wasmrpc::store_pg::{PgStore, PgTarget};
+
+    let pg = Postgres::start();
+    let target = PgTarget::parse(&pg.url(), None).unwrap();
+    let store = PgStore::connect(&target, 3).await.unwrap();
+    // A second replica starting finds the schema in place.
+    PgStore::connect(&target, 3).await.unwrap();
+    fn publisher(store: PgStore, t: usize) -> std::thread::JoinHandle<Vec<u64>> {
+        std::thread::spawn(move || {
+            (0..10)
+                .map(|i| {
+                    let bytes = format!("module {t}-{i}");
+                    store.publish("n", &sha256_hex(bytes.as_bytes()), bytes.as_bytes(), "{}").unwrap().version
+                })
+                .collect()
+        })
+    }
+    let blocking = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = blocking;
+        let (a, b) = (publisher(store.clone(), 0), publisher(store.clone(), 1));
+        let mut numbers: Vec<u64> = a.join().unwrap().into_iter().chain(b.join().unwrap()).collect();
+        numbers.sort();
+        assert_eq!(numbers, (1..=20).collect::<Vec<u64>>());
+
+        let history = store.history("n").unwrap();
+        assert_eq!((history.last_version, history.serving), (20, Some(20)));
+        assert_eq!(history.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [20, 19, 18]);
+        // Only the kept versions' bytes stay.
+        let kept = store.kept_modules().unwrap();
+        assert_eq!(kept.len(), 3);
+        for v in &history.versions {
+            assert!(kept.contains(&v.sha256));
+            assert_eq!(sha256_hex(&store.module(&v.sha256).unwrap()), v.sha256);
+        }
+        assert!(store.module(&sha256_hex(b"module 0-0")).is_err());
+
+        assert_eq!(store.activate("n", 19).unwrap().version, 19);
+        assert_eq!(store.serving().unwrap()[0].1.version, 19);
+        match store.activate("n", 5) {
+            Err(StoreError::NotFound(m)) => assert!(m.contains("no longer kept (kept: 20, 19, 18"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        store.unpublish("n").unwrap();
+        assert!(store.serving().unwrap().is_empty());
+        assert!(matches!(store.unpublish("n"), Err(StoreError::NotFound(_))));
+        assert!(matches!(store.unpublish("never"), Err(StoreError::NotFound(_))));
+        assert_eq!(store.history("never").unwrap(), Default::default());
+        let again = store.publish("n", &sha256_hex(b"again"), b"again", "{}").unwrap();
+        assert_eq!(again.version, 21);
+        assert!(again.deployed_at.ends_with('Z'), "{}", again.deployed_at);
+    })
+    .await
+    .unwrap();
+    // 20 publishes, an activate, an unpublish, a publish; refusals record nothing.
+    assert_eq!(store.last_change().await.unwrap(), 23);
+    assert_eq!(store.changes_since(21).await.unwrap(), [(22, "n".to_owned()), (23, "n".to_owned())]);
+}
