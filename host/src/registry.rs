@@ -291,8 +291,8 @@ impl Registry {
     pub async fn deploy(self: &Arc<Self>, name: &str, bytes: bytes::Bytes) -> Result<(Metadata, bool), DeployError> {
         check_name(name)?;
         let sha256 = sha256_hex(&bytes);
-        if let Some(current) = self.get(name).filter(|d| d.metadata.sha256 == sha256) {
-            return Ok((current.metadata.clone(), false));
+        if let Some(unchanged) = self.unchanged(name, &sha256).await? {
+            return Ok((unchanged, false));
         }
         let this = self.clone();
         let compile_bytes = bytes.clone();
@@ -326,6 +326,24 @@ impl Registry {
         self.install(name, Some(version)).await;
         tracing::info!(procedure = name, version = metadata.version, "deployed");
         Ok((metadata, created))
+    }
+
+    /// The metadata of the version serving `name` if it is made of the
+    /// module `sha256`: then a deploy of those bytes changes nothing. Asks
+    /// the store, not only this server's table: a replica that has not yet
+    /// caught up with a change made elsewhere must not answer "unchanged"
+    /// for bytes the shared registry no longer serves (it catches up first).
+    async fn unchanged(self: &Arc<Self>, name: &str, sha256: &str) -> Result<Option<Metadata>, DeployError> {
+        let this = self.clone();
+        let owned_name = name.to_owned();
+        let history = blocking(move || Ok(this.store.history(&owned_name)?)).await?;
+        let Some(serving) = history.serving_version().filter(|v| v.sha256 == sha256) else {
+            return Ok(None);
+        };
+        if self.get(name).is_none_or(|v| v.metadata.version != serving.version) {
+            self.sync(name).await?;
+        }
+        Ok(self.get(name).filter(|v| v.metadata.sha256 == sha256).map(|v| v.metadata.clone()))
     }
 
     /// Makes kept version `version` of `name` serve again (a rollback, or
