@@ -163,6 +163,10 @@ impl Registry {
                 Ok(version) => {
                     table.insert(name, Arc::new(version));
                 }
+                // The store went away while loading: the whole load fails (a
+                // replica retries it), or the procedure would stay missing
+                // until its name changes again.
+                Err(e @ DeployError::Unavailable(_)) => return Err(e.into()),
                 Err(e) => tracing::error!(procedure = name, "skipping stored procedure: {e:#}"),
             }
         }
@@ -341,7 +345,12 @@ impl Registry {
             return Ok(None);
         };
         if self.get(name).is_none_or(|v| v.metadata.version != serving.version) {
-            self.sync(name).await?;
+            // Catching up can fail where a deploy mends (the stored module
+            // is damaged): then these bytes deploy as a new version.
+            if let Err(e) = self.sync(name).await {
+                tracing::warn!(procedure = name, "cannot serve the stored version ({e:#}); deploying anew");
+                return Ok(None);
+            }
         }
         Ok(self.get(name).filter(|v| v.metadata.sha256 == sha256).map(|v| v.metadata.clone()))
     }

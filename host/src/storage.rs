@@ -121,8 +121,10 @@ impl DataDir {
 impl Store for DataDir {
     fn publish(&self, name: &str, sha256: &str, bytes: &[u8], describe: &str) -> Result<StoredVersion, StoreError> {
         let mut history = self.history(name)?;
+        // A module file already there is reused only if it is intact: a
+        // deploy of the same bytes mends a damaged one.
         let path = self.module_path(sha256);
-        if !path.exists() {
+        if !fs::read(&path).is_ok_and(|stored| sha256_hex(&stored) == sha256) {
             write_atomic(&path, bytes)?;
         }
         let stored = StoredVersion {
@@ -375,6 +377,9 @@ mod tests {
         // The damaged record is skipped; the intact one still serves.
         assert_eq!(store.serving().unwrap().len(), 1);
         assert!(!dir.path().join("modules/.tmp-1-x.wasm").exists());
+        // Publishing the same bytes again mends the damaged file.
+        assert_eq!(publish(&store, "a", b"good").version, 2);
+        assert_eq!(store.module(&stored.sha256).unwrap(), b"good");
     }
 
     #[test]
