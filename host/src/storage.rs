@@ -134,10 +134,14 @@ impl Store for DataDir {
             deployed_at: now_rfc3339(),
             describe: describe.to_owned(),
         };
-        history.push(stored.clone(), self.keep);
+        let forgot = history.push(stored.clone(), self.keep);
         self.save(name, &history)?;
-        if let Err(e) = self.collect_garbage() {
-            tracing::warn!("unused module files not removed: {e:#}");
+        // Only a forgotten version can leave a module file unused: the scan
+        // of every record is skipped otherwise.
+        if forgot {
+            if let Err(e) = self.collect_garbage() {
+                tracing::warn!("unused module files not removed: {e:#}");
+            }
         }
         Ok(stored)
     }

@@ -65,14 +65,18 @@ impl History {
     }
 
     /// Adds `stored` (numbered `last_version + 1`) as the serving version and
-    /// forgets versions beyond the `keep` newest. Shared by every store, so
-    /// numbering and retention cannot drift between them.
-    pub fn push(&mut self, stored: StoredVersion, keep: usize) {
+    /// forgets versions beyond the `keep` newest; returns whether any was
+    /// forgotten (then modules may have become unused). The rule every store
+    /// follows: the data dir applies it here, PostgreSQL in the same
+    /// transaction as the new version (`store_pg`).
+    pub fn push(&mut self, stored: StoredVersion, keep: usize) -> bool {
         debug_assert_eq!(stored.version, self.last_version + 1);
         self.last_version = stored.version;
         self.serving = Some(stored.version);
         self.versions.insert(0, stored);
+        let before = self.versions.len();
         self.versions.truncate(keep.max(1));
+        self.versions.len() < before
     }
 }
 
