@@ -21,15 +21,24 @@ VENV_STAMP := $(VENV)/.installed-$(shell echo '$(PY_CLIENT_PACKAGES)' | sha256su
 
 all: build procedures
 
-## setup: the wasm32-wasip2 target, fmt and clippy (idempotent)
+## setup: the wasm32-wasip2 and wasm32-unknown-unknown targets, fmt and
+## clippy (idempotent)
 setup:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 
-## procedures: every procedure in procedures/ as a .wasm component
+## procedures: every procedure in procedures/ as a .wasm component. Those
+## whose Cargo.toml says `wasi = false` (under [package.metadata.wasmrpc])
+## build for wasm32-unknown-unknown, and `wasmrpc component` wraps them
+## (its small twin `wasmrpc-componentize`, which needs no server build).
+NO_WASI := $(notdir $(patsubst %/,%,$(dir $(shell grep -l '^wasi = false' procedures/*/Cargo.toml procedures/*/*/Cargo.toml))))
 procedures: setup
-	cargo build --release --target wasm32-wasip2 --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET)
+	cargo build --release --target wasm32-wasip2 --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) --workspace $(NO_WASI:%=--exclude %)
+	cargo build --release --target wasm32-unknown-unknown --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) $(NO_WASI:%=-p %)
+	cargo build --release -p wasmrpc-componentize
+	@for p in $(NO_WASI); do $(CARGO_TARGET_DIR)/release/wasmrpc-componentize $(PROC_TARGET)/wasm32-unknown-unknown/release/$$p.wasm -o $(WASM_DIR)/$$p.wasm || exit 1; done
 	@ls -l $(WASM_DIR)/*.wasm | awk '{print "  " $$5 "\t" $$9}'
 
 build: setup

@@ -118,9 +118,10 @@ pub struct Instructions {
     pub top_level: f64,
     /// One call of `calc.hypot`: a top-level call and three nested ones.
     pub hypot: f64,
-    /// One nested call of `math.add`, on its own: `test_nested.catch`
-    /// calling it, less `test_nested.recall`, which calls nothing (the same
-    /// component, so its instantiate, call and drop cancel out).
+    /// One nested call of `math.add`, on its own: `test_nested.sum_via`
+    /// calling it (typed, as `calc` calls), less `test_nested.sum_here`,
+    /// which adds in place with the same params (the same component, so
+    /// its instantiate, params, call and drop cancel out).
     pub nested: f64,
 }
 
@@ -142,17 +143,21 @@ pub fn measure(wasm_dir: &Path, out: &Path) -> anyhow::Result<Instructions> {
         deps: vec![("math", math.clone())],
     };
     let nested = wasm_dir.join("test_nested.wasm");
-    let recall =
-        Case { label: "test_nested.recall", module: nested.clone(), call: ("recall", "[]", r#""""#), deps: vec![] };
-    let catch = Case {
-        label: "test_nested.catch",
+    let here = Case {
+        label: "test_nested.sum_here",
+        module: nested.clone(),
+        call: ("sum_here", r#"["math.add",1,2]"#, "3"),
+        deps: vec![],
+    };
+    let via = Case {
+        label: "test_nested.sum_via",
         module: nested,
-        call: ("catch", r#"["math.add",[1,2]]"#, r#"{"ok":3}"#),
+        call: ("sum_via", r#"["math.add",1,2]"#, "3"),
         deps: vec![("math", math)],
     };
     let top_level = per_call(&top, out)?;
     let hypot = per_call(&hypot, out)?;
-    let nested = per_call(&catch, out)? - per_call(&recall, out)?;
+    let nested = per_call(&via, out)? - per_call(&here, out)?;
     Ok(Instructions { top_level, hypot, nested })
 }
 
@@ -166,6 +171,6 @@ pub fn print(i: &Instructions, out: &Path) {
         i.nested,
         i.nested_ratio()
     );
-    println!("  (test_nested.catch(math.add) - test_nested.recall; profiles: callgrind_annotate");
+    println!("  (test_nested.sum_via(math.add) - test_nested.sum_here; profiles: callgrind_annotate");
     println!("   --inclusive=yes {}/callgrind/*-{MANY}.out)", out.display());
 }

@@ -8,6 +8,7 @@
 //!                      [--iterations N] [--warmup N] [--data DIR] [--pool-instances N] [--time-limit-ms MS]
 //! wasmrpc-bench load --addr A --body B [--connections N] [--seconds S]
 //! wasmrpc-bench callgrind [--wasm-dir DIR] [--out DIR]   (instructions per call)
+//! wasmrpc-bench devloop [--out DIR]   (`wasmrpc dev` save-to-answer)
 //! ```
 //!
 //! The run starts both servers, checks they answer each workload with the
@@ -19,6 +20,7 @@
 //! `OUT/latest.json`.
 
 mod callgrind;
+mod devloop;
 mod inproc;
 mod load;
 mod native;
@@ -106,6 +108,12 @@ fn main() -> anyhow::Result<()> {
             p99 as f64 / 1e3,
             m.cpu_per_call.as_secs_f64() * 1e6
         );
+        return Ok(());
+    }
+    if args.first().map(String::as_str) == Some("devloop") {
+        let out = flag(&args, "--out").map_or_else(|| PathBuf::from("target/bench"), PathBuf::from);
+        let times = devloop::measure(&process::sibling_binary("wasmrpc")?, &out, DEV_ROUNDS)?;
+        print_targets("issue 13, wasmrpc dev", &[dev_target(&times)]);
         return Ok(());
     }
     let wasm_dir = flag(&args, "--wasm-dir")
@@ -273,6 +281,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
     let mut nested = inproc::measure(&wasm("calc")?, CALC_HYPOT, &[("math", &math)], &setup(iterations / 4))?;
     nested.samples.sort_unstable();
     let startup = if options.quick { None } else { Some(startup::measure(&wasmrpc_bin, &math, &options.out, 100, 3)?) };
+    let dev = if options.quick { None } else { Some(devloop::measure(&wasmrpc_bin, &options.out, DEV_ROUNDS)?) };
 
     // Instruction counts: minutes under valgrind, so not in a quick run.
     let instructions = if options.quick {
@@ -284,7 +293,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
         None
     };
 
-    report(&rows, &inproc, &nested, startup.as_ref(), instructions.as_ref(), options)
+    report(&rows, &inproc, &nested, startup.as_ref(), dev.as_deref(), instructions.as_ref(), options)
 }
 
 fn rpc(method: &str, params: serde_json::Value) -> Vec<u8> {
@@ -363,6 +372,7 @@ fn report(
     inproc: &inproc::InProcess,
     nested: &inproc::InProcess,
     startup: Option<&startup::Startup>,
+    dev: Option<&[Duration]>,
     instructions: Option<&callgrind::Instructions>,
     options: &Options,
 ) -> anyhow::Result<()> {
@@ -404,6 +414,10 @@ fn report(
         );
     }
 
+    if let Some(times) = dev {
+        let shown: Vec<String> = times.iter().map(|d| format!("{:.2} s", d.as_secs_f64())).collect();
+        println!("wasmrpc dev, math example (wasi = false), save to new answer: {}", shown.join(", "));
+    }
     if let Some(i) = instructions {
         println!();
         callgrind::print(i, &options.out);
@@ -468,6 +482,9 @@ fn report(
             ms < 1000.0,
         ));
     }
+    if let Some(times) = dev {
+        targets.push(dev_target(times));
+    }
     print_targets(
         "issues 12 and 13; the machine is shared, so wall-clock rows are noisier than instructions",
         &targets,
@@ -483,6 +500,7 @@ fn report(
         "in_process": {"calls": inproc.samples.len(), "p50_us": inproc_p50, "p99_us": inproc_p99, "cpu_us_per_call": inproc_cpu},
         "in_process_nested": {"method": "calc.hypot", "nested_calls_per_call": 3, "calls": nested.samples.len(), "p50_us": nested_p50, "cpu_us_per_call": nested_cpu, "cpu_us_per_nested_call": per_nested_cpu},
         "instructions": instructions,
+        "dev_save_to_answer_s": dev.map(|t| t.iter().map(Duration::as_secs_f64).collect::<Vec<_>>()),
         "startup": startup.map(|s| json!({
             "procedures": s.procedures,
             "warm_ms": s.warm.iter().map(|d| d.as_secs_f64() * 1e3).collect::<Vec<_>>(),
@@ -496,6 +514,22 @@ fn report(
     }
     println!("\nwritten to {}", options.out.join(format!("bench-{stamp}.json")).display());
     Ok(())
+}
+
+/// Saves `wasmrpc dev` answers in the benchmark.
+const DEV_ROUNDS: usize = 5;
+
+/// The `wasmrpc dev` target: the median save-to-answer time.
+fn dev_target(times: &[Duration]) -> serde_json::Value {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default().as_secs_f64();
+    let worst = sorted.last().copied().unwrap_or_default().as_secs_f64();
+    target(
+        "wasmrpc dev: save-to-answer (math example) <= 2 s",
+        format!("median {median:.2} s, slowest {worst:.2} s"),
+        median <= 2.0,
+    )
 }
 
 /// The instruction targets: math.add (issue 13) and a nested call (issue 12).

@@ -363,7 +363,9 @@ impl Sandbox {
         let stdout = GuestOutput::new(procedure.clone(), ctx.request_id, "stdout");
         let stderr = GuestOutput::new(procedure.clone(), ctx.request_id, "stderr");
         let state = CallState {
-            wasi: WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build(),
+            wasi: None,
+            stdout,
+            stderr: stderr.clone(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter { limit: self.memory_limit_bytes, refused: false },
             procedure,
@@ -402,7 +404,7 @@ impl Sandbox {
             }
         })
         .await;
-        stdout.flush_log();
+        store.data().stdout.flush_log();
         stderr.flush_log();
         let dropped = store.data().log_dropped;
         if dropped > 0 {
@@ -472,7 +474,11 @@ struct DeadlinePassed;
 /// who is calling, for the guest's log lines, and the call tree, for the
 /// guest's own calls.
 struct CallState {
-    wasi: WasiCtx,
+    /// Made at the guest's first WASI call: a component built without WASI
+    /// (`wasmrpc component`) never pays for it.
+    wasi: Option<WasiCtx>,
+    stdout: GuestOutput,
+    stderr: GuestOutput,
     table: ResourceTable,
     limiter: MemoryLimiter,
     procedure: Arc<str>,
@@ -499,7 +505,10 @@ struct Tree {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        let wasi = self
+            .wasi
+            .get_or_insert_with(|| WasiCtx::builder().stdout(self.stdout.clone()).stderr(self.stderr.clone()).build());
+        WasiCtxView { ctx: wasi, table: &mut self.table }
     }
 }
 
@@ -519,7 +528,12 @@ impl Host for CallState {
             Level::Debug => tracing::debug!(target: "guest", procedure, request_id, "{message}"),
             Level::Info => tracing::info!(target: "guest", procedure, request_id, "{message}"),
             Level::Warn => tracing::warn!(target: "guest", procedure, request_id, "{message}"),
-            Level::Error => tracing::error!(target: "guest", procedure, request_id, "{message}"),
+            Level::Error => {
+                tracing::error!(target: "guest", procedure, request_id, "{message}");
+                // A trap report carries it as it carries stderr: a guest
+                // built without WASI reports its panic this way.
+                self.stderr.keep(&message);
+            }
         }
     }
 }
@@ -660,7 +674,7 @@ fn check_header(bytes: &[u8]) -> Result<(), InvalidModule> {
     if bytes[4..8] == CORE_VERSION {
         return Err(InvalidModule(
             "this is a core WebAssembly module, not a component: build it with \
-             `--target wasm32-wasip2` or wrap it with `wasm-tools component new`"
+             `--target wasm32-wasip2` or wrap it with `wasmrpc component`"
                 .into(),
         ));
     }

@@ -190,7 +190,7 @@ impl Drop for Dev {
 /// procedure built on it calls `math` through its typed functions, and an
 /// error of the callee comes back through it unchanged.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_generated_guest_stub_builds_into_a_procedure_that_calls_through_it() {
+async fn a_generated_guest_stub_builds_into_a_procedure_without_wasi_that_calls_through_it() {
     let _heavy = heavy().await;
     let server = Server::start(&[]);
     server.deploy_ok("math", "math").await;
@@ -225,16 +225,39 @@ fn hypot(a: i64, b: i64) -> Result<f64, Error> {
     Ok((sum as f64).sqrt())
 }
 
-wasmrpc_guest::export!(hypot);
+/// Panics.
+#[procedure]
+fn boom(n: i64) -> i64 {
+    panic!("boom number {n}")
+}
+
+wasmrpc_guest::export!(hypot, boom);
 "#;
     std::fs::write(dir.join("src/lib.rs"), lib).unwrap();
+    // Built without WASI: for wasm32-unknown-unknown, then wrapped.
+    let manifest = dir.join("Cargo.toml");
+    let toml = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{toml}\n[package.metadata.wasmrpc]\nwasi = false\n")).unwrap();
     let out = tokio::task::block_in_place(|| run(&["dev", dir.to_str().unwrap(), "--once", "--server", &server.url]));
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "dev --once of the stub user failed:\n{stdout}\n{}", text(&out.stderr));
+    let built = scaffold_target_dir().join("wasm32-unknown-unknown/wasmrpc-dev/stubcalc.component.wasm");
+    let component = std::fs::read(&built).unwrap();
+    assert!(!component.windows(5).any(|w| w == b"wasi:"), "{} imports WASI", built.display());
     assert_eq!(server.result("stubcalc.hypot", json!([3, 4])).await, json!(5.0));
     // math.multiply's overflow error (code 1) reaches the caller's caller.
     let error = server.error("stubcalc.hypot", json!([i64::MAX, 1])).await;
     assert_eq!(error["code"], 1, "{error}");
+    // Without stderr, the panic message still reaches the client.
+    let error = server.error("stubcalc.boom", json!([7])).await;
+    assert_eq!(error["code"], -32000, "{error}");
+    assert!(error["data"]["stderr"].as_str().unwrap().contains("boom number 7"), "{error}");
+
+    // A bad setting is named.
+    std::fs::write(&manifest, format!("{toml}\n[package.metadata.wasmrpc]\nwasi = \"no\"\n")).unwrap();
+    let out = run(&["dev", dir.to_str().unwrap(), "--once", "--server", &server.url]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("`[package.metadata.wasmrpc] wasi`"), "{}", text(&out.stderr));
 }
 
 #[tokio::test(flavor = "multi_thread")]

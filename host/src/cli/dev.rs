@@ -1,6 +1,8 @@
 //! `wasmrpc dev [CRATE]`: the procedure developer's loop. It owns finding the
 //! crate's artifact (`cargo metadata`), building it (`cargo build --target
-//! wasm32-wasip2` in a fast profile, output as cargo prints it), deploying it with a
+//! wasm32-wasip2` in a fast profile, output as cargo prints it; for a crate
+//! with `[package.metadata.wasmrpc] wasi = false`, `wasm32-unknown-unknown`
+//! and `wasmrpc component`), deploying it with a
 //! PUT, watching `src/`, `Cargo.toml` and `build.rs` to do it again on every
 //! change, and starting a server in this process when none answers on a
 //! loopback `--server`. Each round prints one line: the new version and the
@@ -27,6 +29,9 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The compilation target of procedures.
 const TARGET: &str = "wasm32-wasip2";
+/// The target of a crate with `[package.metadata.wasmrpc] wasi = false`:
+/// a core module without WASI imports, which `wasmrpc component` wraps.
+const NO_WASI_TARGET: &str = "wasm32-unknown-unknown";
 /// The profile `wasmrpc dev` builds with: the crate's release profile
 /// without what makes a rebuild slow (LTO, one codegen unit), and
 /// incremental, so a save is answered in about a second instead of four. It
@@ -127,7 +132,9 @@ async fn dev(options: &Options, local: &mut Option<LocalServer>) -> anyhow::Resu
 #[derive(Debug)]
 struct Crate {
     package: String,
-    /// The `.wasm` a [`DEV_PROFILE`] build for [`TARGET`] produces.
+    /// [`TARGET`], or [`NO_WASI_TARGET`] for a crate that asks for no WASI.
+    target: &'static str,
+    /// The `.wasm` a [`DEV_PROFILE`] build for `target` produces.
     artifact: PathBuf,
 }
 
@@ -169,9 +176,16 @@ impl Crate {
                     manifest.display()
                 )
             })?;
+        let target = match &package["metadata"]["wasmrpc"]["wasi"] {
+            Value::Null | Value::Bool(true) => TARGET,
+            Value::Bool(false) => NO_WASI_TARGET,
+            other => {
+                bail!("`[package.metadata.wasmrpc] wasi` in {} must be true or false, not {other}", manifest.display())
+            }
+        };
         let artifact =
-            Path::new(target_dir).join(TARGET).join(DEV_PROFILE).join(format!("{}.wasm", lib.replace('-', "_")));
-        Ok(Crate { package: package_name.to_owned(), artifact })
+            Path::new(target_dir).join(target).join(DEV_PROFILE).join(format!("{}.wasm", lib.replace('-', "_")));
+        Ok(Crate { package: package_name.to_owned(), target, artifact })
     }
 }
 
@@ -279,7 +293,7 @@ async fn build(dir: &Path) -> Result<PathBuf, Option<anyhow::Error>> {
     // Asked every round: an edit to Cargo.toml may rename the library.
     let krate = Crate::inspect(dir).await.map_err(Some)?;
     let status = tokio::process::Command::new("cargo")
-        .args(["build", "--profile", DEV_PROFILE, "--target", TARGET])
+        .args(["build", "--profile", DEV_PROFILE, "--target", krate.target])
         .args(DEV_PROFILE_CONFIG.iter().flat_map(|c| ["--config", c]))
         .arg("--manifest-path")
         .arg(dir.join("Cargo.toml"))
@@ -296,7 +310,13 @@ async fn build(dir: &Path) -> Result<PathBuf, Option<anyhow::Error>> {
     if !krate.artifact.is_file() {
         return Err(Some(anyhow::anyhow!("cargo built no {}", krate.artifact.display())));
     }
-    Ok(krate.artifact)
+    if krate.target == TARGET {
+        return Ok(krate.artifact);
+    }
+    // A core module: wrapped into a component next to it.
+    let component = krate.artifact.with_extension("component.wasm");
+    wasmrpc_componentize::file(&krate.artifact, &component).map_err(Some)?;
+    Ok(component)
 }
 
 /// Watches the crate's sources: the directory itself, not the files

@@ -112,6 +112,20 @@ pub enum Command {
     /// with --check, compares FILE with what would be written and exits 1
     /// with a short diff when it is stale (for CI).
     Stub(StubArgs),
+    /// Wrap a core module built for wasm32-unknown-unknown into a component.
+    ///
+    /// A procedure with no WASI imports makes the cheapest instances: build
+    /// it with `cargo build --release --target wasm32-unknown-unknown`, then
+    /// `wasmrpc component target/wasm32-unknown-unknown/release/NAME.wasm -o
+    /// NAME.wasm` (what `wasm-tools component new` does). `wasmrpc dev` does
+    /// both for a crate with `[package.metadata.wasmrpc] wasi = false`.
+    Component {
+        /// The core module (.wasm) cargo built.
+        core: PathBuf,
+        /// Where to write the component.
+        #[arg(short, long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +331,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Versions { name, server } => client_command(versions(name, server)),
         Command::Rollback { name, version, server } => client_command(rollback(name, version, server)),
         Command::New { name, path, sdk } => new(name, path, sdk),
+        Command::Component { core, out } => wasmrpc_componentize::file(&core, &out).map(|()| ExitCode::SUCCESS),
         Command::Stub(args) => stub::run(&stub::Options {
             lang: args.lang,
             source: args.file.map_or(stub::Source::Server(args.server), stub::Source::File),

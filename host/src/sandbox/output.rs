@@ -74,6 +74,15 @@ impl GuestOutput {
         String::from_utf8_lossy(&self.lock().tail).trim_end().to_owned()
     }
 
+    /// Keeps `text` for the trap report as if the guest had written it,
+    /// without logging it (it was logged already: an error-level `host.log`
+    /// line, which is where a guest without WASI reports its panic).
+    pub fn keep(&self, text: &str) {
+        let mut inner = self.lock();
+        inner.keep(text.as_bytes());
+        inner.keep(b"\n");
+    }
+
     #[cfg(test)]
     fn write_all(&self, bytes: &[u8]) {
         self.lock().write(bytes);
@@ -81,12 +90,16 @@ impl GuestOutput {
 }
 
 impl Inner {
-    fn write(&mut self, bytes: &[u8]) {
+    fn keep(&mut self, bytes: &[u8]) {
         self.tail.extend_from_slice(bytes);
         if self.tail.len() > TAIL_BYTES {
             let excess = self.tail.len() - TAIL_BYTES;
             self.tail.drain(..excess);
         }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.keep(bytes);
         let room = MAX_GUEST_OUTPUT_BYTES.saturating_sub(self.logged + self.line.len());
         let kept = &bytes[..bytes.len().min(room)];
         self.dropped += bytes.len() - kept.len();

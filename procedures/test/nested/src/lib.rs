@@ -75,4 +75,19 @@ fn hold(mib: usize, method: String, params: Value) -> Result<Value, Error> {
     Ok(json!({ "held_mib": block.len() >> 20, "result": result }))
 }
 
-wasmrpc_guest::export!(call_through, catch, repeat, bounce, remember, recall, hold);
+/// `method(a, b)` through the server, read as an integer: one typed nested
+/// call, as `calc` makes them (the benchmark's nested call).
+#[procedure]
+fn sum_via(method: String, a: i64, b: i64) -> Result<i64, Error> {
+    call(&method, (a, b))
+}
+
+/// `a + b` here, with `sum_via`'s params: the benchmark subtracts it from
+/// `sum_via`, leaving the nested call alone.
+#[procedure]
+fn sum_here(method: String, a: i64, b: i64) -> Result<i64, Error> {
+    black_box(method);
+    a.checked_add(b).ok_or_else(|| Error::from("overflow"))
+}
+
+wasmrpc_guest::export!(call_through, catch, repeat, bounce, remember, recall, hold, sum_via, sum_here);
