@@ -20,6 +20,15 @@ pub fn from_core_module(core: &[u8]) -> anyhow::Result<Vec<u8>> {
         (Some(b"\0asm"), _) => anyhow::bail!("a component already (deploy it as it is), not a core Wasm module"),
         _ => anyhow::bail!("not a Wasm module"),
     }
+    // wit-component would wrap a module without a world into an empty
+    // component, which the server then refuses for what it lacks.
+    let has_world = wasmparser::Parser::new(0).parse_all(core).any(|payload| {
+        matches!(payload, Ok(wasmparser::Payload::CustomSection(s)) if s.name().starts_with("component-type"))
+    });
+    anyhow::ensure!(
+        has_world,
+        "not a module built with wit-bindgen bindings (the wasmrpc-guest SDK): it names no world"
+    );
     wit_component::ComponentEncoder::default()
         .validate(true)
         .module(core)
