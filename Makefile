@@ -33,7 +33,7 @@ setup:
 ## whose Cargo.toml says `wasi = false` (under [package.metadata.wasmrpc])
 ## build for wasm32-unknown-unknown, and `wasmrpc component` wraps them
 ## (its small twin `wasmrpc-componentize`, which needs no server build).
-NO_WASI := $(notdir $(patsubst %/,%,$(dir $(shell grep -l '^wasi = false' procedures/*/Cargo.toml procedures/*/*/Cargo.toml))))
+NO_WASI := $(shell grep -l '^wasi = false' procedures/*/Cargo.toml procedures/*/*/Cargo.toml | xargs sed -n 's/^name = "\(.*\)"/\1/p')
 procedures: setup
 	cargo build --release --target wasm32-wasip2 --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) --workspace $(NO_WASI:%=--exclude %)
 	cargo build --release --target wasm32-unknown-unknown --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) $(NO_WASI:%=-p %)
@@ -118,6 +118,8 @@ lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 	cargo clippy --release --target wasm32-wasip2 --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) -- -D warnings
+	@# Those built without WASI also for their own target: the SDK has code for it alone.
+	cargo clippy --release --target wasm32-unknown-unknown --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) $(NO_WASI:%=-p %) -- -D warnings
 	@# The fuzz targets need nightly only to run (cargo-fuzz's sanitizer
 	@# flags); stable compiles them, so they cannot rot between `make fuzz` runs.
 	cargo clippy --manifest-path fuzz/Cargo.toml --target-dir $(CARGO_TARGET_DIR)/fuzz-check --all-targets -- -D warnings

@@ -72,7 +72,7 @@ pub fn measure(wasmrpc: &Path, dir: &Path, rounds: usize) -> anyhow::Result<Vec<
 }
 
 fn rounds_against(
-    _dev: &mut Child,
+    dev: &mut Child,
     server: &Server,
     lib: &Path,
     source: &dyn Fn(usize) -> anyhow::Result<String>,
@@ -81,7 +81,7 @@ fn rounds_against(
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client = HttpClient::new();
     let url = format!("{}/rpc", server.url());
-    let answers = |round: usize, within: Duration| -> anyhow::Result<Duration> {
+    let mut answers = |round: usize, within: Duration| -> anyhow::Result<Duration> {
         let started = Instant::now();
         let want = format!(r#"{{"jsonrpc":"2.0","result":{round},"id":1}}"#);
         runtime.block_on(async {
@@ -94,6 +94,10 @@ fn rounds_against(
                 }
                 if started.elapsed() > within {
                     bail!("mathdev.probe did not answer {round} within {within:?}");
+                }
+                // A dev that stopped (a failed first build) will not deploy.
+                if let Some(status) = dev.try_wait()? {
+                    bail!("wasmrpc dev exited ({status}) before round {round} answered");
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }

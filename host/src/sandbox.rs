@@ -360,11 +360,9 @@ impl Sandbox {
                 (Some(slot), Instant::now() + self.time_limit)
             }
         };
-        let stdout = GuestOutput::new(procedure.clone(), ctx.request_id, "stdout");
         let stderr = GuestOutput::new(procedure.clone(), ctx.request_id, "stderr");
         let state = CallState {
             wasi: None,
-            stdout,
             stderr: stderr.clone(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter { limit: self.memory_limit_bytes, refused: false },
@@ -404,7 +402,9 @@ impl Sandbox {
             }
         })
         .await;
-        store.data().stdout.flush_log();
+        if let Some((_, stdout)) = &store.data().wasi {
+            stdout.flush_log();
+        }
         stderr.flush_log();
         let dropped = store.data().log_dropped;
         if dropped > 0 {
@@ -474,10 +474,11 @@ struct DeadlinePassed;
 /// who is calling, for the guest's log lines, and the call tree, for the
 /// guest's own calls.
 struct CallState {
-    /// Made at the guest's first WASI call: a component built without WASI
-    /// (`wasmrpc component`) never pays for it.
-    wasi: Option<WasiCtx>,
-    stdout: GuestOutput,
+    /// WASI and the stdout it writes to, made at the guest's first WASI
+    /// call: a component built without WASI (`wasmrpc component`) never
+    /// pays for them.
+    wasi: Option<(WasiCtx, GuestOutput)>,
+    /// Also kept for a trap report, with error-level log lines.
     stderr: GuestOutput,
     table: ResourceTable,
     limiter: MemoryLimiter,
@@ -505,9 +506,10 @@ struct Tree {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        let wasi = self
-            .wasi
-            .get_or_insert_with(|| WasiCtx::builder().stdout(self.stdout.clone()).stderr(self.stderr.clone()).build());
+        let (wasi, _) = self.wasi.get_or_insert_with(|| {
+            let stdout = GuestOutput::new(self.procedure.clone(), self.request_id, "stdout");
+            (WasiCtx::builder().stdout(stdout.clone()).stderr(self.stderr.clone()).build(), stdout)
+        });
         WasiCtxView { ctx: wasi, table: &mut self.table }
     }
 }
