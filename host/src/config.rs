@@ -103,6 +103,10 @@ pub struct Config {
     /// PAGEMAP_SCAN (only the pages a call dirtied). Even when true it is
     /// off while swap is active: see `sandbox::pagemap_scan`.
     pub pagemap_scan: bool,
+    /// Whether compiled code relies on guard pages and signals for memory
+    /// bounds (`--guard-pages`) instead of explicit checks: see
+    /// `sandbox::engine_config` for what each costs.
+    pub guard_pages: bool,
     /// Instances the pooling allocator reserves address space for; `None`
     /// sizes the pool from the call limits (`sandbox::pool_instances`), and
     /// falls back to on-demand allocation where it cannot be reserved. Set,
@@ -137,6 +141,7 @@ impl Config {
             admin_token: None,
             watch_dir: None,
             pagemap_scan: true,
+            guard_pages: false,
             pool_instances: None,
             dashboard: true,
             registry: None,

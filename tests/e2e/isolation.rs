@@ -254,6 +254,14 @@ async fn every_call_sees_fresh_memory_without_pagemap_scan() {
     assert_fresh_memory_with(&["--no-pagemap-scan"]).await;
 }
 
+/// The same with guard pages and signals bounding memory (`--guard-pages`)
+/// instead of explicit checks: wasmtime then also changes page protections
+/// of a reused slot, a different reset path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_call_sees_fresh_memory_with_guard_pages() {
+    assert_fresh_memory_with(&["--guard-pages"]).await;
+}
+
 /// The checks of [`every_call_sees_fresh_memory`] against a server started
 /// with `extra` flags (and those of `WASMRPC_TEST_FRESHNESS_ARGS`): a test
 /// per server configuration is one line.

@@ -243,6 +243,13 @@ pub struct ServeArgs {
     /// is also off, by itself, while swap is active.
     #[arg(long)]
     pub no_pagemap_scan: bool,
+    /// Bound guest memory with guard pages and signals instead of explicit
+    /// checks in compiled code: guest code runs faster (about 12% on a 10 KB
+    /// JSON call), but each call that grows its memory costs two mprotect
+    /// calls, which flush the TLB of every core (math.add at 64 connections:
+    /// a third fewer calls per second).
+    #[arg(long, env = "WASMRPC_GUARD_PAGES")]
+    pub guard_pages: bool,
     /// Do not serve the web dashboard at `GET /` (the JSON API is unchanged).
     #[arg(long, env = "WASMRPC_NO_DASHBOARD", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_dashboard: bool,
@@ -299,6 +306,7 @@ impl ServeArgs {
         config.admin_token = token;
         config.watch_dir = self.watch.clone();
         config.pagemap_scan = !self.no_pagemap_scan;
+        config.guard_pages = self.guard_pages;
         config.dashboard = !self.no_dashboard;
         config.registry = match &self.registry {
             Some(url) => Some(crate::store_pg::PgTarget::parse(url, self.registry_password()?)?),
@@ -555,6 +563,7 @@ mod tests {
         assert_eq!(config.body_read_timeout, documented.body_read_timeout);
         assert_eq!(config.admin_token, None);
         assert!(config.pagemap_scan);
+        assert!(!config.guard_pages);
         assert!(config.dashboard);
         assert_eq!(config.keep_versions, 10);
     }
@@ -571,6 +580,7 @@ mod tests {
             "--admin-token=s3cret",
             "--listen=0.0.0.0:0",
             "--no-pagemap-scan",
+            "--guard-pages",
             "--no-dashboard",
             "--keep-versions=3",
         ])
@@ -583,6 +593,7 @@ mod tests {
         assert_eq!(config.max_concurrent_calls, 5);
         assert_eq!(config.admin_token.as_deref(), Some("s3cret"));
         assert!(!config.pagemap_scan);
+        assert!(config.guard_pages);
         assert!(!config.dashboard);
         assert_eq!(config.keep_versions, 3);
     }
