@@ -51,9 +51,9 @@ use bindings::wasmrpc::procedure::client;
 use bindings::wasmrpc::procedure::host::{Host, Level};
 use bindings::{Procedure, ProcedurePre};
 
-/// The interface every procedure must export (0.1.0 and 0.1.1 are both
+/// The interface every procedure must export (0.1.0 to 0.1.2 are all
 /// accepted: wasmtime links semver-compatible versions).
-pub const STUB_EXPORT: &str = "wasmrpc:procedure/stub@0.1.1";
+pub const STUB_EXPORT: &str = "wasmrpc:procedure/stub@0.1.2";
 const STUB_PREFIX: &str = "wasmrpc:procedure/stub@0.1.";
 /// The wasmrpc interfaces a procedure may import: `host` (0.1.0 on) and
 /// `client` (0.1.1 on).
@@ -370,6 +370,7 @@ impl Sandbox {
             request_id: ctx.request_id,
             log_bytes: 0,
             log_dropped: 0,
+            log_line: None,
             tree: Tree {
                 depth: ctx.depth(),
                 deadline,
@@ -402,6 +403,7 @@ impl Sandbox {
             }
         })
         .await;
+        store.data_mut().flush_log_line();
         if let Some((_, stdout)) = &store.data().wasi {
             stdout.flush_log();
         }
@@ -487,6 +489,8 @@ struct CallState {
     /// Bytes of `host.log` messages so far, and messages dropped past the budget.
     log_bytes: usize,
     log_dropped: usize,
+    /// The line `host.log-packed` is sending, and its level (of its first chunk).
+    log_line: Option<(Level, Vec<u8>)>,
     tree: Tree,
 }
 
@@ -516,13 +520,38 @@ impl WasiView for CallState {
 
 impl Host for CallState {
     fn log(&mut self, level: Level, message: String) {
+        self.write_log(level, &message);
+    }
+
+    fn log_packed(&mut self, level: Level, len: u8, last: bool, b0: u64, b1: u64, b2: u64, b3: u64) {
+        let (_, line) = self.log_line.get_or_insert_with(|| (level, Vec::new()));
+        // A line longer than the whole output budget is cut there.
+        if line.len() < MAX_GUEST_OUTPUT_BYTES {
+            let words = [b0, b1, b2, b3].map(u64::to_le_bytes);
+            line.extend(words.as_flattened().iter().take(usize::from(len)));
+        }
+        if last {
+            self.flush_log_line();
+        }
+    }
+}
+
+impl CallState {
+    /// Logs the line `log-packed` has sent so far (a call may trap mid-line).
+    fn flush_log_line(&mut self) {
+        if let Some((level, line)) = self.log_line.take() {
+            self.write_log(level, &String::from_utf8_lossy(&line));
+        }
+    }
+
+    fn write_log(&mut self, level: Level, message: &str) {
         // Log messages share the per-call output budget with stdout and stderr.
         if self.log_bytes >= MAX_GUEST_OUTPUT_BYTES {
             self.log_dropped += 1;
             return;
         }
         self.log_bytes += message.len();
-        let message = loggable(&message);
+        let message = loggable(message);
         let procedure = &*self.procedure;
         let request_id = self.request_id;
         match level {
@@ -534,7 +563,7 @@ impl Host for CallState {
                 tracing::error!(target: "guest", procedure, request_id, "{message}");
                 // A trap report carries it as it carries stderr: a guest
                 // built without WASI reports its panic this way.
-                self.stderr.keep(&message);
+                self.stderr.keep(message.as_ref());
             }
         }
     }

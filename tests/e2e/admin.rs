@@ -73,7 +73,7 @@ async fn invalid_uploads_are_refused_with_the_reason() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("text", b"hello, not wasm".to_vec(), "not a WebAssembly file"),
         ("core", component("(module)"), "core WebAssembly module, not a component"),
-        ("empty", component("(component)"), "missing export `wasmrpc:procedure/stub@0.1.1`"),
+        ("empty", component("(component)"), "missing export `wasmrpc:procedure/stub@0.1.2`"),
         (
             "http",
             component(r#"(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))"#),
