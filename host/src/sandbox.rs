@@ -336,6 +336,7 @@ impl Sandbox {
         stats: Option<&ProcStats>,
         client: Option<Arc<dyn Client>>,
     ) -> Result<String, CallError> {
+        let nested = ctx.nested.is_some();
         let (_slot, deadline) = match &ctx.nested {
             // A nested call runs on its ancestors' slot, within their deadline.
             Some(nested) => {
@@ -390,7 +391,7 @@ impl Sandbox {
             }
         });
 
-        let outcome = tokio::time::timeout_at(deadline.into(), async {
+        let work = async {
             let started = Instant::now();
             let instance: Procedure = pre.instantiate_async(&mut store).await?;
             if let Some(stats) = stats {
@@ -401,8 +402,12 @@ impl Sandbox {
                 Op::Describe => stub.call_describe(&mut store).await.map(Ok),
                 Op::Call { method, params } => stub.call_call(&mut store, method, params).await,
             }
-        })
-        .await;
+        };
+        // A nested call runs inside its top-level call's timeout, which
+        // ends at the same deadline and drops the whole tree: a timer of its
+        // own would only add work. (The epoch callback stops guest code
+        // at the deadline either way.)
+        let outcome = if nested { Ok(work.await) } else { tokio::time::timeout_at(deadline.into(), work).await };
         store.data_mut().flush_log_line();
         if let Some((_, stdout)) = &store.data().wasi {
             stdout.flush_log();
