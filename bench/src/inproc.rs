@@ -35,6 +35,9 @@ pub struct Setup<'a> {
     /// The time limit per call, if not the default (valgrind runs a call
     /// 50-100 times slower).
     pub time_limit: Option<Duration>,
+    /// Idle time before each measured call (a thread sleep), as between the
+    /// requests of one connection: caches and TLB cool down.
+    pub pause: Duration,
 }
 
 /// Calls `method` of `module` with `params`, which must answer `expect`;
@@ -67,7 +70,11 @@ pub fn measure(
         }
         let mut samples = Vec::with_capacity(setup.iterations);
         let cpu_before = thread_cpu_time()?;
+        // (the pauses' sleeps cost a little CPU too: compare like with like)
         for _ in 0..setup.iterations {
+            if !setup.pause.is_zero() {
+                std::thread::sleep(setup.pause);
+            }
             let started = Instant::now();
             let result = call().await?;
             samples.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));

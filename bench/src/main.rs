@@ -64,8 +64,10 @@ fn main() -> anyhow::Result<()> {
         let body = flag(&args, "--body").context("--body JSON")?.as_bytes().to_vec();
         let connections = flag(&args, "--connections").map_or(Ok(64), str::parse)?;
         let seconds: f64 = flag(&args, "--seconds").map_or(Ok(5.0), str::parse)?;
-        let outcome = load::run(addr, &body, b"", connections, Duration::from_secs_f64(seconds))?;
-        println!("{:.0} requests/s", outcome.per_second());
+        let mut outcome = load::run(addr, &body, b"", connections, Duration::from_secs_f64(seconds))?;
+        outcome.latencies_ns.sort_unstable();
+        let us = |q| load::quantile(&outcome.latencies_ns, q) as f64 / 1000.0;
+        println!("{:.0} requests/s, p50 {:.1} us, p99 {:.1} us", outcome.per_second(), us(0.5), us(0.99));
         return Ok(());
     }
     if args.first().map(String::as_str) == Some("inproc") {
@@ -98,6 +100,8 @@ fn main() -> anyhow::Result<()> {
             iterations,
             pool_instances: flag(&args, "--pool-instances").map(str::parse).transpose()?,
             time_limit: flag(&args, "--time-limit-ms").map(str::parse).transpose()?.map(Duration::from_millis),
+            // --pause-us N: idle time between calls, as a server at low load has.
+            pause: Duration::from_micros(flag(&args, "--pause-us").map_or(Ok(0), str::parse)?),
         };
         let mut m = inproc::measure(&module, call, &deps, &setup)?;
         m.samples.sort_unstable();
@@ -275,6 +279,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
         iterations,
         pool_instances: None,
         time_limit: None,
+        pause: Duration::ZERO,
     };
     let mut inproc = inproc::measure(&math, MATH_ADD, &[], &setup(iterations))?;
     inproc.samples.sort_unstable();
