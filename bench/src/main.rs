@@ -99,6 +99,7 @@ fn main() -> anyhow::Result<()> {
             warmup: flag(&args, "--warmup").map_or(Ok(iterations / 10), str::parse)?,
             iterations,
             pool_instances: flag(&args, "--pool-instances").map(str::parse).transpose()?,
+            ready_instances: flag(&args, "--ready-instances").map(str::parse).transpose()?,
             time_limit: flag(&args, "--time-limit-ms").map(str::parse).transpose()?.map(Duration::from_millis),
             // --pause-us N: idle time between calls, as a server at low load has.
             pause: Duration::from_micros(flag(&args, "--pause-us").map_or(Ok(0), str::parse)?),
@@ -278,6 +279,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
         warmup: iterations / 10,
         iterations,
         pool_instances: None,
+        ready_instances: None,
         time_limit: None,
         pause: Duration::ZERO,
     };

@@ -142,7 +142,7 @@ pub fn render<'a>(
         "# HELP wasmrpc_call_duration_seconds Time from dispatch to result, per procedure.\n# TYPE wasmrpc_call_duration_seconds histogram\n",
     );
     let mut instantiate = String::from(
-        "# HELP wasmrpc_instantiate_duration_seconds Time to create a call's fresh instance, per procedure.\n# TYPE wasmrpc_instantiate_duration_seconds histogram\n",
+        "# HELP wasmrpc_instantiate_duration_seconds Time to create a fresh instance for a call (in the call, or just ahead of it: --ready-instances), per procedure.\n# TYPE wasmrpc_instantiate_duration_seconds histogram\n",
     );
     for (name, stats) in procedures {
         let total = stats.calls.load(Ordering::Relaxed);

@@ -250,6 +250,11 @@ pub struct ServeArgs {
     /// a third fewer calls per second).
     #[arg(long, env = "WASMRPC_GUARD_PAGES")]
     pub guard_pages: bool,
+    /// Fresh instances made ahead of calls, across all procedures: a call takes one (made,
+    /// never called) and the next is made, and the used one dropped, after the answer is
+    /// written, while the server has idle time. 0: every call makes its instance itself.
+    #[arg(long, env = "WASMRPC_READY_INSTANCES", default_value_t = config::DEFAULT_READY_INSTANCES as u64, value_parser = clap::value_parser!(u64).range(0..=1024))]
+    pub ready_instances: u64,
     /// Do not serve the web dashboard at `GET /` (the JSON API is unchanged).
     #[arg(long, env = "WASMRPC_NO_DASHBOARD", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_dashboard: bool,
@@ -307,6 +312,7 @@ impl ServeArgs {
         config.watch_dir = self.watch.clone();
         config.pagemap_scan = !self.no_pagemap_scan;
         config.guard_pages = self.guard_pages;
+        config.ready_instances = usize::try_from(self.ready_instances).unwrap_or(config::DEFAULT_READY_INSTANCES);
         config.dashboard = !self.no_dashboard;
         config.registry = match &self.registry {
             Some(url) => Some(crate::store_pg::PgTarget::parse(url, self.registry_password()?)?),
@@ -564,6 +570,7 @@ mod tests {
         assert_eq!(config.admin_token, None);
         assert!(config.pagemap_scan);
         assert!(!config.guard_pages);
+        assert_eq!(config.ready_instances, 1);
         assert!(config.dashboard);
         assert_eq!(config.keep_versions, 10);
     }
@@ -581,6 +588,7 @@ mod tests {
             "--listen=0.0.0.0:0",
             "--no-pagemap-scan",
             "--guard-pages",
+            "--ready-instances=0",
             "--no-dashboard",
             "--keep-versions=3",
         ])
@@ -594,6 +602,7 @@ mod tests {
         assert_eq!(config.admin_token.as_deref(), Some("s3cret"));
         assert!(!config.pagemap_scan);
         assert!(config.guard_pages);
+        assert_eq!(config.ready_instances, 0);
         assert!(!config.dashboard);
         assert_eq!(config.keep_versions, 3);
     }
