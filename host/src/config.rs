@@ -108,8 +108,8 @@ pub struct Config {
     /// `sandbox::engine_config` for what each costs.
     pub guard_pages: bool,
     /// Instances the pooling allocator reserves address space for (plus
-    /// `ready_instances`); `None`
-    /// sizes the pool from the call limits (`sandbox::pool_instances`), and
+    /// `ready_instances`); `None` sizes the pool from the call limits
+    /// (`sandbox::pool_instances`), and
     /// falls back to on-demand allocation where it cannot be reserved. Set,
     /// the pool is that small and must be reserved: for runs under valgrind
     /// (`make bench-callgrind`), whose address space is a fraction of a

@@ -17,6 +17,10 @@
 //! call slot of its own (its ancestors hold one; waiting for another could
 //! deadlock a full server), bounded instead by the call depth and the
 //! tree's nested-call budget.
+//!
+//! While the server has idle time, the next call's instance is made ahead,
+//! and a used one dropped, off the answer's path (`sandbox/ready.rs`); each
+//! instance still serves exactly one call.
 
 mod output;
 mod ready;
