@@ -108,7 +108,7 @@ pub struct Config {
     /// `sandbox::engine_config` for what each costs.
     pub guard_pages: bool,
     /// Instances the pooling allocator reserves address space for (plus
-    /// `ready_instances`); `None` sizes the pool from the call limits
+    /// twice `ready_instances`); `None` sizes the pool from the call limits
     /// (`sandbox::pool_instances`), and
     /// falls back to on-demand allocation where it cannot be reserved. Set,
     /// the pool is that small and must be reserved: for runs under valgrind
@@ -117,7 +117,8 @@ pub struct Config {
     pub pool_instances: Option<u32>,
     /// Fresh instances made ahead of calls, across all procedures
     /// (`--ready-instances`, 0 turns it off): see `sandbox/ready.rs`. The
-    /// pool holds this many instances more.
+    /// pool holds twice this many instances more (a ready one, and a used
+    /// one waiting to be dropped).
     pub ready_instances: usize,
     /// Whether `GET /` serves the web dashboard (`--no-dashboard` turns it
     /// off: `/` and `/dashboard/*` are then 404, as on a server without one).

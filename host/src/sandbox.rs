@@ -246,7 +246,9 @@ impl Sandbox {
     /// Builds the engine (pooling allocator sized from `config`, falling back to
     /// on-demand allocation where the pool cannot be reserved) and the linker.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let ready = u32::try_from(config.ready_instances).unwrap_or(u32::MAX);
+        // Each ready instance may be held while a used one waits in its
+        // background task to be dropped, after its call freed its slot.
+        let ready = u32::try_from(config.ready_instances).unwrap_or(u32::MAX).saturating_mul(2);
         let instances = config.pool_instances.unwrap_or_else(|| pool_instances(config)).saturating_add(ready);
         let pagemap = pagemap_scan(config.pagemap_scan, &std::fs::read_to_string("/proc/swaps").unwrap_or_default());
         let engine = match Engine::new(&engine_config(config, Some(instances), pagemap)) {
@@ -884,7 +886,7 @@ mod tests {
         // More address space than any machine has: an error, not on-demand allocation.
         config.pool_instances = Some(1 << 28);
         let err = Sandbox::new(&config).err().expect("no such pool can be reserved");
-        let expected = format!("cannot reserve a pool of {} instances", (1 << 28) + config.ready_instances);
+        let expected = format!("cannot reserve a pool of {} instances", (1 << 28) + 2 * config.ready_instances);
         assert!(format!("{err:#}").contains(&expected), "{err:#}");
     }
 
