@@ -78,8 +78,11 @@ fn run(case: &Case<'_>, data: &Path, iterations: usize, tool_args: &[String]) ->
     command.arg("--data").arg(data);
     command.args(["--iterations", &iterations.to_string(), "--warmup", &WARMUP.to_string()]);
     command.args(["--pool-instances", &POOL_INSTANCES.to_string()]);
-    // A call runs 50-100 times slower, longer still on a loaded machine.
-    command.args(["--time-limit-ms", "60000"]);
+    // A call runs 50-100 times slower, longer still on a loaded machine;
+    // and epoch ticks as long as the time limit, so that a call does not
+    // stop at ticks it finishes well before at full speed (each costs a
+    // yield to tokio, and a lazily made timer: see `sandbox::until`).
+    command.args(["--time-limit-ms", "60000", "--epoch-tick-ms", "60000"]);
     let output = command
         .stdin(Stdio::null())
         .output()

@@ -34,6 +34,8 @@ pub struct Setup<'a> {
     pub pool_instances: Option<u32>,
     /// `Config::ready_instances`, if not the default.
     pub ready_instances: Option<usize>,
+    /// `Config::epoch_tick`, if not the default.
+    pub epoch_tick: Option<Duration>,
     /// The time limit per call, if not the default (valgrind runs a call
     /// 50-100 times slower).
     pub time_limit: Option<Duration>,
@@ -58,6 +60,9 @@ pub fn measure(
     config.pool_instances = setup.pool_instances;
     if let Some(n) = setup.ready_instances {
         config.ready_instances = n;
+    }
+    if let Some(tick) = setup.epoch_tick {
+        config.epoch_tick = tick;
     }
     if let Some(limit) = setup.time_limit {
         config.time_limit = limit;

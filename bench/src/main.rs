@@ -5,7 +5,7 @@
 //! wasmrpc-bench [--wasm-dir DIR] [--out DIR] [--seconds S] [--rounds R] [--quick]
 //! wasmrpc-bench native --listen ADDR     (the baseline server alone)
 //! wasmrpc-bench inproc --module F.wasm [--call METHOD PARAMS EXPECTED] [--with NAME=F.wasm]...
-//!                      [--iterations N] [--warmup N] [--data DIR] [--pool-instances N] [--time-limit-ms MS]
+//!                      [--iterations N] [--warmup N] [--data DIR] [--pool-instances N] [--time-limit-ms MS] [--epoch-tick-ms MS]
 //! wasmrpc-bench load --addr A --body B [--connections N] [--seconds S]
 //! wasmrpc-bench callgrind [--wasm-dir DIR] [--out DIR]   (instructions per call)
 //! wasmrpc-bench devloop [--out DIR]   (`wasmrpc dev` save-to-answer)
@@ -100,6 +100,7 @@ fn main() -> anyhow::Result<()> {
             iterations,
             pool_instances: flag(&args, "--pool-instances").map(str::parse).transpose()?,
             ready_instances: flag(&args, "--ready-instances").map(str::parse).transpose()?,
+            epoch_tick: flag(&args, "--epoch-tick-ms").map(str::parse).transpose()?.map(Duration::from_millis),
             time_limit: flag(&args, "--time-limit-ms").map(str::parse).transpose()?.map(Duration::from_millis),
             // --pause-us N: idle time between calls, as a server at low load has.
             pause: Duration::from_micros(flag(&args, "--pause-us").map_or(Ok(0), str::parse)?),
@@ -280,6 +281,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
         iterations,
         pool_instances: None,
         ready_instances: None,
+        epoch_tick: None,
         time_limit: None,
         pause: Duration::ZERO,
     };

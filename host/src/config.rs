@@ -120,6 +120,13 @@ pub struct Config {
     /// pool holds twice this many instances more (a ready one, and a used
     /// one waiting to be dropped).
     pub ready_instances: usize,
+    /// How often the engine's epoch advances ([`EPOCH_TICK`]). A busy guest
+    /// yields to tokio once per tick, and the deadline is checked at each
+    /// tick, so this is also the resolution of the time limit. Only
+    /// `make bench-callgrind` changes it: under valgrind code runs 50-100
+    /// times slower, and ticks would interrupt calls that at full speed
+    /// finish long before one.
+    pub epoch_tick: Duration,
     /// Whether `GET /` serves the web dashboard (`--no-dashboard` turns it
     /// off: `/` and `/dashboard/*` are then 404, as on a server without one).
     pub dashboard: bool,
@@ -150,6 +157,7 @@ impl Config {
             guard_pages: false,
             pool_instances: None,
             ready_instances: DEFAULT_READY_INSTANCES,
+            epoch_tick: EPOCH_TICK,
             dashboard: true,
             registry: None,
         }
@@ -161,6 +169,9 @@ pub fn default_concurrent_calls() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     cores * CALLS_PER_CORE
 }
+
+/// How often the engine's epoch advances by default (`Config::epoch_tick`).
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Ready instances by default: one. Measured on 2 cores (math.add, A/B
 /// of one binary): at 1 connection one takes p50 from about 97 us to 80,
