@@ -377,9 +377,9 @@ impl Sandbox {
             }
         };
         let stderr = GuestOutput::new(procedure.clone(), ctx.request_id, "stderr");
-        let state = CallState::new(procedure.clone(), ctx.request_id, stderr.clone(), self.memory_limit_bytes);
         let tree =
             Tree { depth: ctx.depth(), deadline, budget: ctx.nested.map(|n| n.budget), client, deadline_hit: false };
+        let state = CallState::new(procedure.clone(), ctx.request_id, stderr.clone(), self.memory_limit_bytes, tree);
         // A ready instance (made ahead, never called) gets this call's state
         // whole; otherwise the instance is made here.
         let ready = match &op {
@@ -393,7 +393,6 @@ impl Sandbox {
             }
             None => (new_store(&self.engine, state), None),
         };
-        store.data_mut().tree = tree;
         set_deadline(&mut store, deadline);
 
         let work = async {
@@ -468,9 +467,12 @@ impl Sandbox {
             drop(evicted);
             if make {
                 let procedure = loaded.name.clone();
+                // Placeholders until a call takes it and sets its own state.
                 let stderr = GuestOutput::new(procedure.clone(), 0, "stderr");
-                let mut store = new_store(&engine, CallState::new(procedure, 0, stderr, memory_limit));
-                set_deadline(&mut store, Instant::now() + time_limit);
+                let deadline = Instant::now() + time_limit;
+                let tree = Tree { depth: 0, deadline, budget: None, client: None, deadline_hit: false };
+                let mut store = new_store(&engine, CallState::new(procedure, 0, stderr, memory_limit, tree));
+                set_deadline(&mut store, deadline);
                 let started = Instant::now();
                 match loaded.pre.instantiate_async(&mut store).await {
                     // Its start-up used no WASI: nothing in its state is
@@ -596,9 +598,8 @@ impl Host for CallState {
 }
 
 impl CallState {
-    /// The state of a call of `procedure` tagged `request_id`, outside any
-    /// call tree until its `tree` is set.
-    fn new(procedure: Arc<str>, request_id: u64, stderr: GuestOutput, memory_limit: u64) -> CallState {
+    /// The state of a call of `procedure` tagged `request_id`, at its place `tree`.
+    fn new(procedure: Arc<str>, request_id: u64, stderr: GuestOutput, memory_limit: u64, tree: Tree) -> CallState {
         CallState {
             wasi: None,
             stderr,
@@ -609,7 +610,7 @@ impl CallState {
             log_bytes: 0,
             log_dropped: 0,
             log_line: None,
-            tree: Tree { depth: 0, deadline: Instant::now(), budget: None, client: None, deadline_hit: false },
+            tree,
         }
     }
 
