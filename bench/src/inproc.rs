@@ -83,7 +83,8 @@ pub fn measure(
         }
         let mut samples = Vec::with_capacity(setup.iterations);
         let cpu_before = thread_cpu_time()?;
-        // (the pauses' sleeps cost a little CPU too: compare like with like)
+        // With a pause, the CPU figure includes the sleeps' own cost: compare
+        // runs with the same pause.
         for _ in 0..setup.iterations {
             if !setup.pause.is_zero() {
                 std::thread::sleep(setup.pause);

@@ -66,9 +66,14 @@ impl<T> Ready<T> {
         self.parks.swap(parks, Ordering::Relaxed) != parks
     }
 
+    /// Whether instances are made ahead at all (`--ready-instances 0`: no).
+    pub(super) fn enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
     /// A ready instance of the version `key`, if one is.
     pub(super) fn take(&self, key: &Arc<()>) -> Option<T> {
-        if self.capacity == 0 {
+        if !self.enabled() {
             return None;
         }
         let mut inner = self.lock();
