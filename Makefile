@@ -17,7 +17,7 @@ VENV := $(HOME)/.cache/wasmrpc/venv
 PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1 mypy==2.4.1
 VENV_STAMP := $(VENV)/.installed-$(shell echo '$(PY_CLIENT_PACKAGES)' | sha256sum | cut -c1-12)
 
-.PHONY: all setup procedures procedures-python procedures-js build run test lint clean bench bench-callgrind valgrind fuzz clients chromium cluster cluster-deps
+.PHONY: all setup procedures examples procedures-python procedures-js build run test lint clean bench bench-callgrind valgrind fuzz clients chromium cluster cluster-deps
 
 all: build procedures
 
@@ -34,19 +34,29 @@ setup:
 ## build for wasm32-unknown-unknown, and `wasmrpc component` wraps them
 ## (its small twin `wasmrpc-componentize`, which needs no server build).
 NO_WASI := $(shell grep -l '^wasi = false' procedures/*/Cargo.toml procedures/*/*/Cargo.toml | xargs sed -n 's/^name = "\(.*\)"/\1/p')
-procedures: setup
-	cargo build --release --target wasm32-wasip2 --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) --workspace $(NO_WASI:%=--exclude %)
+# Every crate of procedures/ (`make procedures`), or only the examples that
+# `make run` serves (`make examples`): a newcomer's first start builds no
+# test guests.
+ALL_WASI := --workspace $(NO_WASI:%=--exclude %)
+EXAMPLE_WASI := $(filter-out $(NO_WASI),$(EXAMPLES))
+define build_procedures
+	cargo build --release --target wasm32-wasip2 --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) $(1)
 	cargo build --release --target wasm32-unknown-unknown --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) $(NO_WASI:%=-p %)
 	cargo build --release -p wasmrpc-componentize
 	@for p in $(NO_WASI); do $(CARGO_TARGET_DIR)/release/wasmrpc-componentize $(PROC_TARGET)/wasm32-unknown-unknown/release/$$p.wasm -o $(WASM_DIR)/$$p.wasm || exit 1; done
 	@ls -l $(WASM_DIR)/*.wasm | awk '{print "  " $$5 "\t" $$9}'
+endef
+procedures: setup
+	$(call build_procedures,$(ALL_WASI))
+examples: setup
+	$(call build_procedures,$(EXAMPLE_WASI:%=-p %))
 
 build: setup
 	cargo build --release -p wasmrpc-host
 
 ## run: the server on $(LISTEN) with the examples deployed (and redeployed
 ## when `make procedures` rebuilds them); the dashboard is at http://$(LISTEN)/
-run: build procedures
+run: build examples
 	@mkdir -p $(RUN_DIR)
 	@for p in $(EXAMPLES); do cp $(WASM_DIR)/$$p.wasm $(RUN_DIR)/$$p.wasm.tmp && mv $(RUN_DIR)/$$p.wasm.tmp $(RUN_DIR)/$$p.wasm; done
 	$(CARGO_TARGET_DIR)/release/wasmrpc serve --listen $(LISTEN) --watch $(RUN_DIR)
@@ -142,18 +152,18 @@ clean:
 ## used to change hashbrown's features, so it rebuilt all of wasmtime).
 BENCH_ARGS ?=
 bench: setup procedures procedures-python procedures-js valgrind
-	cargo build --release -p wasmrpc-host -p wasmrpc-bench
+	cargo build --profile profiling -p wasmrpc-host -p wasmrpc-bench
 	@mkdir -p target/bench
-	set -o pipefail; $(CARGO_TARGET_DIR)/release/wasmrpc-bench --wasm-dir $(WASM_DIR) --out target/bench $(BENCH_ARGS) | tee target/bench/table.txt
-	set -o pipefail; WASMRPC_WASM_DIR=$(WASM_DIR) cargo bench -p wasmrpc-bench --bench micro | tee target/bench/micro.txt
+	set -o pipefail; $(CARGO_TARGET_DIR)/profiling/wasmrpc-bench --wasm-dir $(WASM_DIR) --out target/bench $(BENCH_ARGS) | tee target/bench/table.txt
+	set -o pipefail; WASMRPC_WASM_DIR=$(WASM_DIR) cargo bench --profile profiling -p wasmrpc-bench --bench micro | tee target/bench/micro.txt
 
 ## bench-callgrind: instructions per instantiate + call + drop of math.add
 ## and per nested call (calc.hypot), counted by callgrind; the output files
 ## stay in target/bench/callgrind/ for callgrind_annotate
 bench-callgrind: setup procedures valgrind
-	cargo build --release -p wasmrpc-host -p wasmrpc-bench
+	cargo build --profile profiling -p wasmrpc-host -p wasmrpc-bench
 	@mkdir -p target/bench
-	$(CARGO_TARGET_DIR)/release/wasmrpc-bench callgrind --wasm-dir $(WASM_DIR) --out target/bench
+	$(CARGO_TARGET_DIR)/profiling/wasmrpc-bench callgrind --wasm-dir $(WASM_DIR) --out target/bench
 
 valgrind:
 	@command -v valgrind > /dev/null || (apt-get update && apt-get install -y valgrind)
