@@ -56,7 +56,7 @@ fn main() {
 fn instantiate_and_call(bencher: divan::Bencher) {
     let f = &*FIXTURE;
     bencher.bench_local(|| {
-        let call = f.registry.call("math", "add", "[1,2]", CallContext::new(0));
+        let call = f.registry.call("math.add", "[1,2]", CallContext::new(0));
         f.runtime.block_on(call).unwrap()
     });
 }

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use wasmrpc::cli::client::HttpClient;
+use wasmrpc_client::http::HttpClient;
 
 use crate::process::Server;
 

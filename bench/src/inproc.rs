@@ -74,7 +74,8 @@ pub fn measure(
             registry.deploy(name, bytes::Bytes::copy_from_slice(bytes)).await?;
         }
         registry.deploy("p", bytes::Bytes::copy_from_slice(module)).await?;
-        let call = || registry.call("p", method, params, CallContext::new(0));
+        let method = format!("p.{method}");
+        let call = || registry.call(&method, params, CallContext::new(0));
         // One call at a time on a current-thread runtime that never parks:
         // no idle time, so the registry never makes a ready instance (see
         // `sandbox/ready.rs`) and each call makes, calls and drops its own.

@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use serde::Serialize;
 use serde_json::json;
-use wasmrpc::cli::client::HttpClient;
+use wasmrpc_client::http::HttpClient;
 
 use load::{quantile, Outcome};
 use process::Server;

@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::net::TcpListener;
+use wasmrpc::registry::CallError;
 use wasmrpc::rpc::{self, RpcError};
 use wasmrpc_guest::__private::{dispatch, Method as Procedure};
 
@@ -102,14 +103,16 @@ pub fn handle(modules: &Modules, body: &[u8]) -> Vec<u8> {
     let id = envelope.id;
     let (module, function) = envelope.method.split_once('.').unwrap_or((envelope.method, envelope.method));
     let Some(methods) = modules.get(module) else {
-        return rpc::error_response(&RpcError::MethodNotFound, Some(id));
+        let error = RpcError::Call { method: envelope.method.to_owned(), error: CallError::MethodNotFound };
+        return rpc::error_response(&error, Some(id));
     };
     let params = envelope.params.map_or("null", RawValue::get);
     // The same response builders as wasmrpc's: the bytes must be the same.
     match dispatch(methods, function, params) {
         Ok(result) => rpc::result_response(&result, id),
         Err(e) => {
-            rpc::error_response(&RpcError::Procedure { code: e.code, message: e.message, data: e.data }, Some(id))
+            let error = CallError::Guest { code: e.code, message: e.message, data: e.data.map(|d| d.to_string()) };
+            rpc::error_response(&RpcError::Call { method: envelope.method.to_owned(), error }, Some(id))
         }
     }
 }

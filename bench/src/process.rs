@@ -37,7 +37,7 @@ impl Server {
     pub fn deploy(
         &self,
         runtime: &tokio::runtime::Runtime,
-        client: &wasmrpc::cli::client::HttpClient,
+        client: &wasmrpc_client::http::HttpClient,
         name: &str,
         bytes: Vec<u8>,
     ) -> anyhow::Result<()> {

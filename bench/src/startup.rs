@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use wasmrpc::cli::client::HttpClient;
+use wasmrpc_client::http::HttpClient;
+
+use wasmrpc_testkit::with_custom_section;
 
 use crate::process::Server;
 
@@ -87,44 +89,11 @@ fn time_to_first_call(
     Ok(elapsed)
 }
 
-/// `module` with a custom section appended (valid anywhere in a component).
-fn with_custom_section(module: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
-    let mut contents = leb128(name.len());
-    contents.extend_from_slice(name.as_bytes());
-    contents.extend_from_slice(payload);
-    let mut out = module.to_vec();
-    out.push(0);
-    out.extend(leb128(contents.len()));
-    out.extend(contents);
-    out
-}
-
-fn leb128(mut n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
     use super::*;
-
-    #[test]
-    fn leb128_encodes_as_the_spec_says() {
-        assert_eq!(leb128(0), [0]);
-        assert_eq!(leb128(127), [127]);
-        assert_eq!(leb128(128), [0x80, 1]);
-        assert_eq!(leb128(624_485), [0xe5, 0x8e, 0x26]);
-    }
 
     /// The 100 start-up modules must be accepted, and each must be new code.
     #[tokio::test]

@@ -13,19 +13,19 @@ use hyper::header::{HeaderValue, AUTHORIZATION};
 use hyper::{Request, StatusCode};
 
 use crate::body::{self, BodyError};
+use crate::config::Config;
 use crate::http_error::{json_response, HttpError, HttpResponse};
-use crate::registry::{check_name, DeployError, Registry};
-use crate::server::App;
+use crate::registry::{check_name, Registry, RegistryError};
 
-impl From<DeployError> for HttpError {
-    fn from(err: DeployError) -> Self {
+impl From<RegistryError> for HttpError {
+    fn from(err: RegistryError) -> Self {
         match err {
-            DeployError::BadName(m) => HttpError::BadRequest(m),
-            DeployError::Invalid(m) => HttpError::BadRequest(m.0),
-            DeployError::NotFound(m) => HttpError::NotFound(m),
-            DeployError::Overloaded(m) => HttpError::Overloaded(m),
-            DeployError::Unavailable(m) => HttpError::Unavailable(m),
-            DeployError::Internal(e) => HttpError::internal(&e),
+            RegistryError::BadName(m) => HttpError::BadRequest(m),
+            RegistryError::Invalid(m) => HttpError::BadRequest(m.0),
+            RegistryError::NotFound(m) => HttpError::NotFound(m),
+            RegistryError::Overloaded(m) => HttpError::Overloaded(m),
+            RegistryError::Unavailable(m) => HttpError::Unavailable(m),
+            RegistryError::Internal(e) => HttpError::internal(&e),
         }
     }
 }
@@ -66,22 +66,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// `PUT /procedures/{name}`: 201 with metadata on a first deploy, 200 on a replace.
 pub async fn deploy(
-    app: &App,
+    registry: &Arc<Registry>,
+    config: &Config,
     peer: SocketAddr,
     name: &str,
     req: Request<Incoming>,
 ) -> Result<HttpResponse, HttpError> {
-    authorize_request(app, peer, &req)?;
+    authorize_request(config, peer, &req)?;
     check_name(name)?;
-    let limit = app.config.max_module_bytes;
-    let body = body::read(req, limit, app.config.body_read_timeout).await.map_err(|e| match e {
+    let limit = config.max_module_bytes;
+    let body = body::read(req, limit, config.body_read_timeout).await.map_err(|e| match e {
         BodyError::TooLarge => HttpError::TooLarge(format!(
             "the module is larger than the limit of {} MiB (--max-module-mib)",
             limit >> 20
         )),
         BodyError::Timeout => HttpError::Timeout(format!(
             "the upload did not arrive within {} ms (--body-timeout-ms)",
-            app.config.body_read_timeout.as_millis()
+            config.body_read_timeout.as_millis()
         )),
         BodyError::Broken(e) => HttpError::BadRequest(format!("cannot read the upload: {e}")),
     })?;
@@ -90,14 +91,14 @@ pub async fn deploy(
             "the request body is empty: send the .wasm bytes, e.g. `curl -X PUT --data-binary @f.wasm`".into(),
         ));
     }
-    let (metadata, created) = app.registry.deploy(name, body).await?;
+    let (metadata, created) = registry.deploy(name, body).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(json_response(status, to_json(&metadata)))
 }
 
 /// `GET /procedures/{name}`.
 pub fn get(registry: &Registry, name: &str) -> Result<HttpResponse, HttpError> {
-    let metadata = registry.metadata(name).ok_or_else(|| HttpError::from(DeployError::not_deployed(name)))?;
+    let metadata = registry.metadata(name).ok_or_else(|| HttpError::from(RegistryError::not_deployed(name)))?;
     Ok(json_response(StatusCode::OK, to_json(&metadata)))
 }
 
@@ -108,13 +109,14 @@ pub fn list(registry: &Registry) -> HttpResponse {
 
 /// `DELETE /procedures/{name}`: 204.
 pub async fn remove(
-    app: &App,
+    registry: &Arc<Registry>,
+    config: &Config,
     peer: SocketAddr,
     name: &str,
     req: &Request<Incoming>,
 ) -> Result<HttpResponse, HttpError> {
-    authorize_request(app, peer, req)?;
-    app.registry.remove(name).await?;
+    authorize_request(config, peer, req)?;
+    registry.remove(name).await?;
     Ok(json_response(StatusCode::NO_CONTENT, Bytes::new()))
 }
 
@@ -126,26 +128,27 @@ pub async fn versions(registry: &Arc<Registry>, name: &str) -> Result<HttpRespon
 /// `POST /procedures/{name}/versions/{n}/activate`: version `n` serves
 /// again; 200 with its metadata.
 pub async fn activate(
-    app: &App,
+    registry: &Arc<Registry>,
+    config: &Config,
     peer: SocketAddr,
     name: &str,
     version: &str,
     req: &Request<Incoming>,
 ) -> Result<HttpResponse, HttpError> {
-    authorize_request(app, peer, req)?;
+    authorize_request(config, peer, req)?;
     check_name(name)?;
     let version: u64 = version.parse().map_err(|_| {
         let shown = crate::logtext::loggable(version.get(..32).unwrap_or("(not shown)"));
         HttpError::NotFound(format!("`{shown}` is not a version number: versions count 1, 2, ..."))
     })?;
-    let metadata = app.registry.activate(name, version).await?;
+    let metadata = registry.activate(name, version).await?;
     Ok(json_response(StatusCode::OK, to_json(&metadata)))
 }
 
 /// Applies [`authorize`] to a request with the server's token.
-fn authorize_request(app: &App, peer: SocketAddr, req: &Request<Incoming>) -> Result<(), HttpError> {
+fn authorize_request(config: &Config, peer: SocketAddr, req: &Request<Incoming>) -> Result<(), HttpError> {
     let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
-    authorize(app.config.admin_token.as_deref(), header, peer)
+    authorize(config.admin_token.as_deref(), header, peer)
 }
 
 fn to_json(value: &impl serde::Serialize) -> Bytes {

@@ -131,7 +131,7 @@ pub struct Config {
     /// off: `/` and `/dashboard/*` are then 404, as on a server without one).
     pub dashboard: bool,
     /// The shared registry (`--registry`); `None`: the data dir is the registry.
-    pub registry: Option<crate::store_pg::PgTarget>,
+    pub registry: Option<crate::store::pg::PgTarget>,
 }
 
 impl Config {

@@ -85,7 +85,7 @@ fn etags() -> &'static [HeaderValue] {
         ASSETS
             .iter()
             .map(|(_, _, body)| {
-                let hash = crate::storage::sha256_hex(body);
+                let hash = crate::store::sha256_hex(body);
                 // Hex digits and quotes: always a valid header value.
                 HeaderValue::from_str(&format!("\"{}\"", &hash[..16])).unwrap_or(HeaderValue::from_static("\"0\""))
             })

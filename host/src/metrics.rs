@@ -71,6 +71,8 @@ pub struct ProcStats {
     calls: AtomicU64,
     latency: Histogram<{ LATENCY_BUCKETS.len() + 1 }>,
     instantiate: Histogram<{ INSTANTIATE_BUCKETS.len() + 1 }>,
+    /// Calls served by a ready instance (made ahead: `--ready-instances`).
+    ready: AtomicU64,
     errors: Mutex<BTreeMap<i32, u64>>,
 }
 
@@ -88,6 +90,11 @@ impl ProcStats {
     /// Records how long creating a call's fresh instance took.
     pub fn record_instantiate(&self, elapsed: Duration) {
         self.instantiate.record(&INSTANTIATE_BUCKETS, elapsed);
+    }
+
+    /// Records a call that took a ready instance, made ahead of it.
+    pub fn record_ready_instance(&self) {
+        self.ready.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -138,6 +145,9 @@ pub fn render<'a>(
     let mut errors = String::from(
         "# HELP wasmrpc_errors_total Calls that ended in an error, per procedure and JSON-RPC code.\n# TYPE wasmrpc_errors_total counter\n",
     );
+    let mut ready = String::from(
+        "# HELP wasmrpc_ready_instance_calls_total Calls served by an instance made ahead of them (--ready-instances), per procedure.\n# TYPE wasmrpc_ready_instance_calls_total counter\n",
+    );
     let mut latency = String::from(
         "# HELP wasmrpc_call_duration_seconds Time from dispatch to result, per procedure.\n# TYPE wasmrpc_call_duration_seconds histogram\n",
     );
@@ -147,6 +157,8 @@ pub fn render<'a>(
     for (name, stats) in procedures {
         let total = stats.calls.load(Ordering::Relaxed);
         let _ = writeln!(calls, "wasmrpc_calls_total{{procedure=\"{name}\"}} {total}");
+        let served = stats.ready.load(Ordering::Relaxed);
+        let _ = writeln!(ready, "wasmrpc_ready_instance_calls_total{{procedure=\"{name}\"}} {served}");
         for (code, n) in stats.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(errors, "wasmrpc_errors_total{{procedure=\"{name}\",code=\"{code}\"}} {n}");
         }
@@ -156,7 +168,7 @@ pub fn render<'a>(
     let mut nested_calls = String::new();
     nested.render(&mut nested_calls);
     format!(
-        "# HELP wasmrpc_procedures_deployed Procedures serving now.\n# TYPE wasmrpc_procedures_deployed gauge\nwasmrpc_procedures_deployed {deployed}\n{calls}{errors}{nested_calls}{latency}{instantiate}"
+        "# HELP wasmrpc_procedures_deployed Procedures serving now.\n# TYPE wasmrpc_procedures_deployed gauge\nwasmrpc_procedures_deployed {deployed}\n{calls}{errors}{ready}{nested_calls}{latency}{instantiate}"
     )
 }
 
@@ -178,6 +190,10 @@ mod tests {
         assert!(text.contains("wasmrpc_call_duration_seconds_bucket{procedure=\"math\",le=\"+Inf\"} 3\n"), "{text}");
         assert!(text.contains("wasmrpc_call_duration_seconds_sum{procedure=\"math\"} 9.00305\n"), "{text}");
         assert!(text.contains("wasmrpc_procedures_deployed 1"));
+        assert!(text.contains("wasmrpc_ready_instance_calls_total{procedure=\"math\"} 0\n"), "{text}");
+        stats.record_ready_instance();
+        let text = render([("math", &stats)].into_iter(), 1, &NestedCalls::default());
+        assert!(text.contains("wasmrpc_ready_instance_calls_total{procedure=\"math\"} 1\n"), "{text}");
     }
 
     #[test]

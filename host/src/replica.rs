@@ -1,5 +1,5 @@
 //! One replica of a fleet that shares a PostgreSQL registry
-//! ([`crate::store_pg`]): opening the registry at start, retrying while
+//! ([`crate::store::pg`]): opening the registry at start, retrying while
 //! PostgreSQL cannot be reached, and following the changes other replicas
 //! make.
 //!
@@ -18,9 +18,9 @@ use std::time::Duration;
 use anyhow::anyhow;
 
 use crate::config::{Config, REGISTRY_MAX_BACKOFF, REGISTRY_POLL};
-use crate::registry::{DeployError, Registry};
+use crate::registry::{Registry, RegistryError};
+use crate::store::pg::{PgStore, PgTarget};
 use crate::store::StoreError;
-use crate::store_pg::{PgStore, PgTarget};
 
 /// The first wait before trying the registry again.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -60,8 +60,8 @@ async fn try_open(config: &Config, target: &PgTarget) -> Result<(Arc<Registry>, 
     let registry = tokio::task::spawn_blocking(move || Registry::open_with(&config, boxed))
         .await
         .map_err(|e| anyhow!("loading the registry failed: {e}"))?
-        .map_err(|e| match e.downcast::<DeployError>() {
-            Ok(DeployError::Unavailable(why)) => StoreError::Unavailable(why),
+        .map_err(|e| match e.downcast::<RegistryError>() {
+            Ok(RegistryError::Unavailable(why)) => StoreError::Unavailable(why),
             Ok(other) => StoreError::Internal(other.into()),
             Err(e) => StoreError::Internal(e),
         })?;
@@ -138,7 +138,7 @@ async fn catch_up(registry: &Arc<Registry>, store: &PgStore, cursor: &mut i64) -
         for name in names {
             match registry.sync(&name).await {
                 Ok(()) => {}
-                Err(DeployError::Unavailable(why)) => return Err(StoreError::Unavailable(why)),
+                Err(RegistryError::Unavailable(why)) => return Err(StoreError::Unavailable(why)),
                 Err(e) => tracing::error!(
                     procedure = name,
                     "cannot apply a change from the shared registry: {e}; this replica keeps what it had"

@@ -245,10 +245,12 @@ async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Http
         (Route::Metrics, &Method::GET) => Ok(metrics(app)),
         (Route::Procedures, &Method::GET) => Ok(admin::list(&app.registry)),
         (Route::Procedure(name), &Method::GET) => admin::get(&app.registry, name),
-        (Route::Procedure(name), &Method::PUT) => admin::deploy(app, peer, name, req).await,
-        (Route::Procedure(name), &Method::DELETE) => admin::remove(app, peer, name, &req).await,
+        (Route::Procedure(name), &Method::PUT) => admin::deploy(&app.registry, &app.config, peer, name, req).await,
+        (Route::Procedure(name), &Method::DELETE) => admin::remove(&app.registry, &app.config, peer, name, &req).await,
         (Route::Versions(name), &Method::GET) => admin::versions(&app.registry, name).await,
-        (Route::Activate(name, n), &Method::POST) => admin::activate(app, peer, name, n, &req).await,
+        (Route::Activate(name, n), &Method::POST) => {
+            admin::activate(&app.registry, &app.config, peer, name, n, &req).await
+        }
         (Route::NotFound, _) => Err(no_route(&path)),
         (Route::Dashboard(_), _) if !app.config.dashboard => Err(no_route(&path)),
         (Route::Dashboard(file), &Method::GET) => dashboard::serve(file, req.headers()),
@@ -288,8 +290,11 @@ async fn rpc_request(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
             let body = rpc::error_response(&RpcError::InvalidRequest { detail: Some(detail) }, None);
             return json_response(StatusCode::REQUEST_TIMEOUT, Bytes::from(body));
         }
+        // Still a JSON-RPC answer, never the admin API's `{"error"}` shape.
         Err(BodyError::Broken(e)) => {
-            return HttpError::BadRequest(format!("cannot read the request body: {e}")).response();
+            let detail = format!("cannot read the request body: {e}");
+            let body = rpc::error_response(&RpcError::InvalidRequest { detail: Some(detail) }, None);
+            return json_response(StatusCode::BAD_REQUEST, Bytes::from(body));
         }
     };
     match rpc::handle(&app.registry, app.config.max_batch, &body).await {
@@ -315,7 +320,7 @@ mod tests {
     use hyper::Method;
 
     use super::*;
-    use crate::cli::client::send;
+    use wasmrpc_client::http::send;
 
     /// Every route and its errors, through `run` on a real loopback socket
     /// but in this process: no binary, no procedures.

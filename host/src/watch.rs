@@ -15,7 +15,7 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
 use crate::logtext::loggable;
-use crate::registry::{DeployError, Registry};
+use crate::registry::{Registry, RegistryError};
 
 /// How long the watched files must stay quiet after a change before it is
 /// reported.
@@ -113,7 +113,7 @@ async fn sync(registry: &Arc<Registry>, path: &Path) {
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match registry.remove(name).await {
             Ok(()) => tracing::info!(procedure = name, "watch: {shown} removed; undeployed"),
-            Err(DeployError::NotFound(_) | DeployError::BadName(_)) => {}
+            Err(RegistryError::NotFound(_) | RegistryError::BadName(_)) => {}
             Err(e) => tracing::error!(procedure = name, "watch: cannot undeploy: {e}"),
         },
         Err(e) => tracing::error!(procedure = name, "watch: cannot read {shown}: {e}"),

@@ -86,3 +86,43 @@ pub fn start_server(mut command: Command, timeout: Duration) -> anyhow::Result<(
         }
     }
 }
+
+/// `component` with a custom section `name` holding `payload` appended:
+/// the same code under new bytes (another sha256), as a test or benchmark
+/// needs when each deploy must be a module the server has not seen.
+pub fn with_custom_section(component: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
+    let mut contents = leb128(name.len());
+    contents.extend_from_slice(name.as_bytes());
+    contents.extend_from_slice(payload);
+    let mut out = component.to_vec();
+    out.push(0);
+    out.extend(leb128(contents.len()));
+    out.extend(contents);
+    out
+}
+
+fn leb128(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leb128_encodes_as_the_spec_says() {
+        assert_eq!(leb128(0), [0]);
+        assert_eq!(leb128(127), [127]);
+        assert_eq!(leb128(128), [0x80, 1]);
+        assert_eq!(leb128(624_485), [0xe5, 0x8e, 0x26]);
+    }
+}

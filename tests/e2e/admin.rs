@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::seeds;
 use crate::support::{sha256_hex, timing, timing_blocking, walk, wasm, wasmrpc, wasmrpc_with_env, Server};
 
-fn error_text(answer: &wasmrpc::cli::client::Answer) -> String {
+fn error_text(answer: &wasmrpc_client::http::Answer) -> String {
     let body: Value = answer.json().unwrap_or_else(|e| panic!("{e:#}"));
     body["error"].as_str().unwrap_or_else(|| panic!("no error field: {body}")).to_owned()
 }

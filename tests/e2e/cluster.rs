@@ -610,8 +610,8 @@ async fn rollback_and_remove_on_one_replica_reach_the_others_and_every_replica_d
 /// rollback and removal keeping the history, migrations applied once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_store_numbers_keeps_and_forgets_like_the_data_dir() {
+    use wasmrpc::store::pg::{PgStore, PgTarget};
     use wasmrpc::store::{Store as _, StoreError};
-    use wasmrpc::store_pg::{PgStore, PgTarget};
 
     let pg = Postgres::start();
     let target = PgTarget::parse(&pg.url(), None).unwrap();

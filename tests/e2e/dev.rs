@@ -319,7 +319,7 @@ async fn dev_starts_a_server_when_none_answers_on_loopback() {
     assert!(dir.join("target/wasmrpc-dev-data").is_dir());
 
     let request = json!({"jsonrpc": "2.0", "method": "solo.hello", "params": ["local"], "id": 1});
-    let answer = wasmrpc::cli::client::send(
+    let answer = wasmrpc_client::http::send(
         hyper::Method::POST,
         &format!("{url}/rpc"),
         &[("content-type", "application/json")],

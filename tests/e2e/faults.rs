@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use wasmrpc::cli::client::HttpClient;
+use wasmrpc_client::http::HttpClient;
 
 use crate::oracle::{check, Setup};
 use crate::support::{heavy, sha256_hex, walk, wasm, Killed, Server};
@@ -122,7 +122,7 @@ async fn sigkill_during_uploads_loses_nothing() {
                     entry.display()
                 ),
                 "procedures" => {
-                    let history = wasmrpc::storage::parse_record(&bytes)
+                    let history = wasmrpc::store::data_dir::parse_record(&bytes)
                         .unwrap_or_else(|e| panic!("round {round}: unreadable {}: {e}", entry.display()));
                     let serving =
                         history.serving_version().unwrap_or_else(|| panic!("round {round}: {file_name} deleted"));

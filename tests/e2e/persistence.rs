@@ -67,14 +67,14 @@ async fn damaged_files_are_reported_and_skipped() {
 async fn server_with_a_sleeping_call(
     args: &[&str],
     ms: u64,
-) -> (Server, tokio::task::JoinHandle<Result<wasmrpc::cli::client::Answer, wasmrpc::cli::client::TransportError>>) {
+) -> (Server, tokio::task::JoinHandle<Result<wasmrpc_client::http::Answer, wasmrpc_client::http::TransportError>>) {
     let server = Server::start(args);
     server.deploy_ok("hostile", "test_hostile").await;
     let url = format!("{}/rpc", server.url);
     let body = format!(r#"{{"jsonrpc":"2.0","method":"hostile.sleep","params":[{ms}],"id":1}}"#);
     let from = server.log().len();
     let running = tokio::spawn(async move {
-        wasmrpc::cli::client::send(Method::POST, &url, &[("content-type", "application/json")], body).await
+        wasmrpc_client::http::send(Method::POST, &url, &[("content-type", "application/json")], body).await
     });
     server.wait_for_log(from, &[&format!("sleeping {ms} ms")], Duration::from_secs(10)).await;
     (server, running)
@@ -95,7 +95,7 @@ async fn a_signal_lets_running_calls_finish_and_exits_cleanly(signal: &'static s
         .expect("the running call was answered");
     assert_eq!(answer.text(), r#"{"jsonrpc":"2.0","result":null,"id":1}"#);
     // Nothing listens any more.
-    assert!(wasmrpc::cli::client::send(Method::GET, &format!("{url}/healthz"), &[], Vec::new()).await.is_err());
+    assert!(wasmrpc_client::http::send(Method::GET, &format!("{url}/healthz"), &[], Vec::new()).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use wasmrpc::cli::client::{Answer, HttpClient};
+use wasmrpc_client::http::{Answer, HttpClient};
 
 /// How long a server may take to print its address.
 const STARTUP: Duration = Duration::from_secs(60);

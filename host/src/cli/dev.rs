@@ -18,7 +18,8 @@ use hyper::{Method, StatusCode};
 use notify::RecursiveMode;
 use serde_json::Value;
 
-use super::client::{self, AdminClient, AdminFailure};
+use super::admin_client::{self, AdminClient, AdminFailure};
+use super::DevArgs;
 use crate::config::Config;
 use crate::registry;
 use crate::watch::FileWatcher;
@@ -46,24 +47,9 @@ const DEV_PROFILE_CONFIG: [&str; 4] = [
     "profile.wasmrpc-dev.incremental=true",
 ];
 
-/// What `wasmrpc dev` was asked to do.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The procedure crate's directory.
-    pub crate_dir: PathBuf,
-    /// Procedure name; the crate's package name (`-` as `_`) when `None`.
-    pub name: Option<String>,
-    /// Base URL of the server.
-    pub server: String,
-    /// Bearer token for the deploys.
-    pub admin_token: Option<String>,
-    /// Build and deploy once, then exit.
-    pub once: bool,
-}
-
 /// Runs `wasmrpc dev`. Exits 0 when stopped by Ctrl-C or SIGTERM; with
 /// `once`, 1 when the build or the deploy failed.
-pub fn run(options: Options) -> anyhow::Result<ExitCode> {
+pub fn run(options: DevArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let shutdown = super::process::shutdown_signal();
@@ -80,7 +66,7 @@ pub fn run(options: Options) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn dev(options: &Options, local: &mut Option<LocalServer>) -> anyhow::Result<ExitCode> {
+async fn dev(options: &DevArgs, local: &mut Option<LocalServer>) -> anyhow::Result<ExitCode> {
     let dir = options
         .crate_dir
         .canonicalize()
@@ -94,7 +80,7 @@ async fn dev(options: &Options, local: &mut Option<LocalServer>) -> anyhow::Resu
         None => krate.package.replace('-', "_"),
     };
     registry::check_name(&name).map_err(|e| anyhow::anyhow!("{e} (choose the procedure name with --name)"))?;
-    let server = options.server.trim_end_matches('/').to_owned();
+    let server = options.server.server.trim_end_matches('/').to_owned();
     if !healthy(&server).await? {
         if options.once {
             bail!("no wasmrpc server answers at {server}: start one with `wasmrpc serve`, or set --server");
@@ -106,13 +92,13 @@ async fn dev(options: &Options, local: &mut Option<LocalServer>) -> anyhow::Resu
             );
         };
         let data_dir = dir.join("target").join("wasmrpc-dev-data");
-        *local = Some(LocalServer::start(addr, data_dir.clone(), options.admin_token.clone()).await?);
+        *local = Some(LocalServer::start(addr, data_dir.clone(), options.server.admin_token.clone()).await?);
         println!(
             "no server answered at {server}: started one in this process (data in {}); it stops with `wasmrpc dev`",
             data_dir.display()
         );
     }
-    let mut deployer = Deployer::new(name, server, options.admin_token.clone()).await;
+    let mut deployer = Deployer::new(name, server, options.server.admin_token.clone()).await;
     if options.once {
         let ok = deployer.round(&dir).await;
         return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
@@ -353,7 +339,7 @@ fn is_source(root: &Path, path: &Path) -> bool {
 /// Whether `GET /healthz` answers; an error when something else answers.
 async fn healthy(server: &str) -> anyhow::Result<bool> {
     let url = format!("{server}/healthz");
-    match tokio::time::timeout(HEALTH_TIMEOUT, client::send(Method::GET, &url, &[], Vec::new())).await {
+    match tokio::time::timeout(HEALTH_TIMEOUT, admin_client::send(Method::GET, &url, &[], Vec::new())).await {
         // 503: a server still loading its registry; requests wait for it.
         Ok(Ok(answer)) if answer.status == StatusCode::OK || answer.status == StatusCode::SERVICE_UNAVAILABLE => {
             Ok(true)

@@ -1,338 +1,24 @@
 //! The command line: `serve`, the client commands (`deploy`, `call`, `list`,
-//! `remove`), the procedure developer's (`new`, `dev`) and `stub`, which
-//! generates typed clients. Flags and their
-//! environment variables are defined here once; `--help` text comes from
-//! these definitions.
+//! `remove`, `versions`, `rollback`), the procedure developer's (`new`,
+//! `dev`, `component`) and `stub`, which generates typed clients. The
+//! arguments are in [`args`]; this file runs them.
 
-pub mod client;
+pub mod admin_client;
+mod args;
 pub mod dev;
 mod process;
 pub mod scaffold;
 pub mod stub;
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use clap::{Args, Parser, Subcommand, ValueEnum};
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::config::{self, Config};
-
-#[derive(Debug, Parser)]
-#[command(name = "wasmrpc", version, about = "JSON-RPC 2.0 server that runs each call in a fresh WebAssembly sandbox")]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the server.
-    Serve(ServeArgs),
-    /// Deploy FILE (a .wasm component) as procedure NAME.
-    Deploy {
-        /// Procedure name: JSON-RPC methods are called as NAME.method.
-        name: String,
-        /// The .wasm file.
-        file: PathBuf,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// Call a JSON-RPC method and print its result.
-    Call {
-        /// Method name, e.g. math.add.
-        method: String,
-        /// Parameters as JSON: an array (by position) or an object (by name).
-        params: Option<String>,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// List deployed procedures.
-    List {
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// Remove procedure NAME (its kept versions stay, for `rollback`).
-    Remove {
-        name: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// List the kept versions of procedure NAME, newest first.
-    Versions {
-        name: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// Make an earlier version of procedure NAME serve again.
-    Rollback {
-        name: String,
-        /// The kept version to serve [default: the newest kept version
-        /// older than the one serving].
-        version: Option<u64>,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// Create a procedure crate NAME, ready for `wasmrpc dev`.
-    ///
-    /// Writes Cargo.toml, src/lib.rs (two example methods), README.md and
-    /// .gitignore into DIR (default ./NAME), which must not exist or be empty.
-    New {
-        /// Crate and procedure name: a lowercase letter, then up to 62
-        /// lowercase letters, digits, `_` or `-` (deployed with `-` as `_`).
-        name: String,
-        /// Directory to create the crate in [default: ./NAME].
-        #[arg(long, value_name = "DIR")]
-        path: Option<PathBuf>,
-        /// The wasmrpc-guest SDK the crate depends on [default: the guest-sdk
-        /// directory of the source tree this binary was built from].
-        #[arg(long, value_name = "PATH")]
-        sdk: Option<PathBuf>,
-    },
-    /// Build a procedure crate, deploy it, and redeploy it on every change.
-    ///
-    /// Runs `cargo build --release --target wasm32-wasip2` in CRATE_DIR and
-    /// PUTs the component to the server, then watches src/, Cargo.toml and
-    /// build.rs and does it again after every change, printing the build
-    /// errors or the new version. When no server answers at --server and it
-    /// is a loopback address, starts one in this process (data in
-    /// CRATE_DIR/target/wasmrpc-dev-data). Ctrl-C stops.
-    Dev(DevArgs),
-    /// Generate a typed client stub (Rust, Python or TypeScript) from the
-    /// server's OpenRPC document.
-    ///
-    /// One namespace per procedure, one typed function per method, records
-    /// and enums as types of the language. Reads `rpc.discover` of --server,
-    /// or a saved document with --file. Writes to --out FILE (or stdout);
-    /// with --check, compares FILE with what would be written and exits 1
-    /// with a short diff when it is stale (for CI).
-    Stub(StubArgs),
-    /// Wrap a core module built for wasm32-unknown-unknown into a component.
-    ///
-    /// A procedure with no WASI imports makes the cheapest instances: build
-    /// it with `cargo build --release --target wasm32-unknown-unknown`, then
-    /// `wasmrpc component target/wasm32-unknown-unknown/release/NAME.wasm -o
-    /// NAME.wasm` (what `wasm-tools component new` does). `wasmrpc dev` does
-    /// both for a crate with `[package.metadata.wasmrpc] wasi = false`.
-    Component {
-        /// The core module (.wasm) cargo built.
-        core: PathBuf,
-        /// Where to write the component.
-        #[arg(short, long, value_name = "FILE")]
-        out: PathBuf,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct StubArgs {
-    /// The language of the stub.
-    #[arg(long, value_enum)]
-    pub lang: stub::Lang,
-    /// Base URL of the server whose `rpc.discover` to read (unless --file).
-    #[arg(long, env = "WASMRPC_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
-    /// Read a saved OpenRPC document instead of asking a server (e.g. the
-    /// output of `wasmrpc call rpc.discover`).
-    #[arg(long, value_name = "OPENRPC_JSON")]
-    pub file: Option<PathBuf>,
-    /// Only procedure NAME (repeat for more) [default: every procedure].
-    #[arg(long = "only", value_name = "NAME")]
-    pub only: Vec<String>,
-    /// Write the stub to FILE instead of stdout.
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// Write nothing: exit 0 if --out FILE is what would be written, else 1
-    /// with a short diff.
-    #[arg(long, requires = "out")]
-    pub check: bool,
-    /// With --lang rust: a stub for procedures calling procedures, through
-    /// `wasmrpc_guest::call`.
-    #[arg(long)]
-    pub guest: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct DevArgs {
-    /// The procedure crate's directory.
-    #[arg(default_value = ".")]
-    pub crate_dir: PathBuf,
-    /// Procedure name [default: the crate's package name, `-` as `_`].
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Build and deploy once, then exit (status 1 if either failed); never
-    /// starts a server.
-    #[arg(long)]
-    pub once: bool,
-    #[command(flatten)]
-    pub server: ServerArgs,
-}
-
-/// Where the client commands find the server.
-#[derive(Debug, Args)]
-pub struct ServerArgs {
-    /// Base URL of the server.
-    #[arg(long, env = "WASMRPC_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
-    /// Admin token for deploy and remove.
-    #[arg(long, env = "WASMRPC_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on; port 0 picks a free port (printed at start).
-    #[arg(long, env = "WASMRPC_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Where deployed modules and compiled code are kept.
-    #[arg(long, env = "WASMRPC_DATA_DIR", default_value = "./wasmrpc-data")]
-    pub data_dir: PathBuf,
-    /// Wall-clock time limit per call, in milliseconds.
-    #[arg(long, env = "WASMRPC_TIME_LIMIT_MS", default_value_t = config::DEFAULT_TIME_LIMIT_MS, value_parser = clap::value_parser!(u64).range(1..))]
-    pub time_limit_ms: u64,
-    /// Memory limit per instance, in MiB.
-    #[arg(long, env = "WASMRPC_MEMORY_LIMIT_MIB", default_value_t = config::DEFAULT_MEMORY_LIMIT_MIB, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub memory_limit_mib: u64,
-    /// Largest module a deploy accepts, in MiB.
-    #[arg(long, env = "WASMRPC_MAX_MODULE_MIB", default_value_t = config::DEFAULT_MAX_MODULE_MIB, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    pub max_module_mib: u64,
-    /// Largest JSON-RPC request body, in KiB.
-    #[arg(long, env = "WASMRPC_MAX_BODY_KIB", default_value_t = config::DEFAULT_MAX_BODY_KIB, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
-    pub max_body_kib: u64,
-    /// Longest batch.
-    #[arg(long, env = "WASMRPC_MAX_BATCH", default_value_t = config::DEFAULT_MAX_BATCH)]
-    pub max_batch: usize,
-    /// Calls running at once; more wait briefly, then get -32003 [default: 32 per core]
-    #[arg(long, env = "WASMRPC_MAX_CONCURRENT_CALLS")]
-    pub max_concurrent_calls: Option<usize>,
-    /// How deep procedures may call procedures; a call made by the top-level call is depth 1
-    /// (0: procedures may not call procedures). Past it a nested call fails with -32004.
-    #[arg(long, env = "WASMRPC_MAX_CALL_DEPTH", default_value_t = config::DEFAULT_MAX_CALL_DEPTH, value_parser = clap::value_parser!(u32).range(0..=i64::from(config::MAX_CALL_DEPTH_LIMIT)))]
-    pub max_call_depth: u32,
-    /// Nested calls one top-level call may make in all; past it a nested call fails with -32004.
-    #[arg(long, env = "WASMRPC_MAX_NESTED_CALLS", default_value_t = config::DEFAULT_MAX_NESTED_CALLS)]
-    pub max_nested_calls: u32,
-    /// Versions kept per procedure for rollback (the serving one included); older ones are
-    /// forgotten with their modules.
-    #[arg(long, env = "WASMRPC_KEEP_VERSIONS", default_value_t = config::DEFAULT_KEEP_VERSIONS as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    pub keep_versions: u64,
-    /// Open connections at once; past it new connections wait in the kernel's backlog until one closes.
-    #[arg(long, env = "WASMRPC_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub max_connections: u64,
-    /// Time a client has to send a request's headers, in milliseconds; also how long an idle
-    /// keep-alive connection stays open.
-    #[arg(long, env = "WASMRPC_HEADER_TIMEOUT_MS", default_value_t = config::DEFAULT_HEADER_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
-    pub header_timeout_ms: u64,
-    /// Time a client has to send a request's body once its headers arrived, in milliseconds;
-    /// a slower body is answered 408.
-    #[arg(long, env = "WASMRPC_BODY_TIMEOUT_MS", default_value_t = config::DEFAULT_BODY_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
-    pub body_timeout_ms: u64,
-    /// Token that admin requests (PUT, DELETE) must send as `Authorization: Bearer <token>`.
-    /// Without one, only loopback clients may deploy.
-    #[arg(long, env = "WASMRPC_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-    /// Deploy every DIR/*.wasm under its file stem, and redeploy on change.
-    #[arg(long, value_name = "DIR")]
-    pub watch: Option<PathBuf>,
-    /// Reset instance memory by clearing every kept page instead of only the
-    /// pages a call dirtied (found with the kernel's PAGEMAP_SCAN). The scan
-    /// is also off, by itself, while swap is active.
-    #[arg(long)]
-    pub no_pagemap_scan: bool,
-    /// Bound guest memory with guard pages and signals instead of explicit
-    /// checks in compiled code: guest code runs faster (about 12% on a 10 KB
-    /// JSON call), but each call that grows its memory costs two mprotect
-    /// calls, which flush the TLB of every core (math.add at 64 connections:
-    /// a third fewer calls per second).
-    #[arg(long, env = "WASMRPC_GUARD_PAGES")]
-    pub guard_pages: bool,
-    /// Fresh instances made ahead of calls, across all procedures: a call takes one (made,
-    /// never called) and the next is made, and the used one dropped, after the answer is
-    /// written, while the server has idle time. 0: every call makes its instance itself.
-    #[arg(long, env = "WASMRPC_READY_INSTANCES", default_value_t = config::DEFAULT_READY_INSTANCES as u64, value_parser = clap::value_parser!(u64).range(0..=1024))]
-    pub ready_instances: u64,
-    /// Do not serve the web dashboard at `GET /` (the JSON API is unchanged).
-    #[arg(long, env = "WASMRPC_NO_DASHBOARD", value_parser = clap::builder::BoolishValueParser::new())]
-    pub no_dashboard: bool,
-    /// Share procedures with other replicas through PostgreSQL:
-    /// postgres://USER@HOST:PORT/DB (password from the URL, --registry-password-file or
-    /// PGPASSWORD; never logged). Without it the data dir is the registry. Either way the data
-    /// dir keeps this server's compiled code.
-    #[arg(long, env = "WASMRPC_REGISTRY", hide_env_values = true, value_name = "URL")]
-    pub registry: Option<String>,
-    /// File holding the password of the --registry user (one line).
-    #[arg(long, env = "WASMRPC_REGISTRY_PASSWORD_FILE", value_name = "FILE", requires = "registry")]
-    pub registry_password_file: Option<PathBuf>,
-    /// Log format on stderr (filter with RUST_LOG).
-    #[arg(long, env = "WASMRPC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl ServeArgs {
-    /// The server configuration these flags describe.
-    pub fn config(&self) -> anyhow::Result<Config> {
-        if self.max_batch == 0 {
-            bail!("--max-batch must be at least 1");
-        }
-        if self.max_concurrent_calls == Some(0) {
-            bail!("--max-concurrent-calls must be at least 1");
-        }
-        let token = self.admin_token.clone().filter(|t| !t.is_empty());
-        if token.is_none() && !config::listen_is_loopback(&self.listen) {
-            bail!(
-                "refusing to listen on {} without an admin token: anyone who can reach it could \
-                 deploy code. Set --admin-token (or WASMRPC_ADMIN_TOKEN), or listen on 127.0.0.1",
-                self.listen
-            );
-        }
-        let mut config = Config::new(self.data_dir.clone());
-        config.time_limit = Duration::from_millis(self.time_limit_ms);
-        config.memory_limit_bytes = self.memory_limit_mib << 20;
-        config.max_module_bytes = self.max_module_mib << 20;
-        config.max_body_bytes = self.max_body_kib << 10;
-        config.max_batch = self.max_batch;
-        config.max_concurrent_calls = self.max_concurrent_calls.unwrap_or_else(config::default_concurrent_calls);
-        config.max_call_depth = self.max_call_depth;
-        config.max_nested_calls = self.max_nested_calls;
-        config.keep_versions = usize::try_from(self.keep_versions).unwrap_or(config::DEFAULT_KEEP_VERSIONS);
-        config.max_connections = usize::try_from(self.max_connections).unwrap_or(config::DEFAULT_MAX_CONNECTIONS);
-        config.header_read_timeout = Duration::from_millis(self.header_timeout_ms);
-        config.body_read_timeout = Duration::from_millis(self.body_timeout_ms);
-        config.admin_token = token;
-        config.watch_dir = self.watch.clone();
-        config.pagemap_scan = !self.no_pagemap_scan;
-        config.guard_pages = self.guard_pages;
-        config.ready_instances = usize::try_from(self.ready_instances).unwrap_or(config::DEFAULT_READY_INSTANCES);
-        config.dashboard = !self.no_dashboard;
-        config.registry = match &self.registry {
-            Some(url) => Some(crate::store_pg::PgTarget::parse(url, self.registry_password()?)?),
-            None => None,
-        };
-        Ok(config)
-    }
-
-    /// The registry password from --registry-password-file, else `PGPASSWORD`.
-    fn registry_password(&self) -> anyhow::Result<Option<String>> {
-        match &self.registry_password_file {
-            Some(file) => {
-                let text = std::fs::read_to_string(file)
-                    .with_context(|| format!("cannot read --registry-password-file {}", file.display()))?;
-                Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()))
-            }
-            None => Ok(std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty())),
-        }
-    }
-}
+pub use args::{Cli, Command, DevArgs, LogFormat, ServeArgs, ServerArgs, StubArgs};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -346,21 +32,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback { name, version, server } => client_command(rollback(name, version, server)),
         Command::New { name, path, sdk } => new(name, path, sdk),
         Command::Component { core, out } => wasmrpc_componentize::file(&core, &out).map(|()| ExitCode::SUCCESS),
-        Command::Stub(args) => stub::run(&stub::Options {
-            lang: args.lang,
-            source: args.file.map_or(stub::Source::Server(args.server), stub::Source::File),
-            only: args.only,
-            out: args.out,
-            check: args.check,
-            guest: args.guest,
-        }),
-        Command::Dev(args) => dev::run(dev::Options {
-            crate_dir: args.crate_dir,
-            name: args.name,
-            server: args.server.server,
-            admin_token: args.server.admin_token,
-            once: args.once,
-        }),
+        Command::Stub(args) => stub::run(&args),
+        Command::Dev(args) => dev::run(args),
     }
 }
 
@@ -392,8 +65,8 @@ async fn admin_request(
     method: Method,
     path: &str,
     body: Vec<u8>,
-) -> anyhow::Result<client::Answer> {
-    let admin = client::AdminClient::new(&server.server, server.admin_token.as_deref());
+) -> anyhow::Result<admin_client::Answer> {
+    let admin = admin_client::AdminClient::new(&server.server, server.admin_token.as_deref());
     Ok(admin.request(method, path, body).await?)
 }
 
@@ -545,7 +218,12 @@ fn previous_version(name: &str, kept: &[Value]) -> anyhow::Result<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use clap::Parser as _;
+
     use super::*;
+    use crate::config::{self, Config};
 
     fn serve_config(args: &[&str]) -> anyhow::Result<Config> {
         let cli = Cli::try_parse_from(["wasmrpc", "serve"].iter().chain(args))?;

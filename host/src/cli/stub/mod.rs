@@ -15,12 +15,14 @@ pub mod rust;
 pub mod typescript;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::ValueEnum;
 use serde_json::Value;
+
+use super::StubArgs;
 use sha2::{Digest, Sha256};
 
 /// The languages `wasmrpc stub` writes.
@@ -41,37 +43,15 @@ impl Lang {
     }
 }
 
-/// Where the OpenRPC document comes from.
-#[derive(Debug, Clone)]
-pub enum Source {
-    /// `rpc.discover` of the server at this URL.
-    Server(String),
-    /// A saved document.
-    File(PathBuf),
-}
-
-/// What `wasmrpc stub` was asked for.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub lang: Lang,
-    pub source: Source,
-    /// Procedure names; empty for all.
-    pub only: Vec<String>,
-    pub out: Option<PathBuf>,
-    pub check: bool,
-    /// Rust stubs for procedures calling procedures (`wasmrpc_guest::call`).
-    pub guest: bool,
-}
-
 /// How many lines of a stale stub's diff `--check` prints.
 const MAX_DIFF_LINES: usize = 40;
 
 /// Runs `wasmrpc stub`.
-pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
+pub fn run(options: &StubArgs) -> anyhow::Result<ExitCode> {
     if options.guest && options.lang != Lang::Rust {
         bail!("--guest writes Rust for procedures calling procedures: use it with --lang rust");
     }
-    let doc = read_document(&options.source)?;
+    let doc = read_document(options)?;
     let stub = generate(&doc, options)?;
     for note in &stub.notes {
         eprintln!("note: {note}");
@@ -79,7 +59,7 @@ pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
     match (&options.out, options.check) {
         (Some(out), true) => check(out, &stub.text),
         (Some(out), false) => {
-            write_atomically(out, &stub.text)?;
+            crate::store::write_atomic(out, stub.text.as_bytes())?;
             eprintln!("wrote {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -99,7 +79,7 @@ pub struct Stub {
 }
 
 /// The stub `options` ask for, made from OpenRPC document `doc`.
-pub fn generate(doc: &Value, options: &Options) -> anyhow::Result<Stub> {
+pub fn generate(doc: &Value, options: &StubArgs) -> anyhow::Result<Stub> {
     let api = model::build(doc, &options.only)?;
     let header = Header { command: command_line(options), sha256: sha256_of_methods(doc, &api) };
     let text = match (options.lang, options.guest) {
@@ -133,7 +113,7 @@ impl Header {
 
 const SHA_LABEL: &str = "openrpc-sha256:";
 
-fn command_line(options: &Options) -> String {
+fn command_line(options: &StubArgs) -> String {
     let mut command = format!("wasmrpc stub --lang {}", options.lang.name());
     if options.guest {
         command.push_str(" --guest");
@@ -197,9 +177,9 @@ fn write_canonical(out: &mut String, value: &Value) {
     }
 }
 
-fn read_document(source: &Source) -> anyhow::Result<Value> {
-    match source {
-        Source::File(path) => {
+fn read_document(options: &StubArgs) -> anyhow::Result<Value> {
+    match &options.file {
+        Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the OpenRPC document {}", path.display()))?;
             serde_json::from_str(&text).with_context(|| {
@@ -209,7 +189,8 @@ fn read_document(source: &Source) -> anyhow::Result<Value> {
                 )
             })
         }
-        Source::Server(url) => {
+        None => {
+            let url = &options.server;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let client = wasmrpc_client::Client::new(url);
             runtime.block_on(client.call::<Value>("rpc.discover", ())).map_err(|e| match e {
@@ -284,15 +265,6 @@ fn stale_summary(out: &Path, current: &str, fresh: &str) -> String {
     summary
 }
 
-/// Writes `text` to `path` through a temporary file and a rename, so a
-/// reader never sees half a stub.
-fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    let file_name = path.file_name().with_context(|| format!("--out {} is not a file name", path.display()))?;
-    let temp = path.with_file_name(format!(".{}.tmp", file_name.to_string_lossy()));
-    std::fs::write(&temp, text).with_context(|| format!("cannot write {}", temp.display()))?;
-    std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))
-}
-
 /// Doc text as lines, with trailing spaces and surrounding blank lines gone.
 pub(crate) fn doc_lines(text: &str) -> Vec<&str> {
     let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
@@ -322,9 +294,10 @@ mod tests {
             );
             serde_json::from_str::<Value>(&text).unwrap()
         };
-        let options = |only: &[&str]| Options {
+        let options = |only: &[&str]| StubArgs {
             lang: Lang::Python,
-            source: Source::File("x".into()),
+            server: String::new(),
+            file: Some("x".into()),
             only: only.iter().map(|s| (*s).to_owned()).collect(),
             out: None,
             check: false,

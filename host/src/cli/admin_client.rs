@@ -1,12 +1,12 @@
-//! The HTTP client the command line (`deploy`, `list`, `remove`, `dev`) and
-//! the end-to-end tests send their requests with: `wasmrpc-client`'s
-//! transport, so the project has one. JSON-RPC calls (`wasmrpc call`) go
-//! through `wasmrpc_client::Client`; the admin API through [`AdminClient`],
-//! the one client of it that the commands share.
+//! The admin client: how the command line (`deploy`, `list`, `remove`,
+//! `versions`, `rollback`, `dev`) talks to a server's admin API, over
+//! `wasmrpc-client`'s HTTP transport (`wasmrpc_client::http`), so the
+//! project has one. JSON-RPC calls (`wasmrpc call`) go through
+//! `wasmrpc_client::Client` instead.
 
 use hyper::{Method, StatusCode};
 
-pub use wasmrpc_client::http::{send, Answer, HttpClient, TransportError};
+pub use wasmrpc_client::http::{send, Answer};
 
 /// Why an admin request did not succeed.
 #[derive(Debug, thiserror::Error)]

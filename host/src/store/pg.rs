@@ -33,8 +33,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, GenericClient, NoTls, Row};
 
-use crate::storage::sha256_hex;
-use crate::store::{History, Store, StoreError, StoredVersion};
+use super::{sha256_hex, History, Store, StoreError, StoredVersion};
 
 /// The channel replicas LISTEN on. A notification is only a wake-up: its
 /// payload is the change id, and a replica reads `changes` for the rest.
@@ -43,7 +42,7 @@ pub const CHANNEL: &str = "wasmrpc_changes";
 /// The schema's migrations, applied in order at start; each runs once and is
 /// recorded in `schema_migrations`. Add a file and a line; never edit one
 /// that was released.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "registry", include_str!("../migrations/0001_registry.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "registry", include_str!("../../migrations/0001_registry.sql"))];
 
 /// Advisory lock held while migrating, so replicas starting together do not
 /// migrate twice.

@@ -1,6 +1,7 @@
 //! The data dir: the default [`Store`] (module bytes and each name's versions,
-//! on one machine) and, for every store, the compiled-code cache. Written so
-//! that a crash at any point leaves the previous state whole.
+//! on one machine); the compiled-code cache lives beside it for every store
+//! ([`super::compiled`]). Written so that a crash at any point leaves the
+//! previous state whole.
 //!
 //! ```text
 //! DATA_DIR/procedures/NAME.json       the record of NAME: last version number, serving version, kept versions
@@ -14,15 +15,13 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::store::{History, Store, StoreError, StoredVersion};
+use super::files::{create_and_clear, retain, write_atomic};
+use super::{now_rfc3339, sha256_hex, History, Store, StoreError, StoredVersion};
 
 /// The on-disk record of one procedure name.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -206,114 +205,6 @@ impl Store for DataDir {
     }
 }
 
-/// Compiled code by module hash and engine compatibility key, in the data
-/// dir whatever the store: each machine compiles for its own engine.
-pub struct CompiledCache {
-    dir: PathBuf,
-    compatibility_key: String,
-}
-
-impl CompiledCache {
-    /// Opens (creating) `DATA_DIR/compiled` and clears what an interrupted write left.
-    pub fn open(data_dir: &Path, compatibility_key: String) -> anyhow::Result<Self> {
-        let dir = data_dir.join("compiled");
-        create_and_clear(&dir)?;
-        Ok(CompiledCache { dir, compatibility_key })
-    }
-
-    /// Where the compiled form of module `sha256` lives for this engine.
-    pub fn path(&self, sha256: &str) -> PathBuf {
-        self.dir.join(format!("{sha256}-{}.cwasm", self.compatibility_key))
-    }
-
-    pub fn save(&self, sha256: &str, code: &[u8]) -> anyhow::Result<()> {
-        write_atomic(&self.path(sha256), code)
-    }
-
-    /// Removes compiled code of modules not in `in_use`, and code compiled
-    /// by another engine.
-    pub fn retain(&self, in_use: &HashSet<String>) {
-        let suffix = format!("-{}", self.compatibility_key);
-        retain(&self.dir, |stem| stem.strip_suffix(&suffix).is_some_and(|sha| in_use.contains(sha)));
-    }
-}
-
-fn create_and_clear(dir: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        if is_temporary(&path) {
-            let _ = fs::remove_file(&path);
-        }
-    }
-    Ok(())
-}
-
-/// Removes the files of `dir` whose stem `keep` refuses; temporaries of
-/// writes in progress are left alone.
-fn retain(dir: &Path, keep: impl Fn(&str) -> bool) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
-            continue;
-        };
-        if !is_temporary(&path) && !keep(stem) {
-            let _ = fs::remove_file(&path);
-        }
-    }
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        use std::fmt::Write as _;
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex
-}
-
-/// Now, as RFC 3339 in whole seconds (a version's `deployed_at`).
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
-}
-
-const TEMP_PREFIX: &str = ".tmp-";
-
-fn is_temporary(path: &Path) -> bool {
-    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(TEMP_PREFIX))
-}
-
-/// Writes `bytes` to `path` so that `path` holds either its old content or all
-/// of the new: temporary file, fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().context("path has no parent directory")?;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(
-        "{TEMP_PREFIX}{}-{}-{file_name}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,20 +275,5 @@ mod tests {
         // Publishing the same bytes again mends the damaged file.
         assert_eq!(publish(&store, "a", b"good").version, 2);
         assert_eq!(store.module(&stored.sha256).unwrap(), b"good");
-    }
-
-    #[test]
-    fn the_compiled_cache_keeps_code_in_use_for_this_engine_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = CompiledCache::open(dir.path(), "k1".into()).unwrap();
-        for sha in ["aa", "bb"] {
-            cache.save(sha, b"code").unwrap();
-        }
-        let compiled = dir.path().join("compiled");
-        fs::write(compiled.join("aa-k0.cwasm"), b"old engine").unwrap();
-        fs::write(compiled.join(".tmp-7-0-cc-k1.cwasm"), b"being written").unwrap();
-        cache.retain(&HashSet::from(["aa".to_owned()]));
-        assert_eq!(files(&compiled), [".tmp-7-0-cc-k1.cwasm", "aa-k1.cwasm"]);
-        assert_eq!(cache.path("aa"), compiled.join("aa-k1.cwasm"));
     }
 }

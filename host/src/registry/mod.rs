@@ -8,10 +8,15 @@
 //! the swap sees the new one. Changes are serialised by a mutex that calls
 //! never take. The truth about versions is in a [`Store`] (the data dir, or
 //! PostgreSQL shared by replicas); compiled code is cached in the data dir.
+//!
+//! Calls go through [`Registry::call`] (`registry/dispatch.rs`), from a
+//! request or from a procedure: a nested call goes sandbox -> registry ->
+//! sandbox without climbing back to the protocol layer.
+
+mod dispatch;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -19,9 +24,11 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::metrics::{NestedCalls, ProcStats};
-pub use crate::sandbox::{BoxFuture, CallContext, CallError, Client, ErrorObject};
+pub use crate::sandbox::{CallContext, CallError};
 use crate::sandbox::{Compiled, InvalidModule, Loaded, Sandbox};
-use crate::storage::{sha256_hex, CompiledCache, DataDir};
+use crate::store::compiled::CompiledCache;
+use crate::store::data_dir::DataDir;
+use crate::store::sha256_hex;
 use crate::store::{Store, StoreError, StoredVersion};
 
 /// What the admin API shows of a deployed version.
@@ -56,7 +63,7 @@ struct Version {
 
 /// Why a change or a lookup failed; the admin API maps each case to a status.
 #[derive(Debug, thiserror::Error)]
-pub enum DeployError {
+pub enum RegistryError {
     #[error("{0}")]
     BadName(String),
     #[error("{0}")]
@@ -74,19 +81,19 @@ pub enum DeployError {
     Internal(#[from] anyhow::Error),
 }
 
-impl DeployError {
+impl RegistryError {
     /// The refusal for a name that does not serve.
     pub fn not_deployed(name: &str) -> Self {
-        DeployError::NotFound(format!("no procedure named `{name}` is deployed"))
+        RegistryError::NotFound(format!("no procedure named `{name}` is deployed"))
     }
 }
 
-impl From<StoreError> for DeployError {
+impl From<StoreError> for RegistryError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::NotFound(m) => DeployError::NotFound(m),
-            StoreError::Unavailable(m) => DeployError::Unavailable(m),
-            StoreError::Internal(e) => DeployError::Internal(e),
+            StoreError::NotFound(m) => RegistryError::NotFound(m),
+            StoreError::Unavailable(m) => RegistryError::Unavailable(m),
+            StoreError::Internal(e) => RegistryError::Internal(e),
         }
     }
 }
@@ -108,20 +115,20 @@ pub struct Registry {
 
 /// Checks a module name: `[a-z][a-z0-9_-]{0,62}`, not `rpc`. The rule also keeps
 /// names safe as file names (no `/`, `.`, `%`, NUL).
-pub fn check_name(name: &str) -> Result<(), DeployError> {
+pub fn check_name(name: &str) -> Result<(), RegistryError> {
     let mut chars = name.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
         && name.len() <= 63;
     if !valid {
         let shown: String = name.chars().take(80).collect::<String>().escape_debug().to_string();
-        return Err(DeployError::BadName(format!(
+        return Err(RegistryError::BadName(format!(
             "invalid procedure name \"{shown}\": use 1 to 63 characters, a lowercase letter \
              first, then lowercase letters, digits, `_` or `-`"
         )));
     }
     if name == "rpc" {
-        return Err(DeployError::BadName(
+        return Err(RegistryError::BadName(
             "the name `rpc` is reserved for the server's own methods (rpc.discover)".into(),
         ));
     }
@@ -130,8 +137,8 @@ pub fn check_name(name: &str) -> Result<(), DeployError> {
 
 /// Runs blocking store or compiler work off the async workers.
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, DeployError> + Send + 'static,
-) -> Result<T, DeployError> {
+    work: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T, RegistryError> {
     tokio::task::spawn_blocking(work).await.map_err(|e| anyhow::anyhow!("blocking task failed: {e}"))?
 }
 
@@ -158,7 +165,7 @@ impl Registry {
             deploy_lock: tokio::sync::Mutex::new(()),
         };
         let mut table = HashMap::new();
-        for (name, stored) in registry.store.serving().map_err(DeployError::from)? {
+        for (name, stored) in registry.store.serving().map_err(RegistryError::from)? {
             match registry.prepare(&name, stored) {
                 Ok(version) => {
                     table.insert(name, Arc::new(version));
@@ -166,7 +173,7 @@ impl Registry {
                 // The store went away while loading: the whole load fails (a
                 // replica retries it), or the procedure would stay missing
                 // until its name changes again.
-                Err(e @ DeployError::Unavailable(_)) => return Err(e.into()),
+                Err(e @ RegistryError::Unavailable(_)) => return Err(e.into()),
                 Err(e) => tracing::error!(procedure = name, "skipping stored procedure: {e:#}"),
             }
         }
@@ -177,7 +184,7 @@ impl Registry {
 
     /// A stored version made ready to serve: its bytes from the store,
     /// compiled (or loaded from the cache), assembled. Blocking.
-    fn prepare(&self, name: &str, stored: StoredVersion) -> Result<Version, DeployError> {
+    fn prepare(&self, name: &str, stored: StoredVersion) -> Result<Version, RegistryError> {
         let bytes = self.store.module(&stored.sha256)?;
         let (compiled, fresh) = self.compile(&stored.sha256, &bytes)?;
         if fresh {
@@ -191,7 +198,7 @@ impl Registry {
     /// deployed earlier, a restart), else compiled and checked (`true`: not
     /// cached yet; callers cache it once the module is accepted).
     /// CPU-heavy: call from a blocking thread.
-    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Compiled, bool), DeployError> {
+    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Compiled, bool), RegistryError> {
         let cached = self.cache.path(sha256);
         if cached.exists() {
             match self.sandbox.load_compiled(&cached) {
@@ -213,36 +220,6 @@ impl Registry {
     /// The version of `name` serving now.
     fn get(&self, name: &str) -> Option<Arc<Version>> {
         self.live.load().get(name).cloned()
-    }
-
-    /// Calls `method` of procedure `module` with `params` (JSON text) in a
-    /// fresh instance of the version serving now, and checks that the result
-    /// is JSON. Records the call in the procedure's counters. The guest's own
-    /// calls come back here (through `rpc`'s [`Client`]
-    /// implementation), as nested calls of `ctx`'s tree.
-    pub async fn call(
-        self: &Arc<Self>,
-        module: &str,
-        method: &str,
-        params: &str,
-        ctx: CallContext,
-    ) -> Result<String, CallError> {
-        let version =
-            self.get(module).filter(|v| v.loaded.methods.contains(method)).ok_or(CallError::MethodNotFound)?;
-        if let Some(caller) = ctx.caller() {
-            self.nested.record(caller, module);
-        }
-        let started = Instant::now();
-        let client = self.clone();
-        let outcome =
-            self.sandbox.call(&version.loaded, method, params, ctx, &version.stats, client).await.and_then(|json| {
-                match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
-                    Ok(_) => Ok(json),
-                    Err(e) => Err(CallError::InvalidOutput(e.to_string())),
-                }
-            });
-        version.stats.record(started.elapsed(), outcome.as_ref().err().map(CallError::code));
-        outcome
     }
 
     /// The metadata of the version of `name` serving now.
@@ -292,7 +269,7 @@ impl Registry {
     /// Deploys `bytes` as `name`. Returns the metadata and whether the name is
     /// new (first deploy, or first since a delete). Bytes identical to the
     /// serving version change nothing.
-    pub async fn deploy(self: &Arc<Self>, name: &str, bytes: bytes::Bytes) -> Result<(Metadata, bool), DeployError> {
+    pub async fn deploy(self: &Arc<Self>, name: &str, bytes: bytes::Bytes) -> Result<(Metadata, bool), RegistryError> {
         check_name(name)?;
         let sha256 = sha256_hex(&bytes);
         if let Some(unchanged) = self.unchanged(name, &sha256).await? {
@@ -303,11 +280,11 @@ impl Registry {
         let compile_sha = sha256.clone();
         let (compiled, fresh) = blocking(move || this.compile(&compile_sha, &compile_bytes)).await?;
         let describe = self.sandbox.describe(name, &compiled, CallContext::new(0)).await.map_err(|e| match e {
-            CallError::Overloaded(limit) => DeployError::Overloaded(format!(
+            CallError::Overloaded(limit) => RegistryError::Overloaded(format!(
                 "the server is overloaded: all {limit} call slots are busy, so the module's `describe` \
                      could not run to check it; nothing was deployed. Retry later, or raise --max-concurrent-calls"
             )),
-            e => DeployError::Invalid(InvalidModule(format!("calling `describe` failed: {e}"))),
+            e => RegistryError::Invalid(InvalidModule(format!("calling `describe` failed: {e}"))),
         })?;
         parse_describe(&describe)?;
 
@@ -337,7 +314,7 @@ impl Registry {
     /// the store, not only this server's table: a replica that has not yet
     /// caught up with a change made elsewhere must not answer "unchanged"
     /// for bytes the shared registry no longer serves (it catches up first).
-    async fn unchanged(self: &Arc<Self>, name: &str, sha256: &str) -> Result<Option<Metadata>, DeployError> {
+    async fn unchanged(self: &Arc<Self>, name: &str, sha256: &str) -> Result<Option<Metadata>, RegistryError> {
         let this = self.clone();
         let owned_name = name.to_owned();
         let history = blocking(move || Ok(this.store.history(&owned_name)?)).await?;
@@ -358,7 +335,7 @@ impl Registry {
     /// Makes kept version `version` of `name` serve again (a rollback, or
     /// bringing back a removed procedure), under its own number. Calls in
     /// flight finish on the version they started with.
-    pub async fn activate(self: &Arc<Self>, name: &str, version: u64) -> Result<Metadata, DeployError> {
+    pub async fn activate(self: &Arc<Self>, name: &str, version: u64) -> Result<Metadata, RegistryError> {
         check_name(name)?;
         let _guard = self.deploy_lock.lock().await;
         if let Some(current) = self.get(name).filter(|v| v.metadata.version == version) {
@@ -382,11 +359,11 @@ impl Registry {
     }
 
     /// Undeploys `name`; its version counter and kept versions stay.
-    pub async fn remove(self: &Arc<Self>, name: &str) -> Result<(), DeployError> {
+    pub async fn remove(self: &Arc<Self>, name: &str) -> Result<(), RegistryError> {
         check_name(name)?;
         let _guard = self.deploy_lock.lock().await;
         if self.get(name).is_none() {
-            return Err(DeployError::not_deployed(name));
+            return Err(RegistryError::not_deployed(name));
         }
         let this = self.clone();
         let owned_name = name.to_owned();
@@ -397,13 +374,13 @@ impl Registry {
     }
 
     /// The kept versions of `name`, newest first, with the one serving marked.
-    pub async fn versions(self: &Arc<Self>, name: &str) -> Result<Vec<KeptVersion>, DeployError> {
+    pub async fn versions(self: &Arc<Self>, name: &str) -> Result<Vec<KeptVersion>, RegistryError> {
         check_name(name)?;
         let this = self.clone();
         let owned_name = name.to_owned();
         let history = blocking(move || Ok(this.store.history(&owned_name)?)).await?;
         if history.versions.is_empty() {
-            return Err(DeployError::NotFound(format!("no procedure named `{name}` was ever deployed")));
+            return Err(RegistryError::NotFound(format!("no procedure named `{name}` was ever deployed")));
         }
         history
             .versions
@@ -419,7 +396,7 @@ impl Registry {
     /// Brings the table in line with the store for `name`: the version the
     /// store says serves, or none. A replica sharing a store calls it when
     /// another replica changed `name`.
-    pub async fn sync(self: &Arc<Self>, name: &str) -> Result<(), DeployError> {
+    pub async fn sync(self: &Arc<Self>, name: &str) -> Result<(), RegistryError> {
         let _guard = self.deploy_lock.lock().await;
         let this = self.clone();
         let owned_name = name.to_owned();
@@ -537,7 +514,7 @@ mod tests {
             assert!(check_name(good).is_ok(), "{good}");
         }
         for bad in ["", "Math", "1abc", "..", "a/b", "%2e%2e", "a\0", "rpc", "a.b", &"a".repeat(64)] {
-            assert!(matches!(check_name(bad), Err(DeployError::BadName(_))), "{bad:?}");
+            assert!(matches!(check_name(bad), Err(RegistryError::BadName(_))), "{bad:?}");
         }
     }
 
@@ -562,7 +539,7 @@ b"}]}"#,
 
     #[test]
     fn timestamps_are_rfc3339() {
-        let t = crate::storage::now_rfc3339();
+        let t = crate::store::now_rfc3339();
         assert!(time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok(), "{t}");
     }
 }

@@ -2,7 +2,7 @@
 //! sha256 and each procedure name's versions (numbered 1, 2, ... per name and
 //! never reused), of which at most one serves.
 //!
-//! Two stores implement [`Store`]: the data dir ([`crate::storage::DataDir`],
+//! Two stores implement [`Store`]: the data dir ([`data_dir::DataDir`],
 //! the default, one machine) and PostgreSQL (shared by replicas). Everything
 //! above the store is the same for both (`registry`: checking a module,
 //! compiling it into the local compiled-code cache, the hot swap), so a
@@ -11,10 +11,26 @@
 //! The methods block (file or network I/O): the registry calls them from a
 //! blocking thread. Each change is one atomic step of the store: a reader
 //! sees a name's history before the change or after it, never a mix.
+//!
+//! ```text
+//! store/mod.rs       the trait, a name's history, hashes and timestamps
+//! store/data_dir.rs  the data dir as the store (one machine)
+//! store/pg.rs        PostgreSQL as the store (replicas)
+//! store/compiled.rs  the compiled-code cache, in the data dir for every store
+//! store/files.rs     atomic file writes
+//! ```
+
+pub mod compiled;
+pub mod data_dir;
+mod files;
+pub mod pg;
+
+pub use files::write_atomic;
 
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// One version of a name as stored: all that is needed to serve it again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +84,7 @@ impl History {
     /// forgets versions beyond the `keep` newest; returns whether any was
     /// forgotten (then modules may have become unused). The rule every store
     /// follows: the data dir applies it here, PostgreSQL in the same
-    /// transaction as the new version (`store_pg`).
+    /// transaction as the new version (`store::pg`).
     pub fn push(&mut self, stored: StoredVersion, keep: usize) -> bool {
         debug_assert_eq!(stored.version, self.last_version + 1);
         self.last_version = stored.version;
@@ -124,4 +140,24 @@ pub trait Store: Send + Sync {
     /// The hashes of every kept version of every name: compiled code for
     /// other modules may be dropped from the local cache.
     fn kept_modules(&self) -> Result<HashSet<String>, StoreError>;
+}
+
+/// The module hash: lowercase hex of its sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+/// Now, as RFC 3339 in whole seconds (a version's `deployed_at`).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }

@@ -1,0 +1,120 @@
+//! The call path through the registry: find the version serving a method,
+//! run it in the sandbox, check that its result is JSON, count it, and log
+//! one line. A request's call (from `rpc`) and a procedure's nested call
+//! (the sandbox's [`Dispatcher`]) take the same path; only the nested one
+//! is refused `rpc.` methods and has its params checked, since they come
+//! from a guest rather than through the JSON-RPC envelope.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::Registry;
+use crate::logtext::loggable;
+use crate::sandbox::{BoxFuture, CallContext, CallError, Dispatcher, ErrorObject};
+
+impl Registry {
+    /// Calls `method` (`module.method`, or `name` for `name.name`) with
+    /// `params` (JSON text) in a fresh instance of the version serving now,
+    /// as the call `ctx`, with one log line (none for a method that does
+    /// not exist). The guest's own calls come back here through
+    /// [`Dispatcher`], as nested calls of `ctx`'s tree.
+    pub async fn call(self: &Arc<Self>, method: &str, params: &str, ctx: CallContext) -> Result<String, CallError> {
+        let (module, function) = method.split_once('.').unwrap_or((method, method));
+        let request_id = ctx.request_id;
+        let depth = ctx.depth();
+        let caller = ctx.caller().cloned();
+        let started = Instant::now();
+        let outcome = self.call_version(module, function, params, ctx).await;
+        if !matches!(outcome, Err(CallError::MethodNotFound)) {
+            let call = CallLog { request_id, depth, caller: caller.as_deref(), method };
+            log_call(&call, started.elapsed(), outcome.as_ref().err());
+        }
+        outcome
+    }
+
+    /// Calls `function` of the version of `module` serving now, and checks
+    /// that the result is JSON. Records the call in the procedure's counters.
+    async fn call_version(
+        self: &Arc<Self>,
+        module: &str,
+        function: &str,
+        params: &str,
+        ctx: CallContext,
+    ) -> Result<String, CallError> {
+        let version =
+            self.get(module).filter(|v| v.loaded.methods.contains(function)).ok_or(CallError::MethodNotFound)?;
+        if let Some(caller) = ctx.caller() {
+            self.nested.record(caller, module);
+        }
+        let started = Instant::now();
+        let dispatcher = self.clone();
+        let outcome =
+            self.sandbox.call(&version.loaded, function, params, ctx, &version.stats, dispatcher).await.and_then(
+                |json| match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
+                    Ok(_) => Ok(json),
+                    Err(e) => Err(CallError::InvalidOutput(e.to_string())),
+                },
+            );
+        version.stats.record(started.elapsed(), outcome.as_ref().err().map(CallError::code));
+        outcome
+    }
+}
+
+/// A procedure's call of another (`client.call`): dispatched like a
+/// request's call, except that `rpc.` methods are the server's to answer to
+/// clients, not to procedures, and that `params` come from a guest, so they
+/// are checked as the envelope's are.
+impl Dispatcher for Registry {
+    fn dispatch<'a>(
+        self: Arc<Self>,
+        method: &'a str,
+        params: &'a str,
+        ctx: CallContext,
+    ) -> BoxFuture<'a, Result<String, ErrorObject>> {
+        Box::pin(async move {
+            if method.starts_with("rpc.") {
+                return Err(CallError::MethodNotFound.to_object(method));
+            }
+            let params_ok = serde_json::from_str::<&RawValue>(params)
+                .is_ok_and(|p| p.get().starts_with(['[', '{']) || p.get() == "null");
+            if !params_ok {
+                let why = "params must be JSON text: an array, an object or null".to_owned();
+                return Err(CallError::InvalidRequest(why).to_object(method));
+            }
+            self.call(method, params, ctx).await.map_err(|e| e.to_object(method))
+        })
+    }
+}
+
+/// Who made a call, for its log line.
+struct CallLog<'a> {
+    request_id: u64,
+    /// 0 for a request's call, else how deep in its call tree.
+    depth: u32,
+    /// The calling procedure of a nested call.
+    caller: Option<&'a str>,
+    method: &'a str,
+}
+
+fn log_call(call: &CallLog<'_>, elapsed: Duration, error: Option<&CallError>) {
+    let CallLog { request_id, depth, caller, method } = *call;
+    let duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    let outcome = if error.is_some() { "error" } else { "ok" };
+    let code = error.map(CallError::code);
+    let message = loggable(error.map_or("ok", CallError::message));
+    match error {
+        // The server or the sandbox stopped the call: worth a warning. A
+        // procedure's own error is an answer like any other.
+        Some(e) if e.is_host_error() => {
+            let data = e.data(method).unwrap_or(Value::Null).to_string();
+            let data = loggable(&data);
+            tracing::warn!(target: "wasmrpc::call", request_id, depth, caller, method, duration_us, outcome, code, %data, "{message}")
+        }
+        _ => {
+            tracing::debug!(target: "wasmrpc::call", request_id, depth, caller, method, duration_us, outcome, code, "{message}")
+        }
+    }
+}
