@@ -237,6 +237,22 @@ check("HTML from a module is shown as text and never runs", async () => {
   await section.locator("select").last().selectOption({ label: "</option><script>alert('option')</script>" });
   const answer = await send(section);
   assert.equal(answer.json.result, "hi (loud)", answer.head);
+  // HTML in a result and in an error message is shown as text too.
+  const html = `<img src=x onerror="window.pwned=5">`;
+  await section.locator("fieldset input[type=text]").fill(html);
+  const htmlResult = await send(section);
+  assert.equal(htmlResult.json.result, `${html} (loud)`, htmlResult.head);
+  // As JSON text: the quotes in it are escaped, the tag's characters are all there.
+  const shownResult = await section.locator(".answer").innerText();
+  assert.ok(shownResult.includes(`<img src=x onerror=`), `the result's HTML is not shown as text: ${shownResult}`);
+  const add = await openTryIt("math", "math.add");
+  await add.getByLabel("Edit params as JSON").check();
+  await add.locator("textarea.raw").fill(JSON.stringify({ a: `<svg onload="window.pwned=6">`, b: 1 }));
+  const htmlError = await send(add);
+  assert.equal(htmlError.code, "-32602", htmlError.head);
+  assert.ok(htmlError.head.includes("<svg onload=") && htmlError.head.includes("window.pwned=6"), htmlError.head);
+  const injectedByAnswers = await page.evaluate(() => document.querySelectorAll("main img, main svg").length);
+  assert.equal(injectedByAnswers, 0, "an element from an answer's text");
   await page.locator("main").hover();
   assert.equal(await page.evaluate(() => window.pwned), undefined, "window.pwned was set");
   assert.deepEqual(dialogs, [], "a dialog opened");

@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 use wasmrpc_client::http::HttpClient;
 
 use crate::oracle::{check, Setup};
+use wasmrpc_testkit::with_custom_section;
+
 use crate::support::{heavy, sha256_hex, walk, wasm, Killed, Server};
 
 /// A small deterministic generator, so a failure can be replayed.
@@ -27,81 +29,90 @@ impl XorShift {
 }
 
 /// Kills the server (SIGKILL) at random points while three procedures are
-/// being redeployed, many times. Between the kill and the restart, every
-/// file in the data dir other than a temporary one is complete (each module
-/// hashes to its name, each record reads and names a module that is
-/// there); after the restart the temporary files are gone, no compiled code
-/// had to be rebuilt, each procedure serves a complete old or new version,
-/// and no acknowledged deploy is lost.
+/// being redeployed at once, many times. Every PUT sends bytes the server
+/// has never seen (v1's or v2's code with a unique custom section), so each
+/// writes a module file, compiled code and a record, and kills land inside
+/// those writes. Between the kill and the restart, every file in the data
+/// dir other than a temporary one is complete (each module hashes to its
+/// name, each record reads and names a module that is there); after the
+/// restart the temporary files are gone, no compiled code was found torn,
+/// each procedure serves the code its metadata names, and no acknowledged
+/// deploy is lost. The kills must have cut PUTs off and left temporary
+/// files, or the test did not test what it says.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_uploads_loses_nothing() {
     const ROUNDS: u64 = 12;
     let _heavy = heavy().await;
-    let files = [("test_v1", wasm("test_v1")), ("test_v2", wasm("test_v2"))];
+    let files = Arc::new([wasm("test_v1"), wasm("test_v2")]);
     let names = ["a", "b", "c"];
     let mut server = Server::start(&[]);
+    // sha256 of every module sent -> the answer of its `version` method.
     let shas: Arc<Mutex<HashMap<String, &'static str>>> = Arc::default();
-    // Compile both versions once, so that uploads take milliseconds and many
-    // of them are under way when the kill comes.
-    for (file, _) in &files {
-        let meta = server.deploy_ok("warm", file).await;
-        let sha = meta["sha256"].as_str().unwrap().to_owned();
-        shas.lock().unwrap().insert(sha, if *file == "test_v1" { "1" } else { "2" });
-    }
     // name -> highest version a PUT answered for.
     let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let sent = Arc::new(AtomicU64::new(0));
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-    // PUTs cut off by a kill (sent, never answered), and rounds whose kill
-    // left a temporary file: evidence that kills land inside writes.
+    // PUTs cut off by a kill (sent before it, never answered), and rounds
+    // whose kill left a temporary file: evidence that kills land inside writes.
     let (mut cut_off, mut torn_writes) = (0, 0);
     for round in 0..ROUNDS {
-        let url = server.url.clone();
         let round_acks = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (acked2, files2, round_acks2, stop2) = (acked.clone(), files.clone(), round_acks.clone(), stop.clone());
-        let uploads = tokio::spawn(async move {
-            let client = HttpClient::new();
-            let mut i = 0;
-            while !stop2.load(Ordering::SeqCst) {
-                let name = names[i % 3];
-                let (_, bytes) = &files2[(i / 3 + round as usize) % 2];
-                i += 1;
-                let path = format!("{url}/procedures/{name}");
-                // An error here is the kill: the PUT was sent and never answered.
-                let Ok(answer) = client.send(Method::PUT, &path, &[], bytes.clone()).await else { return true };
-                assert!(
-                    answer.status == StatusCode::OK || answer.status == StatusCode::CREATED,
-                    "round {round}: PUT {name}: {} {}",
-                    answer.status,
-                    answer.text()
-                );
-                let meta = answer.json().unwrap();
-                let version = meta["version"].as_u64().unwrap();
-                let mut acked = acked2.lock().unwrap();
-                let best = acked.entry(name.to_owned()).or_default();
-                *best = (*best).max(version);
-                round_acks2.fetch_add(1, Ordering::SeqCst);
-            }
-            false
-        });
+        let killing = Arc::new(AtomicBool::new(false));
+        // One uploader per name, so writes of three deploys overlap.
+        let uploads: Vec<_> = names
+            .iter()
+            .map(|&name| {
+                let url = format!("{}/procedures/{name}", server.url);
+                let (acked, files, shas, sent) = (acked.clone(), files.clone(), shas.clone(), sent.clone());
+                let (round_acks, killing) = (round_acks.clone(), killing.clone());
+                tokio::spawn(async move {
+                    let client = HttpClient::new();
+                    loop {
+                        let n = sent.fetch_add(1, Ordering::SeqCst);
+                        let version = (n % 2) as usize;
+                        let bytes = with_custom_section(&files[version], "wasmrpc-test", &n.to_le_bytes());
+                        shas.lock().unwrap().insert(sha256_hex(&bytes), ["1", "2"][version]);
+                        let before_kill = !killing.load(Ordering::SeqCst);
+                        // An error here is the kill: the PUT was sent and never answered.
+                        let Ok(answer) = client.send(Method::PUT, &url, &[], bytes).await else {
+                            return before_kill;
+                        };
+                        assert!(
+                            answer.status == StatusCode::OK || answer.status == StatusCode::CREATED,
+                            "round {round}: PUT {url}: {} {}",
+                            answer.status,
+                            answer.text()
+                        );
+                        let meta = answer.json().unwrap();
+                        let version = meta["version"].as_u64().unwrap();
+                        let mut acked = acked.lock().unwrap();
+                        let best = acked.entry(name.to_owned()).or_default();
+                        *best = (*best).max(version);
+                        round_acks.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
         // At least one deploy is acknowledged in every round, then the kill
         // comes at a random point.
         server
-            .eventually(Duration::from_secs(30), "an acknowledged upload", || {
+            .eventually(Duration::from_secs(60), "an acknowledged upload", || {
                 let n = round_acks.load(Ordering::SeqCst);
                 async move { n > 0 }
             })
             .await;
         tokio::time::sleep(Duration::from_millis(rng.below(1500))).await;
+        killing.store(true, Ordering::SeqCst);
         let killed = tokio::task::block_in_place(|| server.kill());
-        stop.store(true, Ordering::SeqCst);
-        // The task ends on the refused connection or the stop flag; a failed
-        // assertion inside it fails the test here.
-        let was_cut_off = tokio::time::timeout(Duration::from_secs(30), uploads)
-            .await
-            .expect("the upload task did not stop")
-            .expect("the upload task failed");
-        cut_off += u32::from(was_cut_off);
+        // Each task ends on the refused connection; a failed assertion
+        // inside it fails the test here.
+        for upload in uploads {
+            let was_cut_off = tokio::time::timeout(Duration::from_secs(30), upload)
+                .await
+                .expect("an upload task did not stop")
+                .expect("an upload task failed");
+            cut_off += u32::from(was_cut_off);
+        }
         assert!(round_acks.load(Ordering::SeqCst) > 0, "round {round}: nothing acknowledged");
 
         // The data dir exactly as the kill left it.
@@ -157,7 +168,6 @@ async fn sigkill_during_uploads_loses_nothing() {
             );
             let answer = server.result(&format!("{name}.version"), json!([])).await;
             let sha = meta["sha256"].as_str().unwrap();
-            // Both versions' hashes are known from the warm-up deploys.
             let expected = shas.lock().unwrap().get(sha).copied();
             assert_eq!(
                 Some(answer.to_string().as_str()),
@@ -166,9 +176,10 @@ async fn sigkill_during_uploads_loses_nothing() {
             );
         }
     }
-    eprintln!("sigkill: {cut_off} of {ROUNDS} kills cut a PUT off, {torn_writes} left a temporary file");
+    eprintln!("sigkill: {cut_off} PUTs cut off in {ROUNDS} kills, {torn_writes} kills left a temporary file");
     assert_eq!(acked.lock().unwrap().len(), 3, "the uploads never got going");
     assert!(cut_off > 0, "no kill landed while a PUT was under way");
+    assert!(torn_writes > 0, "no kill landed inside a file write: the torn-file checks were never put to the test");
 }
 
 /// Kills the server (SIGKILL) at random points while a procedure is rolled

@@ -239,9 +239,10 @@ fn freshness_args() -> Vec<String> {
 /// a static and checks a static buffer is zero before dirtying it; it must
 /// see 1 and a clean buffer every time, over 200 sequential and 64
 /// concurrent calls. `hostile.mark` leaves a marker all over heap and
-/// stack; `hostile.scan` then searches its whole linear memory for it and
-/// must not find it (after first showing, with `plant`, that it finds a
-/// marker that is there).
+/// stack (memory it grew past the initial size); `hostile.scan` then grows
+/// its own memory past that (writing nothing), searches all of it for the
+/// marker and must not find it (after first showing, with `plant`, that it
+/// finds a marker that is there). Default settings: one ready instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_call_sees_fresh_memory() {
     assert_fresh_memory_with(&[]).await;
@@ -262,9 +263,24 @@ async fn every_call_sees_fresh_memory_with_guard_pages() {
     assert_fresh_memory_with(&["--guard-pages"]).await;
 }
 
+/// The same with no ready instances (every call makes its own) and with
+/// eight (instances made ahead for each of several procedures).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_call_sees_fresh_memory_with_0_and_8_ready_instances() {
+    assert_fresh_memory_with(&["--ready-instances", "0"]).await;
+    assert_fresh_memory_with(&["--ready-instances", "8"]).await;
+}
+
+/// Memory `hostile.scan` grows to before it scans: well past what `mark`
+/// grew to (its 2 MiB heap marker on top of the initial memory), so the
+/// scan reads every page an earlier call in the same slot could have dirtied.
+const SCAN_BYTES: u64 = 8 << 20;
+
 /// The checks of [`every_call_sees_fresh_memory`] against a server started
 /// with `extra` flags (and those of `WASMRPC_TEST_FRESHNESS_ARGS`): a test
-/// per server configuration is one line.
+/// per server configuration is one line. Ready instances must have served
+/// some of the calls unless `--ready-instances 0`: the 200 sequential calls
+/// leave the server idle between them.
 async fn assert_fresh_memory_with(extra: &[&str]) {
     let _heavy = heavy().await;
     let from_env = freshness_args();
@@ -273,17 +289,21 @@ async fn assert_fresh_memory_with(extra: &[&str]) {
     args.extend(from_env.iter().map(String::as_str));
     let server = Arc::new(hostile_server(&args).await);
     const SEED: u64 = 0x5eed_1e55_c0ff_ee00;
-    let planted = server.result("hostile.scan", json!([SEED, true])).await;
+    let planted = server.result("hostile.scan", json!([SEED, true, SCAN_BYTES])).await;
     let found = planted["found"].as_u64().unwrap();
     assert!(found >= (2 << 20) / 32, "the scan misses a marker that is there: {planted}");
-    assert!(planted["scanned"].as_u64().unwrap() >= 2 << 20, "{planted}");
+    assert!(planted["scanned"].as_u64().unwrap() >= SCAN_BYTES, "{planted}");
+    let clean_scan = |scan: &Value, who: &str| {
+        assert_eq!(scan["found"], 0, "{who} read an earlier call's memory: {scan}");
+        assert!(scan["scanned"].as_u64().unwrap() >= SCAN_BYTES, "{who} scanned too little: {scan}");
+    };
 
     for i in 0..200 {
         assert_eq!(server.result("hostile.fresh", json!([])).await, json!({"calls": 1, "clean": true}), "call {i}");
         if i % 20 == 0 {
             assert_eq!(server.result("hostile.mark", json!([SEED])).await, json!((2 << 20) + 16 * 1024));
-            let scan = server.result("hostile.scan", json!([SEED, false])).await;
-            assert_eq!(scan["found"], 0, "call {i} read an earlier call's memory: {scan}");
+            let scan = server.result("hostile.scan", json!([SEED, false, SCAN_BYTES])).await;
+            clean_scan(&scan, &format!("call {i}"));
         }
     }
     let clients: Vec<_> = (0..64u64)
@@ -297,8 +317,9 @@ async fn assert_fresh_memory_with(extra: &[&str]) {
                 if client % 8 == 0 {
                     server.result("hostile.mark", json!([SEED])).await;
                 } else if client % 8 == 1 {
-                    let scan = server.result("hostile.scan", json!([SEED, false])).await;
+                    let scan = server.result("hostile.scan", json!([SEED, false, SCAN_BYTES])).await;
                     assert_eq!(scan["found"], 0, "client {client} read another call's memory: {scan}");
+                    assert!(scan["scanned"].as_u64().unwrap() >= SCAN_BYTES, "client {client}: {scan}");
                 }
             })
         })
@@ -306,8 +327,29 @@ async fn assert_fresh_memory_with(extra: &[&str]) {
     for client in clients {
         client.await.unwrap();
     }
-    let scan = server.result("hostile.scan", json!([SEED, false])).await;
-    assert_eq!(scan["found"], 0, "{scan}");
+    let scan = server.result("hostile.scan", json!([SEED, false, SCAN_BYTES])).await;
+    clean_scan(&scan, "the last call");
+    let ready = server.metric("wasmrpc_ready_instance_calls_total{procedure=\"hostile\"}").await.unwrap_or(0.0);
+    if extra.windows(2).any(|w| w == ["--ready-instances", "0"]) {
+        assert_eq!(ready, 0.0, "no ready instance was made, none can have served");
+    } else {
+        assert!(ready > 0.0, "no call was served by a ready instance: the test did not test them");
+    }
+}
+
+/// A ready instance is made with the time limit of the call it was made
+/// after; one that waited past it still gives its own call the whole limit.
+#[tokio::test]
+async fn a_ready_instance_idle_past_the_time_limit_gives_its_call_the_whole_limit() {
+    let _timing = timing().await;
+    let server = hostile_server(&["--time-limit-ms", "200"]).await;
+    let ready_calls = || server.metric("wasmrpc_ready_instance_calls_total{procedure=\"hostile\"}");
+    assert_eq!(server.result("hostile.echo", json!([1])).await, json!(1));
+    // The next instance is made after this answer, while the server idles.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let before = ready_calls().await.unwrap_or(0.0);
+    assert_eq!(server.result("hostile.sleep", json!([50])).await, Value::Null);
+    assert_eq!(ready_calls().await, Some(before + 1.0), "the sleep was not served by the ready instance");
 }
 
 /// The limits can be set through `WASMRPC_*` variables, as the limits table

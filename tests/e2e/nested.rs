@@ -211,13 +211,21 @@ async fn the_callee_runs_in_its_own_instance_with_its_own_memory_limit() {
 
 #[tokio::test]
 async fn a_hot_swap_during_a_call_tree_fails_nothing() {
+    let _timing = timing().await;
     let server = nested_server(&["--time-limit-ms", "5000"]).await;
     // Compiled once beforehand, so that the swap below takes milliseconds.
     server.deploy_ok("warm", "test_v2").await;
     server.deploy_ok("ver", "test_v1").await;
+    let from = server.log().len();
     let tree = server.result("nested.repeat", json!(["ver.version", [], 20, 100]));
+    // The swap comes once the tree has made two nested calls (each logs a
+    // line naming its caller), so that it lands inside the tree: 18 calls
+    // of 100 ms are left.
     let swap = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let wait = Duration::from_secs(10);
+        let nested_call = ["\"ver.version\"", "caller"];
+        let after_first = server.wait_for_log(from, &nested_call, wait).await;
+        server.wait_for_log(after_first, &nested_call, wait).await;
         server.deploy_bytes("ver", wasm("test_v2")).await
     };
     let (versions, swapped) = tokio::join!(tree, swap);

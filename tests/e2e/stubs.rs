@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 
-use crate::support::Server;
+use crate::support::{clean_command, heavy, wasmrpc_bin, Server};
 
 /// The example procedures, each deployed under its own name.
 const EXAMPLES: &[&str] =
@@ -55,8 +55,8 @@ async fn bounded(command: &mut tokio::process::Command, limit: Duration, what: &
 }
 
 fn wasmrpc(args: &[&str]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wasmrpc"));
-    command.args(args).env_remove("WASMRPC_SERVER");
+    let mut command = tokio::process::Command::from(clean_command(wasmrpc_bin()));
+    command.args(args);
     command
 }
 
@@ -77,6 +77,31 @@ async fn generate(server: &Server, lang: &str, dir: &Path, file: &str) -> PathBu
     out
 }
 
+fn python() -> String {
+    std::env::var("WASMRPC_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// `mypy --strict` of `files` in `dir`.
+fn mypy_strict(dir: &Path, files: &[&str]) -> tokio::process::Command {
+    let mut mypy = tokio::process::Command::new(python());
+    mypy.args(["-m", "mypy", "--strict", "--cache-dir"])
+        .arg(std::env::temp_dir().join("wasmrpc-e2e-mypy-cache"))
+        .args(files)
+        .current_dir(dir);
+    mypy
+}
+
+fn tsc() -> String {
+    std::env::var("WASMRPC_TSC").unwrap_or_else(|_| "tsc".to_owned())
+}
+
+/// `tsc --strict --noEmit` of `file` in `dir`.
+fn tsc_no_emit(dir: &Path, file: &str) -> tokio::process::Command {
+    let mut check = tokio::process::Command::new(tsc());
+    check.args(["--strict", "--noEmit", "--target", "es2022", "--module", "es2022", file]).current_dir(dir);
+    check
+}
+
 /// Runs the driver phases against `server`: every method, then `text`
 /// removed (unknown method), then the server stopped (transport error).
 async fn drive(server: Server, driver: impl Fn(&str, &str) -> tokio::process::Command) {
@@ -92,17 +117,14 @@ async fn drive(server: Server, driver: impl Fn(&str, &str) -> tokio::process::Co
 
 #[tokio::test]
 async fn python_stub_passes_mypy_strict_and_calls_every_example() {
+    // Type checkers and cargo load both cores: no timing test runs beside them.
+    let _heavy = heavy().await;
     let server = examples_server().await;
     let dir = tempfile::tempdir().unwrap();
     generate(&server, "python", dir.path(), "stub.py").await;
     std::fs::copy(here().join("driver.py"), dir.path().join("driver.py")).unwrap();
-    let python = std::env::var("WASMRPC_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let mut mypy = tokio::process::Command::new(&python);
-    mypy.args(["-m", "mypy", "--strict", "--cache-dir"])
-        .arg(std::env::temp_dir().join("wasmrpc-e2e-mypy-cache"))
-        .args(["stub.py", "driver.py"])
-        .current_dir(dir.path());
-    run(mypy, QUICK, "mypy --strict").await;
+    run(mypy_strict(dir.path(), &["stub.py", "driver.py"]), QUICK, "mypy --strict").await;
+    let python = python();
     let dir_path = dir.path().to_owned();
     drive(server, |url, phase| {
         let mut command = tokio::process::Command::new(&python);
@@ -114,17 +136,16 @@ async fn python_stub_passes_mypy_strict_and_calls_every_example() {
 
 #[tokio::test]
 async fn typescript_stub_passes_tsc_strict_and_calls_every_example() {
+    // Type checkers and cargo load both cores: no timing test runs beside them.
+    let _heavy = heavy().await;
     let server = examples_server().await;
     let dir = tempfile::tempdir().unwrap();
     generate(&server, "typescript", dir.path(), "stub.ts").await;
     std::fs::copy(here().join("driver.ts"), dir.path().join("driver.ts")).unwrap();
-    let tsc = std::env::var("WASMRPC_TSC").unwrap_or_else(|_| "tsc".to_owned());
-    let mut check = tokio::process::Command::new(&tsc);
-    check.args(["--strict", "--noEmit", "--target", "es2022", "--module", "es2022", "stub.ts"]).current_dir(dir.path());
-    run(check, QUICK, "tsc --strict --noEmit stub.ts").await;
+    run(tsc_no_emit(dir.path(), "stub.ts"), QUICK, "tsc --strict --noEmit stub.ts").await;
     // The driver, type-checked against the stub too, and both compiled to
     // JavaScript for node.
-    let mut build = tokio::process::Command::new(&tsc);
+    let mut build = tokio::process::Command::new(tsc());
     build
         .args([
             "--strict",
@@ -160,18 +181,13 @@ fn rust_target_dir() -> PathBuf {
     }
 }
 
-#[tokio::test]
-async fn rust_stub_builds_and_calls_every_example() {
-    let server = examples_server().await;
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    generate(&server, "rust", &src, "stub.rs").await;
-    std::fs::copy(here().join("driver.rs"), src.join("main.rs")).unwrap();
+/// Builds the crate `package` in `dir` (its `src/` holds `main.rs` and the
+/// stub) on `wasmrpc-client`, into [`rust_target_dir`]; returns its binary.
+async fn build_rust_client(dir: &Path, package: &str) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
     let manifest = format!(
         r#"[package]
-name = "stub-driver"
+name = "{package}"
 version = "0.0.0"
 edition = "2021"
 publish = false
@@ -191,13 +207,26 @@ debug = "line-tables-only"
 "#,
         client = repo.join("client").display().to_string()
     );
-    std::fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
     // The workspace's lock file: the same versions, nothing to resolve.
-    std::fs::copy(repo.join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
+    std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     let mut build = tokio::process::Command::new(env!("CARGO"));
-    build.args(["build", "--quiet"]).env("CARGO_TARGET_DIR", rust_target_dir()).current_dir(dir.path());
-    run(build, FIRST_BUILD, "cargo build of the Rust stub and its driver").await;
-    let binary = rust_target_dir().join("debug/stub-driver");
+    build.args(["build", "--quiet"]).env("CARGO_TARGET_DIR", rust_target_dir()).current_dir(dir);
+    run(build, FIRST_BUILD, &format!("cargo build of the Rust stub and {package}")).await;
+    rust_target_dir().join("debug").join(package)
+}
+
+#[tokio::test]
+async fn rust_stub_builds_and_calls_every_example() {
+    // Type checkers and cargo load both cores: no timing test runs beside them.
+    let _heavy = heavy().await;
+    let server = examples_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    generate(&server, "rust", &src, "stub.rs").await;
+    std::fs::copy(here().join("driver.rs"), src.join("main.rs")).unwrap();
+    let binary = build_rust_client(dir.path(), "stub-driver").await;
     drive(server, |url, phase| {
         let mut command = tokio::process::Command::new(&binary);
         command.args([url, phase]);
@@ -205,6 +234,157 @@ debug = "line-tables-only"
     })
     .await;
 }
+
+/// A document that is hard to write down in any of the stubs' languages:
+/// `test/quotes`, whose docs end in `"` or hold `"""`, `*/`, `/*`, backticks
+/// and backslashes, whose enum values hold quotes, backslashes and `*/`, and
+/// whose procedure (deployed as `class` and as `type`), method, parameter and
+/// field names are keywords in Python, TypeScript or Rust. Each stub
+/// type-checks, keeps every description of the document (Python: as its
+/// docstrings, character for character; TypeScript and Rust: line for line
+/// in their comments), and the Python and Rust ones send the keyword-named
+/// parameters under their names.
+#[tokio::test]
+async fn stubs_of_a_hostile_document_type_check_and_keep_its_docs() {
+    // Type checkers and cargo load both cores: no timing test runs beside them.
+    let _heavy = heavy().await;
+    let server = Server::start(&[]);
+    server.deploy_ok("class", "test_quotes").await;
+    server.deploy_ok("type", "test_quotes").await;
+    let document = server.call("rpc.discover", serde_json::json!([])).await["result"].take();
+    let descriptions = descriptions_in(&document["methods"]);
+    assert!(descriptions.iter().any(|d| d.ends_with('"') && !d.contains('\n')), "{descriptions:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url.as_str();
+
+    generate(&server, "python", dir.path(), "stub.py").await;
+    std::fs::write(dir.path().join("openrpc.json"), document.to_string()).unwrap();
+    std::fs::write(dir.path().join("check.py"), HOSTILE_PYTHON_CHECK).unwrap();
+    run(mypy_strict(dir.path(), &["stub.py", "check.py"]), QUICK, "mypy --strict of the hostile stub").await;
+    let mut check = tokio::process::Command::new(python());
+    check.args(["check.py", url, "openrpc.json"]).current_dir(dir.path());
+    let out = run(check, QUICK, "check.py of the hostile Python stub").await;
+    assert!(out.contains("ok"), "{out}");
+
+    let ts = generate(&server, "typescript", dir.path(), "stub.ts").await;
+    run(tsc_no_emit(dir.path(), "stub.ts"), QUICK, "tsc --strict --noEmit of the hostile stub").await;
+    let ts = std::fs::read_to_string(ts).unwrap();
+    for line in descriptions.iter().flat_map(|d| d.lines()) {
+        // `*/` would end the comment: it is written `*\/`.
+        let line = line.replace("*/", "*\\/");
+        assert!(ts.contains(&format!(" * {line}\n")) || ts.contains(&format!("/** {line} */\n")), "{line}\n{ts}");
+    }
+
+    let crate_dir = tempfile::tempdir().unwrap();
+    let src = crate_dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let rs = generate(&server, "rust", &src, "stub.rs").await;
+    std::fs::write(src.join("main.rs"), HOSTILE_RUST_MAIN).unwrap();
+    let binary = build_rust_client(crate_dir.path(), "stub-hostile").await;
+    let rs = std::fs::read_to_string(rs).unwrap();
+    for line in descriptions.iter().flat_map(|d| d.lines()) {
+        let line = if line.is_empty() { "///\n".to_owned() } else { format!("/// {line}\n") };
+        assert!(rs.contains(&line), "{line}\n{rs}");
+    }
+    let mut call = tokio::process::Command::new(&binary);
+    call.arg(url);
+    let out = run(call, QUICK, "the hostile Rust stub's calls").await;
+    assert!(out.contains("ok"), "{out}");
+}
+
+/// Every `description` in `value`, trimmed as the stubs take them.
+fn descriptions_in(value: &serde_json::Value) -> Vec<String> {
+    let mut found = Vec::new();
+    match value {
+        serde_json::Value::Object(object) => {
+            if let Some(serde_json::Value::String(text)) = object.get("description") {
+                found.push(text.trim().to_owned());
+            }
+            object.values().for_each(|v| found.extend(descriptions_in(v)));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| found.extend(descriptions_in(v))),
+        _ => {}
+    }
+    found
+}
+
+/// Checks the Python stub of `test/quotes`, type-checked with it by mypy.
+const HOSTILE_PYTHON_CHECK: &str = r#""""Usage: check.py URL OPENRPC_JSON. Every description of the document's
+methods is a docstring of stub.py, and keyword-named parameters and fields go by their
+names on the wire."""
+
+import ast
+import inspect
+import json
+import sys
+from typing import Any, List, Set
+
+from stub import Client
+
+
+def descriptions(value: Any) -> List[str]:
+    found: List[str] = []
+    if isinstance(value, dict):
+        if isinstance(value.get("description"), str):
+            found.append(value["description"].strip())
+        for item in value.values():
+            found.extend(descriptions(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(descriptions(item))
+    return found
+
+
+def docstrings(path: str) -> Set[str]:
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    return {
+        inspect.cleandoc(node.value.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    }
+
+
+def main() -> None:
+    with open(sys.argv[2], encoding="utf-8") as f:
+        document = json.load(f)
+    found = docstrings("stub.py")
+    for text in descriptions(document["methods"]):
+        assert text in found, f"{text!r} is no docstring of stub.py"
+    client = Client(sys.argv[1], timeout=10)
+    assert client.class_.quote("x") == '"x"'
+    k = client.type.keywords("c", 1, True, "it's", function="f", delete=False, new=3, match="*/", fn="fn")
+    got = (k.class_, k.from_, k.lambda_, k.type, k.function, k.delete, k.new, k.match, k.fn, k.self_)
+    assert got == ("c", 1, True, "it's", "f", False, 3, "*/", "fn", "self"), got
+    assert client.class_.it_s__odd____('say "hi"') == 'say "hi"'
+    assert client.type.self_("back\\slash\\") == "back\\slash\\"
+    assert client.type.self_() is None
+    print("ok")
+
+
+main()
+"#;
+
+/// Calls `test/quotes` through its Rust stub.
+const HOSTILE_RUST_MAIN: &str = r#"mod stub;
+
+use stub::{NullableTone, Procedures as _, Tone};
+
+fn main() {
+    let url = std::env::args().nth(1).expect("URL");
+    let client = wasmrpc_client::blocking::Client::new(&url).expect("a runtime");
+    assert_eq!(client.class().quote("x").unwrap(), "\"x\"");
+    let k = client
+        .type_()
+        .keywords("c", 1, true, Tone::ItS, Some("f".into()), Some(false), Some(3), Some(NullableTone::Empty), None)
+        .unwrap();
+    let got = (k.class.as_str(), k.from, k.lambda, k.type_, k.new_, k.match_, k.fn_, k.self_.as_deref());
+    assert_eq!(got, ("c", 1, true, Tone::ItS, Some(3), Some(Tone::Empty), None, Some("self")));
+    assert_eq!(client.class().it_s__odd____(Tone::SayHi).unwrap(), Tone::SayHi);
+    assert_eq!(client.type_().self_(Some(NullableTone::Self_)).unwrap(), Some(NullableTone::Self_));
+    println!("ok");
+}
+"#;
 
 /// The golden files: what the generator writes for `json` in every language
 /// (and for procedures calling `json`), checked with `--check` itself.

@@ -217,9 +217,18 @@ fn mark(seed: u64) -> usize {
 /// Scans the whole linear memory for the marker of `seed` (except the one
 /// copy it keeps to compare with): `{"found": N, "scanned": BYTES}`. With
 /// `plant`, it first writes the marker into heap and stack itself, as `mark`
-/// does, so a test can check that the scan finds what is there.
+/// does, so a test can check that the scan finds what is there. With
+/// `grow_to`, it first grows memory (`memory.grow`, writing nothing) to at
+/// least that many bytes, so the scan also reads pages past the initial
+/// size that an earlier call in the same pool slot may have grown and dirtied.
 #[procedure]
-fn scan(seed: u64, plant: bool) -> Value {
+fn scan(seed: u64, plant: bool, grow_to: Option<usize>) -> Value {
+    if let Some(bytes) = grow_to {
+        let have = core::arch::wasm32::memory_size(0) * 65536;
+        if bytes > have {
+            core::arch::wasm32::memory_grow(0, (bytes - have).div_ceil(65536));
+        }
+    }
     let mut needle = vec![0u8; 32];
     marker(seed, &mut needle);
     let mut stack = [0u8; MARK_STACK];
