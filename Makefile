@@ -2,8 +2,11 @@
 # `make test` runs every test. Both install what they need first.
 
 SHELL := /bin/bash
-# Build outside the clone so CI and fresh clones reuse one cache.
-export CARGO_TARGET_DIR ?= $(HOME)/.cache/wasmrpc/target
+# Build outside the clone so CI and fresh clones reuse one cache. Point
+# WASMRPC_CACHE elsewhere (and leave CARGO_TARGET_DIR unset) to measure a
+# first start from an empty cache.
+WASMRPC_CACHE ?= $(HOME)/.cache/wasmrpc
+export CARGO_TARGET_DIR ?= $(WASMRPC_CACHE)/target
 PROC_TARGET := $(CARGO_TARGET_DIR)/procedures
 WASM_DIR := $(PROC_TARGET)/wasm32-wasip2/release
 RUN_DIR := $(CURDIR)/target/run/procedures
@@ -13,7 +16,7 @@ LISTEN ?= 127.0.0.1:8080
 # Python packages the client tests use (mypy checks the generated Python
 # stubs), in a virtualenv outside the clone. The stamp names the list, so a
 # changed list installs again.
-VENV := $(HOME)/.cache/wasmrpc/venv
+VENV := $(WASMRPC_CACHE)/venv
 PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1 mypy==2.4.1
 VENV_STAMP := $(VENV)/.installed-$(shell echo '$(PY_CLIENT_PACKAGES)' | sha256sum | cut -c1-12)
 
@@ -74,7 +77,7 @@ $(WASM_DIR)/pystats.wasm: procedures/python/stats/app.py wit/procedure.wit $(VEN
 ## OpenRPC test-coverage tool the tests run, TypeScript, which checks
 ## the generated TypeScript stubs, and playwright-core, which drives the
 ## system's Chromium in the dashboard's browser test)
-NPM_DIR := $(HOME)/.cache/wasmrpc/npm
+NPM_DIR := $(WASMRPC_CACHE)/npm
 NPM_PACKAGES := @bytecodealliance/componentize-js@0.23.0 @open-rpc/test-coverage@2.2.4 typescript@7.0.2 playwright-core@1.65.1
 NPM_STAMP := $(NPM_DIR)/.installed-$(shell echo '$(NPM_PACKAGES)' | sha256sum | cut -c1-12)
 procedures-js: $(WASM_DIR)/jsstrings.wasm
@@ -120,6 +123,8 @@ cluster: build procedures cluster-deps
 ## dashboard in a headless browser, and a PostgreSQL-backed cluster behind nginx)
 test: setup procedures procedures-python procedures-js clients chromium cluster-deps lint
 	WASMRPC_WASM_DIR=$(WASM_DIR) WASMRPC_PYTHON=$(VENV)/bin/python NODE_PATH=$(NPM_DIR)/node_modules WASMRPC_TSC=$(NPM_DIR)/node_modules/.bin/tsc cargo test --workspace --all-targets
+	@# `--all-targets` leaves doctests out: the examples in the docs compile too.
+	cargo test --workspace --doc
 
 lint: setup
 	cargo fmt --all -- --check
@@ -132,7 +137,9 @@ lint: setup
 	cargo clippy --release --target wasm32-unknown-unknown --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) $(NO_WASI:%=-p %) -- -D warnings
 	@# The fuzz targets need nightly only to run (cargo-fuzz's sanitizer
 	@# flags); stable compiles them, so they cannot rot between `make fuzz` runs.
-	cargo clippy --manifest-path fuzz/Cargo.toml --target-dir $(CARGO_TARGET_DIR)/fuzz-check --all-targets -- -D warnings
+	@# The same target dir as the workspace's clippy: the dependencies the two
+	@# share are checked once (a target dir of its own checked wasmtime again).
+	cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 clean:
 	cargo clean

@@ -1,7 +1,10 @@
-//! What the end-to-end tests (`tests/e2e`), the benchmarks (`bench/`,
-//! `host/benches`) share to run the real thing: the `.wasm` files built from
-//! `procedures/`, and a server process started and asked for its address.
-//! One copy of each, so the tests and the benchmarks cannot drift apart.
+//! What the end-to-end tests (`tests/e2e`) and the benchmarks (`bench/`,
+//! with its micro benchmarks in `bench/benches`) share to run the real
+//! thing: the `.wasm` files built from `procedures/` (built here with cargo
+//! when `WASMRPC_WASM_DIR` does not name them), a server process started and
+//! asked for its address, and new bytes for the same code (a custom
+//! section). One copy of each, so the tests and the benchmarks cannot drift
+//! apart.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
