@@ -266,8 +266,10 @@ fn stale_summary(out: &Path, current: &str, fresh: &str) -> String {
 }
 
 /// Doc text as lines, with trailing spaces and surrounding blank lines gone.
+/// A lone `\r` ends a line too, as Python's tokenizer sees it (and Rust
+/// refuses one inside a `///` comment).
 pub(crate) fn doc_lines(text: &str) -> Vec<&str> {
-    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let lines: Vec<&str> = text.lines().flat_map(|l| l.split('\r')).map(str::trim_end).collect();
     let start = lines.iter().position(|l| !l.trim().is_empty()).unwrap_or(lines.len());
     let end = lines.iter().rposition(|l| !l.trim().is_empty()).map_or(start, |e| e + 1);
     // Doc comments from Rust keep the one space after `///`: drop the
@@ -334,5 +336,6 @@ mod tests {
     fn doc_lines_lose_shared_indentation() {
         assert_eq!(doc_lines(" Adds.\n\n Fails.\n"), ["Adds.", "", "Fails."]);
         assert_eq!(doc_lines("a\n  b"), ["a", "  b"]);
+        assert_eq!(doc_lines("a\r\nb\rc\n"), ["a", "b", "c"]);
     }
 }

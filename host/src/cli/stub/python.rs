@@ -54,6 +54,7 @@ const KEYWORDS: &[&str] = &[
     "_call",
     "_batch",
     "_transport",
+    "__init__",
 ];
 
 const RUNTIME: &str = include_str!("python_runtime.py");
@@ -61,7 +62,7 @@ const RUNTIME: &str = include_str!("python_runtime.py");
 pub fn emit(api: &Api, header: &Header) -> String {
     let mut out = header.lines("#");
     let names: Vec<&str> = api.procedures.iter().map(|p| p.name.as_str()).collect();
-    out.push_str(&RUNTIME.replace("{procedures}", &names.join(", ")));
+    out.push_str(&RUNTIME.replace("{procedures}", &docstring_line(&names.join(", "), false)));
     for arity in tuple_arities(api) {
         out.push_str("\n\n");
         out.push_str(&tuple_decoder(arity));
@@ -200,7 +201,14 @@ fn emit_decl(out: &mut String, api: &Api, decl: &Decl) {
             if let Some(doc) = &decl.doc {
                 out.push_str(&docstring(doc, 4));
             }
-            let mut scope = Scope::default();
+            // A field with a default is a name in the class body, where the
+            // annotations and the decorator below look names up first: no
+            // field may take one of those (a field `str` would make `str` in
+            // `str: Optional[str] = None` the field), nor a method's name.
+            let mut taken = vec!["_to_json", "_from_json", "classmethod", "Dict", "Any", "str", decl.name.as_str()];
+            let annotations: Vec<String> = fields.iter().map(|f| field_type(api, f)).collect();
+            taken.extend(annotations.iter().flat_map(|a| identifiers(a)));
+            let mut scope = Scope::with_taken(&taken);
             let named: Vec<(String, &Field)> = fields.iter().map(|f| (scope.ident(&f.name, KEYWORDS), f)).collect();
             // Dataclass fields without a default come first.
             let (plain, defaulted): (Vec<_>, Vec<_>) = named.iter().partition(|(_, f)| f.required);
@@ -267,7 +275,12 @@ fn optional(ty: &Type) -> Type {
 }
 
 fn emit_method(out: &mut String, api: &Api, method: &Method, batch: bool) {
-    let mut scope = Scope::with_taken(&["self", "_params"]);
+    // A parameter must not hide a name the body uses (`_encode`, the
+    // result's decoder, `Dict` in the annotation of `_params`).
+    let decode = decoder(api, &method.result);
+    let mut taken = vec!["self", "_params", "_encode", "Dict", "Any"];
+    taken.extend(identifiers(&decode));
+    let mut scope = Scope::with_taken(&taken);
     let params: Vec<(String, &Param)> =
         method.params_in_call_order().into_iter().map(|p| (scope.ident(&p.name, KEYWORDS), p)).collect();
     let mut signature = vec!["self".to_owned()];
@@ -314,7 +327,12 @@ fn emit_method(out: &mut String, api: &Api, method: &Method, batch: bool) {
     let call = if batch { "self._batch._add" } else { "self._call" };
     // mypy refuses to return what a function "that returns nothing" gave.
     let ret = if !batch && method.result == Type::Null { "" } else { "return " };
-    let _ = writeln!(out, "        {ret}{call}({}, _params, {})", string(&method.wire), decoder(api, &method.result));
+    let _ = writeln!(out, "        {ret}{call}({}, _params, {decode})", string(&method.wire));
+}
+
+/// The identifiers in a Python expression (`_list(Item._from_json)`).
+fn identifiers(expression: &str) -> impl Iterator<Item = &str> {
+    expression.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty())
 }
 
 /// The Python type of `ty`.
@@ -412,7 +430,11 @@ fn tuple_decoder(arity: usize) -> String {
 
 fn note_untyped(out: &mut String, ty: &Type, indent: usize) {
     for reason in ty.untyped_reasons() {
-        let _ = writeln!(out, "{:indent$}# {reason}", "");
+        // A reason may quote the document (an unknown `type`): one comment
+        // line per line of it, control characters (a NUL) as `\xNN`.
+        for line in doc_lines(reason) {
+            let _ = writeln!(out, "{:indent$}# {}", "", escape_controls(line));
+        }
     }
 }
 
@@ -427,25 +449,70 @@ fn string(text: &str) -> String {
     serde_json::Value::String(text.to_owned()).to_string()
 }
 
-/// A docstring at `indent`, its text escaped.
+/// A docstring at `indent`, its text escaped (see [`docstring_line`]).
 fn docstring(text: &str, indent: usize) -> String {
-    let escaped = text.replace('\\', "\\\\").replace("\"\"\"", "\\\"\\\"\\\"");
-    let lines = doc_lines(&escaped);
+    let lines = doc_lines(text);
     let pad = " ".repeat(indent);
     match lines.as_slice() {
         [] => String::new(),
-        [one] => format!("{pad}\"\"\"{one}\"\"\"\n"),
+        [one] => format!("{pad}\"\"\"{}\"\"\"\n", docstring_line(one, true)),
         [first, rest @ ..] => {
-            let mut out = format!("{pad}\"\"\"{first}\n");
+            let mut out = format!("{pad}\"\"\"{}\n", docstring_line(first, false));
             for line in rest {
                 if line.is_empty() {
                     out.push('\n');
                 } else {
-                    let _ = writeln!(out, "{pad}{line}");
+                    let _ = writeln!(out, "{pad}{}", docstring_line(line, false));
                 }
             }
             let _ = writeln!(out, "{pad}\"\"\"");
             out
         }
+    }
+}
+
+/// One line of a docstring, escaped so that it reads as `line` once Python
+/// has parsed it: `\` and `"""` escaped, control characters (a NUL may not
+/// stand in a source file) written as `\xNN`, and, when the closing `"""`
+/// follows on the same line (`closes`), a last `"` escaped too: `"x""""`
+/// would end the string one quote early and start another, unclosed.
+fn docstring_line(line: &str, closes: bool) -> String {
+    let (body, last) = match line.strip_suffix('"') {
+        Some(body) if closes => (body, "\\\""),
+        _ => (line, ""),
+    };
+    escape_controls(&body.replace('\\', "\\\\")).replace("\"\"\"", "\\\"\\\"\\\"") + last
+}
+
+/// `text` with its control characters (but tab) written as `\xNN`: a NUL
+/// may not stand in a Python source file.
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docstrings_read_as_the_document_wrote_them() {
+        let one = |text: &str| docstring(text, 0).trim_end().to_owned();
+        assert_eq!(one("Adds."), r#""""Adds.""""#);
+        // A quote just before the closing ones is escaped, and so is a run.
+        assert_eq!(one(r#"Says "hi""#), r##""""Says "hi\"""""##);
+        assert_eq!(one(r#"x"""""#), r##""""x\"\"\"\"""""##);
+        assert_eq!(one(r#"x""""#), r##""""x""\"""""##);
+        assert_eq!(one(r"C:\dir\"), r#""""C:\\dir\\""""#);
+        assert_eq!(one("nul \0 bell \x07"), r#""""nul \x00 bell \x07""""#);
+        // Closed on a line of its own: a last quote stays as it is.
+        assert_eq!(docstring("One.\n\nTwo \"2\"", 4), "    \"\"\"One.\n\n    Two \"2\"\n    \"\"\"\n");
     }
 }

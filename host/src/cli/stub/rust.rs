@@ -95,7 +95,9 @@ const KEYWORDS: &[&str] = &[
 pub fn emit(api: &Api, header: &Header, target: Target) -> String {
     let krate = target.krate();
     let mut out = header.lines("//");
-    let names: Vec<&str> = api.procedures.iter().map(|p| p.name.as_str()).collect();
+    // Names from a saved document may hold anything: in comments they are
+    // escaped as in a string literal (no line break, no bidi control).
+    let names: Vec<String> = api.procedures.iter().map(|p| p.name.escape_debug().to_string()).collect();
     let _ = write!(
         out,
         "//!\n//! {}\n\n#![allow(dead_code, non_camel_case_types, non_snake_case, clippy::all)]\n\n",
@@ -129,7 +131,7 @@ fn emit_client(out: &mut String, api: &Api) {
         let _ = write!(
             out,
             "\n/// Procedure `{}`, called through `C`: a client or a batch.\npub struct {class}<'a, C>(&'a C);\n\nimpl<C: Call> {class}<'_, C> {{\n",
-            procedure.name,
+            procedure.name.escape_debug(),
             class = procedure.class
         );
         for (i, method) in procedure.methods.iter().enumerate() {
@@ -159,7 +161,7 @@ fn emit_client(out: &mut String, api: &Api) {
         let _ = writeln!(
             out,
             "    /// Procedure `{}`.\n    fn {}(&self) -> {class}<'_, Self> {{\n        {class}(self)\n    }}",
-            procedure.name,
+            procedure.name.escape_debug(),
             accessor(procedure),
             class = procedure.class
         );
@@ -172,7 +174,7 @@ fn emit_guest(out: &mut String, api: &Api) {
         let _ = write!(
             out,
             "\n/// Procedure `{}`.\npub mod {} {{\n    use super::*;\n",
-            procedure.name,
+            procedure.name.escape_debug(),
             accessor(procedure)
         );
         for method in &procedure.methods {
@@ -238,7 +240,9 @@ fn params_fields(method: &Method) -> Vec<String> {
 }
 
 fn named_params(method: &Method) -> Vec<(String, &Param)> {
-    let mut scope = Scope::with_taken(&["self", "Params"]);
+    // A parameter is a pattern: `None` there would be the variant (and
+    // `Some(..)`, `Ok`, `Err` may not be shadowed by a binding).
+    let mut scope = Scope::with_taken(&["self", "Params", "None", "Some", "Ok", "Err"]);
     method.params_in_call_order().into_iter().map(|p| (scope.ident(&p.name, KEYWORDS), p)).collect()
 }
 
@@ -422,10 +426,38 @@ fn string(text: &str) -> String {
     format!("{text:?}")
 }
 
-/// `///` lines at `pad` (nothing for empty text).
+/// `///` lines at `pad` (nothing for empty text). A line with a character
+/// that changes the direction of text, which rustc refuses in a comment
+/// (`text_direction_codepoint_in_comment`), is a `#[doc = ".."]` with the
+/// character escaped.
 fn comment(text: &str, pad: &str) -> String {
     doc_lines(text)
         .iter()
-        .map(|line| if line.is_empty() { format!("{pad}///\n") } else { format!("{pad}/// {line}\n") })
+        .map(|line| {
+            if line.is_empty() {
+                format!("{pad}///\n")
+            } else if line.contains(is_bidi_control) {
+                format!("{pad}#[doc = {}]\n", string(&format!(" {line}")))
+            } else {
+                format!("{pad}/// {line}\n")
+            }
+        })
         .collect()
+}
+
+/// The characters rustc refuses in comments and literals as they are.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_keep_any_text() {
+        let text = "a */ /* \"b\" `c` \\\n\nd\re";
+        assert_eq!(comment(text, "  "), "  /// a */ /* \"b\" `c` \\\n  ///\n  /// d\n  /// e\n");
+        assert_eq!(comment("x \u{202e}y", ""), "#[doc = \" x \\u{202e}y\"]\n");
+    }
 }

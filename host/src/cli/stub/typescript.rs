@@ -70,7 +70,7 @@ const RUNTIME: &str = include_str!("typescript_runtime.ts");
 pub fn emit(api: &Api, header: &Header) -> String {
     let mut out = header.lines("//");
     let names: Vec<&str> = api.procedures.iter().map(|p| p.name.as_str()).collect();
-    out.push_str(&RUNTIME.replace("{procedures}", &names.join(", ")));
+    out.push_str(&RUNTIME.replace("{procedures}", &names.join(", ").replace("*/", "*\\/")));
     for decl in &api.types {
         out.push('\n');
         emit_decl(&mut out, api, decl);
