@@ -669,3 +669,457 @@ async fn the_postgres_store_numbers_keeps_and_forgets_like_the_data_dir() {
     assert_eq!(store.last_change().await.unwrap(), 23);
     assert_eq!(store.changes_since(21).await.unwrap(), [(22, "n".to_owned()), (23, "n".to_owned())]);
 }
+
+// PostgreSQL chaos: a crash in the middle of deploys, a killed LISTEN
+// connection, a replica started while PostgreSQL is down.
+
+impl Postgres {
+    /// Crashes the server: `pg_ctl stop -m immediate` quits every process
+    /// at once, without a checkpoint, so the next [`Postgres::start_again`]
+    /// recovers from the WAL (a crash of PostgreSQL, not of the machine:
+    /// with fsync off, what it wrote stays in the kernel's cache).
+    pub fn crash(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "-t", "30", "stop"]);
+    }
+
+    /// A connection of the test's own to the registry's database, to look
+    /// at what the replicas wrote and to meddle with their connections.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let url = self.url();
+        let connecting = tokio_postgres::connect(&url, tokio_postgres::NoTls);
+        let (client, connection) = tokio::time::timeout(Duration::from_secs(10), connecting)
+            .await
+            .expect("connecting to PostgreSQL took over 10 s")
+            .expect("connecting to PostgreSQL");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+}
+
+/// Runs `query` on `client`, at most 10 s.
+async fn sql(
+    client: &tokio_postgres::Client,
+    query: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<tokio_postgres::Row> {
+    tokio::time::timeout(Duration::from_secs(10), client.query(query, params))
+        .await
+        .unwrap_or_else(|_| panic!("{query}: no answer within 10 s"))
+        .unwrap_or_else(|e| panic!("{query}: {e}"))
+}
+
+/// The local ports of process `pid`'s TCP connections to 127.0.0.1:`port`
+/// (its sockets from `/proc/PID/fd`, their addresses from `/proc/net/tcp`):
+/// how a test tells one replica's PostgreSQL backends from the others'
+/// (`pg_stat_activity.client_port`), all of which say `wasmrpc` as their
+/// application_name.
+fn connections_to(pid: u32, port: u16) -> Vec<i32> {
+    let sockets: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|link| Some(link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned()))
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let port_of = |address: &str| i32::from_str_radix(address.rsplit(':').next()?, 16).ok();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote, inode) = (fields.get(1)?, fields.get(2)?, fields.get(9)?);
+            (port_of(remote)? == i32::from(port) && sockets.contains(*inode)).then(|| port_of(local)).flatten()
+        })
+        .collect()
+}
+
+/// The PostgreSQL backends (pids) of `replica`'s LISTEN connection.
+async fn listen_backends(client: &tokio_postgres::Client, replica: &Server, pg: &Postgres) -> Vec<i32> {
+    let ports = connections_to(replica.pid(), pg.port);
+    let rows = sql(
+        client,
+        "SELECT pid FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND client_port = ANY($1)",
+        &[&ports],
+    )
+    .await;
+    rows.iter().map(|row| row.get(0)).collect()
+}
+
+/// Waits until `done` is true, at most `within`; fails naming `what`.
+async fn until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Which build of `test_v1`/`test_v2` has sha256 `sha256` (what its
+/// `version` method answers).
+fn build_of(sha256: &str) -> u64 {
+    let build = [1, 2].into_iter().find(|n| sha256_hex(&wasm(&format!("test_v{n}"))) == sha256);
+    build.unwrap_or_else(|| panic!("{sha256} is neither test_v1 nor test_v2"))
+}
+
+/// The names the deploy stream of the crash test deploys.
+const CHAOS_NAMES: [&str; 3] = ["chaos0", "chaos1", "chaos2"];
+/// How long the replicas may take to accept deploys and converge after
+/// PostgreSQL is back from a crash.
+const CHAOS_RECOVERY: Duration = Duration::from_secs(30);
+
+/// One deploy of the crash test's stream: what was sent, when, and what came back.
+struct Attempt {
+    replica: usize,
+    name: &'static str,
+    file: &'static str,
+    sent: Instant,
+    answered: Instant,
+    status: StatusCode,
+    /// The version and sha256 it was acknowledged with (HTTP 200/201).
+    acked: Option<(u64, String)>,
+    /// The answer's body when it was not acknowledged.
+    refusal: String,
+}
+
+/// Deploys `test_v1` or `test_v2` (chosen pseudo-randomly, as the name
+/// among [`CHAOS_NAMES`]) to replica `r` one after the other until
+/// `running` turns false, counting acknowledgements in `acks[r]`.
+fn deploy_stream(
+    cluster: &Arc<Cluster>,
+    r: usize,
+    running: &Arc<AtomicBool>,
+    acks: &Arc<Vec<AtomicUsize>>,
+) -> tokio::task::JoinHandle<Vec<Attempt>> {
+    let (cluster, running, acks) = (cluster.clone(), running.clone(), acks.clone());
+    tokio::spawn(async move {
+        let replica = &cluster.replicas[r];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64 + r as u64;
+        let mut attempts = Vec::new();
+        while running.load(Ordering::SeqCst) && attempts.len() < 10_000 {
+            // xorshift64
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let name = CHAOS_NAMES[(seed % 3) as usize];
+            let file = ["test_v1", "test_v2"][(seed >> 8) as usize & 1];
+            let sent = Instant::now();
+            let answer = replica.deploy(name, file).await;
+            let answered = Instant::now();
+            let acked = answer.status.is_success().then(|| {
+                let metadata = answer.json().expect("metadata");
+                (version_of(&metadata), metadata["sha256"].as_str().expect("a sha256").to_owned())
+            });
+            let refusal = if acked.is_some() { String::new() } else { answer.text() };
+            if acked.is_some() {
+                acks[r].fetch_add(1, Ordering::SeqCst);
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            attempts.push(Attempt { replica: r, name, file, sent, answered, status: answer.status, acked, refusal });
+        }
+        attempts
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_deploy_survives_a_postgres_crash_mid_stream_on_every_replica() {
+    let _machine = support::heavy().await;
+    let cluster = Arc::new(Cluster::start());
+    // Every replica compiles both builds once: the stream then measures
+    // the registry, not the compiler.
+    for name in CHAOS_NAMES {
+        for file in ["test_v1", "test_v2"] {
+            let deployed = cluster.replicas[0].deploy_ok(name, file).await;
+            cluster.converged(name, version_of(&deployed), SETTLE).await;
+        }
+    }
+
+    // One stream of deploys into each replica; PostgreSQL crashes in the
+    // middle, stays down a moment, and comes back.
+    let running = Arc::new(AtomicBool::new(true));
+    let acks: Arc<Vec<AtomicUsize>> = Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect());
+    let streams: Vec<_> = (0..3).map(|r| deploy_stream(&cluster, r, &running, &acks)).collect();
+    let count = |acks: &[AtomicUsize]| acks.iter().map(|a| a.load(Ordering::SeqCst)).collect::<Vec<usize>>();
+    until(Duration::from_secs(60), "30 acknowledged deploys", || count(&acks).iter().sum::<usize>() >= 30).await;
+    cluster.pg.crash();
+    let crashed = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster.pg.start_again();
+    let restarted = Instant::now();
+    // Recovery: every replica acknowledges deploys again. The stream goes
+    // on for a while, as the replicas' followers reconnect and catch up.
+    let before = count(&acks);
+    until(CHAOS_RECOVERY, "every replica acknowledging deploys after PostgreSQL restarted", || {
+        count(&acks).iter().zip(&before).all(|(now, then)| *now > *then)
+    })
+    .await;
+    let recovered = restarted.elapsed();
+    until(CHAOS_RECOVERY, "every replica acknowledging 20 deploys after PostgreSQL restarted", || {
+        count(&acks).iter().zip(&before).all(|(now, then)| *now >= then + 20)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2).saturating_sub(restarted.elapsed())).await;
+    running.store(false, Ordering::SeqCst);
+    let mut attempts = Vec::new();
+    for stream in streams {
+        attempts.extend(tokio::time::timeout(Duration::from_secs(60), stream).await.expect("a deploy hung").unwrap());
+    }
+
+    // The stream ran across the crash: acknowledged before it, refused
+    // while PostgreSQL was down, acknowledged after.
+    let acked: Vec<&Attempt> = attempts.iter().filter(|a| a.acked.is_some()).collect();
+    assert!(acked.iter().any(|a| a.answered < crashed), "nothing acknowledged before the crash");
+    assert!(attempts.iter().any(|a| a.acked.is_none() && a.sent > crashed && a.answered < restarted));
+    // A deploy that was not acknowledged was refused as the registry being
+    // unavailable (retry later), never as anything else.
+    for a in attempts.iter().filter(|a| a.acked.is_none()) {
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{} on replica {}: {}", a.name, a.replica, a.refusal);
+        assert!(a.refusal.contains("cannot be reached"), "{}", a.refusal);
+    }
+
+    // Each acknowledgement names the bytes deployed, and acknowledgements
+    // of one name never go back in time: a deploy acknowledged before
+    // another was sent has the lower version (or the same one, unchanged).
+    for a in &acked {
+        let (version, sha256) = a.acked.as_ref().unwrap();
+        assert_eq!(*sha256, sha256_hex(&wasm(a.file)), "{} version {version} acknowledged for {}", a.name, a.file);
+    }
+    for a in &acked {
+        for b in acked.iter().filter(|b| b.name == a.name && a.answered < b.sent) {
+            let ((va, sa), (vb, sb)) = (a.acked.as_ref().unwrap(), b.acked.as_ref().unwrap());
+            assert!(
+                vb > va || (vb == va && sb == sa),
+                "{}: replica {} acknowledged version {vb} ({}) after replica {} had acknowledged version {va} ({}) \
+                 (sent {:?} / answered {:?} after the crash, vs {:?}; PostgreSQL restarted {:?} after it)\n{}",
+                a.name,
+                b.replica,
+                b.file,
+                a.replica,
+                a.file,
+                b.sent.checked_duration_since(crashed),
+                b.answered.checked_duration_since(crashed),
+                a.answered.checked_duration_since(crashed),
+                restarted - crashed,
+                cluster.replicas[b.replica].log()
+            );
+        }
+    }
+
+    // What PostgreSQL has after the crash: every acknowledged version still
+    // kept, with its bytes, whole.
+    let client = cluster.pg.client().await;
+    let serving = sql(
+        &client,
+        "SELECT p.name, p.serving, p.last_version, v.sha256 FROM procedures p
+         JOIN versions v ON v.name = p.name AND v.version = p.serving",
+        &[],
+    )
+    .await;
+    let serving: std::collections::HashMap<String, (u64, u64, String)> = serving
+        .iter()
+        .map(|row| {
+            let (version, last): (i64, i64) = (row.get(1), row.get(2));
+            (row.get(0), (version as u64, last as u64, row.get(3)))
+        })
+        .collect();
+    let kept = sql(&client, "SELECT name, version, sha256 FROM versions", &[]).await;
+    let kept: std::collections::HashMap<(String, u64), String> =
+        kept.iter().map(|row| ((row.get(0), row.get::<_, i64>(1) as u64), row.get(2))).collect();
+    for a in &acked {
+        let (version, sha256) = a.acked.as_ref().unwrap();
+        let last = serving[a.name].1;
+        if version + wasmrpc::config::DEFAULT_KEEP_VERSIONS as u64 > last {
+            assert_eq!(kept.get(&(a.name.to_owned(), *version)), Some(sha256), "{} version {version}", a.name);
+        }
+    }
+    for row in sql(&client, "SELECT sha256, bytes FROM modules", &[]).await {
+        let (sha256, bytes): (String, Vec<u8>) = (row.get(0), row.get(1));
+        assert_eq!(sha256_hex(&bytes), sha256, "a module torn in PostgreSQL");
+    }
+    let orphans = sql(
+        &client,
+        "SELECT v.name, v.version FROM versions v LEFT JOIN modules m USING (sha256) WHERE m.sha256 IS NULL",
+        &[],
+    )
+    .await;
+    assert!(orphans.is_empty(), "{} kept versions lost their module", orphans.len());
+
+    // Every replica serves what PostgreSQL says serves: at least the latest
+    // acknowledged version, the same bytes if it is that one, its code
+    // matching its metadata. A newer version must come from a deploy that
+    // had not finished when the latest acknowledged one began.
+    for name in CHAOS_NAMES {
+        let (version, _, sha256) = serving.get(name).unwrap_or_else(|| panic!("{name} serves nowhere"));
+        let last = acked.iter().filter(|a| a.name == name).max_by_key(|a| a.answered).expect("an acknowledged deploy");
+        for a in acked.iter().filter(|a| a.name == name) {
+            let (acked_version, acked_sha) = a.acked.as_ref().unwrap();
+            assert!(version >= acked_version, "{name} serves version {version}, {acked_version} was acknowledged");
+            if version == acked_version {
+                assert_eq!(sha256, acked_sha, "{name} version {version}");
+            }
+        }
+        if *version > last.acked.as_ref().unwrap().0 {
+            assert!(
+                attempts
+                    .iter()
+                    .any(|b| b.name == name && b.answered > last.sent && sha256_hex(&wasm(b.file)) == *sha256),
+                "{name} version {version} replaced the latest acknowledged deploy, but no later deploy of it was made"
+            );
+        }
+        cluster.converged(name, *version, CHAOS_RECOVERY).await;
+        for replica in &cluster.replicas {
+            let meta = replica.request(Method::GET, &format!("/procedures/{name}"), &[], Vec::new()).await;
+            assert_eq!(meta.json().unwrap()["sha256"], json!(sha256), "{name} on {}", replica.url);
+            let build = replica.result(&format!("{name}.version"), json!([])).await;
+            assert_eq!(build, json!(build_of(sha256)), "{name} on {}: code and metadata differ", replica.url);
+        }
+    }
+    let refused = attempts.len() - acked.len();
+    println!(
+        "{} deploys across a PostgreSQL crash: {} acknowledged, {refused} refused (503); \
+         every replica acknowledging again {:.0} ms after the restart",
+        attempts.len(),
+        acked.len(),
+        recovered.as_secs_f64() * 1000.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_listen_connection_is_killed_still_gets_deploys_and_listens_again() {
+    use wasmrpc::config::REGISTRY_POLL;
+
+    let _machine = support::heavy().await;
+    let cluster = Cluster::start();
+    for file in ["test_v1", "test_v2"] {
+        let deployed = cluster.replicas[0].deploy_ok("ping", file).await;
+        cluster.converged("ping", version_of(&deployed), SETTLE).await;
+    }
+    let target = &cluster.replicas[2];
+    let client = cluster.pg.client().await;
+    let listening = listen_backends(&client, target, &cluster.pg).await;
+    assert_eq!(listening.len(), 1, "replica 2 should have one LISTEN connection: {listening:?}");
+
+    // Only that connection is cut; its pool and the other replicas' stay.
+    let log_before = target.log().len();
+    let ports = connections_to(target.pid(), cluster.pg.port);
+    let killed = sql(
+        &client,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND client_port = ANY($1)",
+        &[&ports],
+    )
+    .await;
+    assert_eq!(killed.iter().map(|row| row.get::<_, bool>(0)).collect::<Vec<_>>(), [true]);
+
+    // A deploy on another replica still reaches it: by the next poll at the
+    // latest (plus a reconnect's first backoff and a margin).
+    let deployed = cluster.replicas[0].deploy_ok("ping", "test_v1").await;
+    let bound = REGISTRY_POLL + Duration::from_secs(1);
+    let started = Instant::now();
+    target
+        .eventually(bound, "the deploy made after the LISTEN connection was killed", || async {
+            serving(target, "ping").await == version_of(&deployed)
+        })
+        .await;
+    let caught_up = started.elapsed();
+    // It noticed the connection was gone, and LISTENs again on a new one.
+    target.wait_for_log(log_before, &["the notification connection was closed"], bound).await;
+    let deadline = Instant::now() + bound;
+    let again = loop {
+        let now = listen_backends(&client, target, &cluster.pg).await;
+        if now.len() == 1 && now != listening {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "replica 2 does not LISTEN again: {now:?} (was {listening:?})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // Notifications, not the poll, bring the next deploys: each arrives
+    // within PROPAGATION, well under REGISTRY_POLL (by polling alone, six
+    // in a row would do so about once in 64 runs).
+    let mut times = Vec::new();
+    for i in 0..6 {
+        let file = ["test_v2", "test_v1"][i % 2];
+        let deployed = cluster.replicas[i % 2].deploy_ok("ping", file).await;
+        let started = Instant::now();
+        target
+            .eventually(PROPAGATION, &format!("deploy {i} after the LISTEN connection came back"), || async {
+                serving(target, "ping").await == version_of(&deployed)
+            })
+            .await;
+        times.push(started.elapsed());
+    }
+    println!(
+        "LISTEN backend {listening:?} killed: the next deploy arrived after {:.0} ms, re-LISTEN as {again:?}, \
+         then deploys within {:.0} ms",
+        caught_up.as_secs_f64() * 1000.0,
+        times.iter().max().unwrap().as_secs_f64() * 1000.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_started_while_postgres_is_down_is_unready_holds_calls_and_serves_once_it_is_back() {
+    use wasmrpc::config::STARTUP_WAIT;
+
+    let _machine = support::heavy().await;
+    let cluster = Cluster::start();
+    cluster.replicas[0].deploy_ok("math", "math").await;
+    cluster.pg.stop();
+
+    let late = Server::start_unready(&["--registry", &cluster.pg.url()]);
+    // Not ready, and /healthz says why, as JSON.
+    let registry = format!("the shared registry postgres://postgres@127.0.0.1:{}/wasmrpc", cluster.pg.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = late.request(Method::GET, "/healthz", &[], Vec::new()).await;
+        assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE, "{}", health.text());
+        assert_eq!(health.content_type.as_deref(), Some("application/json"));
+        let health = health.json().expect("JSON");
+        assert_eq!(health["status"], json!("starting"), "{health}");
+        let detail = health["detail"].as_str().expect("a detail");
+        if detail.contains("cannot be reached") {
+            assert!(detail.contains(&registry), "{detail}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/healthz never named the unreachable registry: {detail}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A call made meanwhile waits for the replica to be ready...
+    let endpoint = Arc::new(Endpoint::new(late.url.clone()));
+    let sent = Instant::now();
+    let call = tokio::spawn({
+        let endpoint = endpoint.clone();
+        async move {
+            endpoint.post(&json!({"jsonrpc": "2.0", "method": "math.add", "params": [2, 3], "id": 1}).to_string()).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!call.is_finished(), "the call was answered while PostgreSQL was down");
+    let health = late.request(Method::GET, "/healthz", &[], Vec::new()).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE, "{}", health.text());
+
+    // ... and is answered once PostgreSQL is back, within STARTUP_WAIT.
+    cluster.pg.start_again();
+    let answer = tokio::time::timeout(STARTUP_WAIT + Duration::from_secs(5), call)
+        .await
+        .expect("the waiting call was never answered")
+        .unwrap();
+    let waited = sent.elapsed();
+    assert_eq!(answer.status, StatusCode::OK, "after {waited:?}: {}\n{}", answer.text(), late.log());
+    assert_eq!(answer.json().unwrap()["result"], json!(5), "{}", answer.text());
+    assert!(waited < STARTUP_WAIT + Duration::from_secs(1), "answered after {waited:?}");
+    let health = late.request(Method::GET, "/healthz", &[], Vec::new()).await;
+    assert_eq!(health.status, StatusCode::OK, "{}", health.text());
+    assert_eq!(health.json().unwrap()["status"], json!("ok"));
+
+    // It follows the registry like the others: a deploy elsewhere reaches it.
+    let ver = cluster.replicas[1].deploy_ok("ver", "test_v1").await;
+    late.eventually(SETTLE, "a deploy made on another replica", || async {
+        serving(&late, "ver").await == version_of(&ver)
+    })
+    .await;
+    println!("a call made while PostgreSQL was down was answered after {:.1} s", waited.as_secs_f64());
+}

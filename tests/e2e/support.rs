@@ -165,7 +165,26 @@ impl Server {
         server
     }
 
+    /// Starts a server with a fresh data dir and extra `serve` flags, and
+    /// returns as soon as it prints its listening address, without waiting
+    /// for `/healthz` to answer 200: for a test of a server that is not
+    /// ready yet (a shared registry that cannot be reached).
+    pub fn start_unready(args: &[&str]) -> Server {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let data_dir = temp.path().join("data");
+        let mut server = Server::spawn_unready(&data_dir, args, &[], temp.path().join("server.log"));
+        server._temp = Some(temp);
+        server
+    }
+
     fn spawn_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)], log: PathBuf) -> Server {
+        let server = Server::spawn_unready(data_dir, args, env, log);
+        server.wait_ready();
+        server
+    }
+
+    /// Spawns `wasmrpc serve` and returns once it listens (ready or not).
+    fn spawn_unready(data_dir: &Path, args: &[&str], env: &[(&str, &str)], log: PathBuf) -> Server {
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let mut command = clean_command(wasmrpc_bin());
         command.arg("serve");
@@ -192,7 +211,6 @@ impl Server {
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             _temp: None,
         };
-        server.wait_ready();
         server
     }
 

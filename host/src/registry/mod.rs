@@ -289,8 +289,17 @@ impl Registry {
         parse_describe(&describe)?;
 
         let _guard = self.deploy_lock.lock().await;
+        // These bytes may have been deployed here while this deploy waited
+        // for the lock. The table alone cannot say they still serve: on a
+        // replica of a shared store it lags behind a change another replica
+        // made until it syncs, and "unchanged" from a stale table would
+        // acknowledge bytes the store no longer serves (an acknowledged
+        // deploy that never serves). The store must agree.
         if let Some(current) = self.get(name).filter(|d| d.metadata.sha256 == sha256) {
-            return Ok((current.metadata.clone(), false));
+            let (this, owned_name, number) = (self.clone(), name.to_owned(), current.metadata.version);
+            if blocking(move || Ok(this.store.history(&owned_name)?.serving == Some(number))).await? {
+                return Ok((current.metadata.clone(), false));
+            }
         }
         let created = self.get(name).is_none();
         let this = self.clone();
