@@ -124,6 +124,12 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
     <&RawValue>::deserialize(d).map(Some)
 }
 
+/// Whether `jsonrpc` is the string "2.0", however it is spelled in JSON
+/// (`"2\u002e0"` is the same string).
+fn is_version_2(jsonrpc: &RawValue) -> bool {
+    jsonrpc.get() == "\"2.0\"" || serde_json::from_str::<String>(jsonrpc.get()).is_ok_and(|v| v == "2.0")
+}
+
 /// Ids may be strings, numbers or null.
 fn valid_id(id: &RawValue) -> bool {
     matches!(id.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9' | b'n'))
@@ -131,6 +137,11 @@ fn valid_id(id: &RawValue) -> bool {
 
 async fn handle_one(registry: &Arc<Registry>, raw: &RawValue) -> Option<Vec<u8>> {
     let invalid = RpcError::InvalidRequest { detail: None };
+    // A request is an object; serde would also read the struct from an
+    // array, member by member in order.
+    if !raw.get().starts_with('{') {
+        return Some(error_response(&invalid, None));
+    }
     let Ok(envelope) = serde_json::from_str::<Envelope>(raw.get()) else {
         return Some(error_response(&invalid, None));
     };
@@ -140,7 +151,7 @@ async fn handle_one(registry: &Arc<Registry>, raw: &RawValue) -> Option<Vec<u8>>
     }
     let method = envelope.method.and_then(|m| serde_json::from_str::<String>(m.get()).ok());
     let params_ok = envelope.params.is_none_or(|p| p.get().starts_with(['[', '{']));
-    let (Some(method), true, Some("\"2.0\"")) = (method, params_ok, envelope.jsonrpc.map(RawValue::get)) else {
+    let (Some(method), true, true) = (method, params_ok, envelope.jsonrpc.is_some_and(is_version_2)) else {
         return Some(error_response(&invalid, id));
     };
     let params = envelope.params.map_or("null", RawValue::get);
@@ -268,6 +279,16 @@ mod tests {
         assert!(!is_valid_answer(&json!({"jsonrpc": "2.0", "result": 1, "error": {}, "id": 1})));
         assert!(!is_valid_answer(&json!({"jsonrpc": "2.0", "result": 1, "id": true})));
         assert!(!is_valid_answer(&json!({"jsonrpc": "1.0", "result": 1, "id": 1})));
+    }
+
+    #[test]
+    fn the_version_is_read_as_a_json_string() {
+        let raw = |text: &str| RawValue::from_string(text.to_owned()).unwrap();
+        assert!(is_version_2(&raw("\"2.0\"")));
+        assert!(is_version_2(&raw("\"2\\u002e0\"")));
+        for bad in ["\"2.00\"", "2.0", "\"1.0\"", "null"] {
+            assert!(!is_version_2(&raw(bad)), "{bad}");
+        }
     }
 
     #[test]

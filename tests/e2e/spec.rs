@@ -271,4 +271,18 @@ async fn malformed_envelopes_are_invalid_requests() {
     // The id is echoed where it could be read.
     let response = server.rpc(json!({"jsonrpc": "1.0", "method": "subtract", "id": "k"})).await;
     assert_eq!(response["id"], "k");
+    // A request is an object, not its members in order in an array; and
+    // "2.0" is a JSON string however it is escaped.
+    exchange(
+        &server,
+        r#"[["2.0", "subtract", [42, 23], 1]]"#,
+        Some(r#"[{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}]"#),
+    )
+    .await;
+    exchange(
+        &server,
+        r#"{"jsonrpc": "2\u002e0", "method": "subtract", "params": [42, 23], "id": 1}"#,
+        Some(r#"{"jsonrpc": "2.0", "result": 19, "id": 1}"#),
+    )
+    .await;
 }
