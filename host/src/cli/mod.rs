@@ -1,7 +1,7 @@
 //! The command line: `serve`, the client commands (`deploy`, `call`, `list`,
 //! `remove`, `versions`, `rollback`), the procedure developer's (`new`,
 //! `dev`, `component`) and `stub`, which generates typed clients. The
-//! arguments are in [`args`]; this file runs them.
+//! arguments are in `args.rs`; this file runs them.
 
 pub mod admin_client;
 mod args;

@@ -1,8 +1,8 @@
-//! The WebAssembly side of a call: the engine ([`engine`]), the upload
-//! check ([`check`]), a call's state ([`state`]), what a guest may import
-//! ([`capabilities`], one module per interface), and running one call in a
+//! The WebAssembly side of a call: the engine (`engine.rs`), the upload
+//! check (`check.rs`), a call's state (`state.rs`), what a guest may import
+//! (`capabilities/`, one module per interface), and running one call in a
 //! fresh, limited instance (here, with the vocabulary of a call in
-//! [`call`]). Nothing here knows about HTTP or JSON-RPC envelopes; only the
+//! `call.rs`). Nothing here knows about HTTP or JSON-RPC envelopes; only the
 //! [`registry`](crate::registry) uses this module: [`Sandbox::compile`] at
 //! deploy, [`Sandbox::call`] for every call.
 //!
@@ -21,7 +21,7 @@
 //! tree's nested-call budget.
 //!
 //! While the server has idle time, the next call's instance is made ahead,
-//! and a used one dropped, off the answer's path ([`ready`]); each
+//! and a used one dropped, off the answer's path (`ready.rs`); each
 //! instance still serves exactly one call.
 
 mod call;
