@@ -20,7 +20,7 @@ VENV := $(WASMRPC_CACHE)/venv
 PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1 mypy==2.4.1
 VENV_STAMP := $(VENV)/.installed-$(shell echo '$(PY_CLIENT_PACKAGES)' | sha256sum | cut -c1-12)
 
-.PHONY: all setup procedures examples procedures-python procedures-js build run test lint clean bench bench-callgrind valgrind fuzz clients chromium cluster cluster-deps
+.PHONY: all setup fmt lint-procedures procedures examples procedures-python procedures-js build run test lint clean bench bench-callgrind valgrind fuzz clients chromium cluster cluster-deps
 
 all: build procedures
 
@@ -42,11 +42,14 @@ NO_WASI := $(shell grep -l '^wasi = false' procedures/*/Cargo.toml procedures/*/
 # test guests.
 ALL_WASI := --workspace $(NO_WASI:%=--exclude %)
 EXAMPLE_WASI := $(filter-out $(NO_WASI),$(EXAMPLES))
+# The `wasmrpc-componentize` that wraps the no-WASI procedures: a release
+# build of its own, or (`make test`) the one its test build already made.
+COMPONENTIZE_BIN ?=
 define build_procedures
 	cargo build --release --target wasm32-wasip2 --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) $(1)
 	cargo build --release --target wasm32-unknown-unknown --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) $(NO_WASI:%=-p %)
-	cargo build --release -p wasmrpc-componentize
-	@for p in $(NO_WASI); do $(CARGO_TARGET_DIR)/release/wasmrpc-componentize $(PROC_TARGET)/wasm32-unknown-unknown/release/$$p.wasm -o $(WASM_DIR)/$$p.wasm || exit 1; done
+	$(if $(COMPONENTIZE_BIN),,cargo build --release -p wasmrpc-componentize)
+	@for p in $(NO_WASI); do $(or $(COMPONENTIZE_BIN),$(CARGO_TARGET_DIR)/release/wasmrpc-componentize) $(PROC_TARGET)/wasm32-unknown-unknown/release/$$p.wasm -o $(WASM_DIR)/$$p.wasm || exit 1; done
 	@ls -l $(WASM_DIR)/*.wasm | awk '{print "  " $$5 "\t" $$9}'
 endef
 procedures: setup
@@ -54,12 +57,15 @@ procedures: setup
 examples: setup
 	$(call build_procedures,$(EXAMPLE_WASI:%=-p %))
 
+## build: the server and `wasmrpc-componentize` in one release build (one
+## feature resolution: built apart, its dependencies compiled twice)
 build: setup
-	cargo build --release -p wasmrpc-host
+	cargo build --release -p wasmrpc-host -p wasmrpc-componentize
 
 ## run: the server on $(LISTEN) with the examples deployed (and redeployed
 ## when `make procedures` rebuilds them); the dashboard is at http://$(LISTEN)/
-run: build examples
+run: build
+	$(MAKE) examples COMPONENTIZE_BIN=$(CARGO_TARGET_DIR)/release/wasmrpc-componentize
 	@mkdir -p $(RUN_DIR)
 	@for p in $(EXAMPLES); do cp $(WASM_DIR)/$$p.wasm $(RUN_DIR)/$$p.wasm.tmp && mv $(RUN_DIR)/$$p.wasm.tmp $(RUN_DIR)/$$p.wasm; done
 	$(CARGO_TARGET_DIR)/release/wasmrpc serve --listen $(LISTEN) --watch $(RUN_DIR)
@@ -116,30 +122,44 @@ cluster-deps:
 
 ## cluster: PostgreSQL, three replicas sharing it and nginx in front, on
 ## loopback, with the examples deployed (deploy/cluster.sh); Ctrl-C stops
-cluster: build procedures cluster-deps
+cluster: build cluster-deps
+	$(MAKE) procedures COMPONENTIZE_BIN=$(CARGO_TARGET_DIR)/release/wasmrpc-componentize
 	deploy/cluster.sh $(CARGO_TARGET_DIR)/release/wasmrpc $(WASM_DIR) $(EXAMPLES)
 
 ## test: lints, unit tests, SDK tests and the end-to-end suite (with the
 ## dashboard in a headless browser, and a PostgreSQL-backed cluster behind nginx)
-test: setup procedures procedures-python procedures-js clients chromium cluster-deps lint
-	WASMRPC_WASM_DIR=$(WASM_DIR) WASMRPC_PYTHON=$(VENV)/bin/python NODE_PATH=$(NPM_DIR)/node_modules WASMRPC_TSC=$(NPM_DIR)/node_modules/.bin/tsc cargo test --workspace --all-targets
+##
+## One build of the dependencies serves the lints and the tests: clippy runs
+## as the workspace's compiler wrapper in a test build (what `cargo clippy`
+## does, plus code generation), with warnings as errors, so every target of
+## every crate (the fuzz targets too) is linted; the tests then build the
+## workspace's own crates again without it (a wrapper would reach the cargo
+## that tests run themselves) and reuse every dependency. A `cargo clippy`
+## and a `cargo doc` would check wasmtime and every other dependency once
+## more: `make lint` runs both.
+CLIPPY_BUILD := RUSTC_WORKSPACE_WRAPPER=clippy-driver CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+TEST_ENV := WASMRPC_WASM_DIR=$(WASM_DIR) WASMRPC_PYTHON=$(VENV)/bin/python NODE_PATH=$(NPM_DIR)/node_modules WASMRPC_TSC=$(NPM_DIR)/node_modules/.bin/tsc
+test: setup fmt procedures-python procedures-js clients chromium cluster-deps
+	$(CLIPPY_BUILD) cargo test --workspace --all-targets --no-run
+	$(MAKE) procedures lint-procedures COMPONENTIZE_BIN=$(CARGO_TARGET_DIR)/debug/wasmrpc-componentize
+	$(TEST_ENV) cargo test --workspace --all-targets
 	@# `--all-targets` leaves doctests out: the examples in the docs compile too.
 	cargo test --workspace --doc
 
-lint: setup
-	cargo fmt --all -- --check
-	cargo fmt --all --manifest-path procedures/Cargo.toml -- --check
-	cargo fmt --all --manifest-path fuzz/Cargo.toml -- --check
+## lint: formatting, clippy and rustdoc (warnings are errors) on the
+## workspace, and clippy on the procedures for their Wasm targets
+lint: fmt lint-procedures
 	cargo clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+fmt: setup
+	cargo fmt --all -- --check
+	cargo fmt --all --manifest-path procedures/Cargo.toml -- --check
+
+lint-procedures: setup
 	cargo clippy --release --target wasm32-wasip2 --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) -- -D warnings
 	@# Those built without WASI also for their own target: the SDK has code for it alone.
 	cargo clippy --release --target wasm32-unknown-unknown --manifest-path procedures/Cargo.toml --target-dir $(PROC_TARGET) $(NO_WASI:%=-p %) -- -D warnings
-	@# The fuzz targets need nightly only to run (cargo-fuzz's sanitizer
-	@# flags); stable compiles them, so they cannot rot between `make fuzz` runs.
-	@# The same target dir as the workspace's clippy: the dependencies the two
-	@# share are checked once (a target dir of its own checked wasmtime again).
-	cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 clean:
 	cargo clean
@@ -182,7 +202,7 @@ FUZZ_EXAMPLE_SEEDS ?= 0
 fuzz: procedures
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	@cargo +nightly fuzz --version > /dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked
-	cd fuzz && FUZZ_WASM=$(WASM_DIR)/math.wasm cargo +nightly fuzz run --target-dir $(CARGO_TARGET_DIR)/fuzz rpc_envelope -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
+	cd fuzz && FUZZ_WASM=$(WASM_DIR)/math.wasm cargo +nightly fuzz run --features libfuzzer --target-dir $(CARGO_TARGET_DIR)/fuzz rpc_envelope -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
 	@# Seeds, so module_upload gets past the header check: the target writes
 	@# its small hand-made components (a valid procedure among them) into
 	@# FUZZ_SEED_DIR. FUZZ_EXAMPLE_SEEDS=1 also copies in the built Rust
@@ -192,4 +212,4 @@ fuzz: procedures
 	@mkdir -p fuzz/corpus/module_upload
 	@if [ "$(FUZZ_EXAMPLE_SEEDS)" = 1 ]; then \
 	  find $(WASM_DIR) -maxdepth 1 -name '*.wasm' -size -1024k -exec cp {} fuzz/corpus/module_upload/ \; ; fi
-	cd fuzz && FUZZ_SEED_DIR=$(CURDIR)/fuzz/corpus/module_upload cargo +nightly fuzz run --target-dir $(CARGO_TARGET_DIR)/fuzz module_upload -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
+	cd fuzz && FUZZ_SEED_DIR=$(CURDIR)/fuzz/corpus/module_upload cargo +nightly fuzz run --features libfuzzer --target-dir $(CARGO_TARGET_DIR)/fuzz module_upload -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096

@@ -9,13 +9,14 @@
 //! forbidden import, wrong stub type), each under 1 KiB. The built example
 //! procedures are real components too, but compiling one takes seconds in
 //! the instrumented build; `make fuzz FUZZ_EXAMPLE_SEEDS=1` adds them.
+//! Built without cargo-fuzz, it runs the check on each seed (see
+//! `fuzz/Cargo.toml`).
 
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 
 use std::path::Path;
 use std::sync::OnceLock;
 
-use libfuzzer_sys::fuzz_target;
 use wasmrpc::config::Config;
 use wasmrpc::sandbox::{CallContext, Sandbox};
 
@@ -41,6 +42,7 @@ fn harness() -> &'static Harness {
 
 /// Writes [`SEEDS`] as `.wasm` files into `dir` (libFuzzer reads its corpus
 /// after this init, so they are fuzzed from the first run).
+#[cfg_attr(not(fuzzing), allow(dead_code))]
 fn write_seeds(dir: &Path) {
     std::fs::create_dir_all(dir).expect("seed dir");
     for (name, wat, _) in seeds::seeds() {
@@ -49,22 +51,45 @@ fn write_seeds(dir: &Path) {
     }
 }
 
-fuzz_target!(
+/// Compiles and checks `bytes`, and describes what is accepted; a refusal
+/// is fine (the seeds' messages are checked by the e2e test
+/// `fuzz_seeds_end_where_they_should`), a panic is the bug.
+fn check(bytes: &[u8]) {
+    let h = harness();
+    if let Ok(compiled) = h.sandbox.compile(bytes) {
+        let described = h.runtime.block_on(h.sandbox.describe("fuzz", &compiled, CallContext::new(0)));
+        if let Ok(text) = described {
+            // Whatever it answers is parsed as a deploy would, without a panic.
+            let _ = serde_json::from_str::<serde_json::Value>(&text);
+        }
+    }
+}
+
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(
     init: {
         if let Some(dir) = std::env::var_os("FUZZ_SEED_DIR") {
             write_seeds(Path::new(&dir));
         }
     },
-    |bytes: &[u8]| {
-        let h = harness();
-        // A refusal is fine (the seeds' messages are checked by the e2e
-        // test `fuzz_seeds_end_where_they_should`); a panic is the bug.
-        if let Ok(compiled) = h.sandbox.compile(bytes) {
-            let described = h.runtime.block_on(h.sandbox.describe("fuzz", &compiled, CallContext::new(0)));
-            if let Ok(text) = described {
-                // Whatever it answers is parsed as a deploy would, without a panic.
-                let _ = serde_json::from_str::<serde_json::Value>(&text);
-            }
-        }
-    }
+    |bytes: &[u8]| check(bytes)
 );
+
+/// The seeds' bytes.
+fn seed_bytes() -> impl Iterator<Item = Vec<u8>> {
+    seeds::seeds().into_iter().map(|(name, wat, _)| wat::parse_str(&wat).unwrap_or_else(|e| panic!("seed {name}: {e}")))
+}
+
+/// Without cargo-fuzz: the check once on each seed.
+#[cfg(not(fuzzing))]
+fn main() {
+    seed_bytes().for_each(|bytes| check(&bytes));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_target_holds_on_its_seeds() {
+        super::seed_bytes().for_each(|bytes| super::check(&bytes));
+    }
+}

@@ -4,13 +4,13 @@
 //! server): -32700 exactly when it is not JSON, one response per request
 //! with its id, nothing exactly when every request is a notification; and
 //! it never panics. With `FUZZ_WASM` set to a procedure (`make fuzz` uses
-//! `math.wasm`), calls reach real Wasm too.
+//! `math.wasm`), calls reach real Wasm too. Built without cargo-fuzz, it
+//! runs the check on a few bodies of each kind (see `fuzz/Cargo.toml`).
 
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 
 use std::sync::{Arc, OnceLock};
 
-use libfuzzer_sys::fuzz_target;
 use wasmrpc::config::Config;
 use wasmrpc::registry::Registry;
 
@@ -46,7 +46,8 @@ fn harness() -> &'static Harness {
     })
 }
 
-fuzz_target!(|body: &[u8]| {
+/// Answers `body` and holds the answer to the oracle; panics on a wrong one.
+fn check(body: &[u8]) {
     let h = harness();
     let answer = h.runtime.block_on(wasmrpc::rpc::handle(&h.registry, MAX_BATCH, body));
     let modules: Vec<&str> = h.module.as_deref().into_iter().collect();
@@ -58,4 +59,34 @@ fuzz_target!(|body: &[u8]| {
             answer.as_deref().map(String::from_utf8_lossy).unwrap_or_default()
         );
     }
-});
+}
+
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|body: &[u8]| check(body));
+
+/// Bodies of each kind the oracle tells apart: not JSON, not a request, a
+/// call, a notification, batches empty, mixed and all notifications.
+const SEEDS: &[&str] = &[
+    "{",
+    "42",
+    "[]",
+    r#"{"jsonrpc": "2.0", "method": "rpc.discover", "id": 1}"#,
+    r#"{"jsonrpc": "2.0", "method": "nope.x", "params": [1], "id": "a"}"#,
+    r#"{"jsonrpc": "2.0", "method": "nope.x"}"#,
+    r#"[{"jsonrpc": "2.0", "method": "nope.x", "id": 1}, 5, {"jsonrpc": "2.0", "method": "nope.y"}]"#,
+    r#"[{"jsonrpc": "2.0", "method": "nope.x"}]"#,
+];
+
+/// Without cargo-fuzz: the check once on each seed.
+#[cfg(not(fuzzing))]
+fn main() {
+    SEEDS.iter().for_each(|body| check(body.as_bytes()));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_target_holds_on_its_seeds() {
+        super::SEEDS.iter().for_each(|body| super::check(body.as_bytes()));
+    }
+}

@@ -30,9 +30,10 @@ impl XorShift {
 
 /// Kills the server (SIGKILL) at random points while three procedures are
 /// being redeployed at once, many times. Every PUT sends bytes the server
-/// has never seen (v1's or v2's code with a unique custom section), so each
-/// writes a module file, compiled code and a record, and kills land inside
-/// those writes. Between the kill and the restart, every file in the data
+/// has never seen (v1's or v2's code with a unique 8 MiB custom section), so
+/// each writes a module file, compiled code and a record, and kills land
+/// inside those writes (every other kill waits for a temporary file to
+/// appear, that is for a write under way). Between the kill and the restart, every file in the data
 /// dir other than a temporary one is complete (each module hashes to its
 /// name, each record reads and names a module that is there); after the
 /// restart the temporary files are gone, no compiled code was found torn,
@@ -42,6 +43,11 @@ impl XorShift {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_uploads_loses_nothing() {
     const ROUNDS: u64 = 12;
+    // Each module carries this much custom section, so that writing it (and
+    // syncing it) is a good part of a PUT rather than a sliver beside the
+    // compile: with a few bytes, 36 PUTs cut off by 12 random kills left no
+    // temporary file behind.
+    const PAYLOAD_BYTES: usize = 8 << 20;
     let _heavy = heavy().await;
     let files = Arc::new([wasm("test_v1"), wasm("test_v2")]);
     let names = ["a", "b", "c"];
@@ -70,7 +76,9 @@ async fn sigkill_during_uploads_loses_nothing() {
                     loop {
                         let n = sent.fetch_add(1, Ordering::SeqCst);
                         let version = (n % 2) as usize;
-                        let bytes = with_custom_section(&files[version], "wasmrpc-test", &n.to_le_bytes());
+                        let mut payload = vec![0; PAYLOAD_BYTES];
+                        payload[..8].copy_from_slice(&n.to_le_bytes());
+                        let bytes = with_custom_section(&files[version], "wasmrpc-test", &payload);
                         shas.lock().unwrap().insert(sha256_hex(&bytes), ["1", "2"][version]);
                         let before_kill = !killing.load(Ordering::SeqCst);
                         // An error here is the kill: the PUT was sent and never answered.
@@ -101,7 +109,21 @@ async fn sigkill_during_uploads_loses_nothing() {
                 async move { n > 0 }
             })
             .await;
-        tokio::time::sleep(Duration::from_millis(rng.below(1500))).await;
+        // Every other kill comes at a random point; the others the moment a
+        // temporary file shows up in the data dir, which is a write under way
+        // (random points alone landed inside one in about one kill in six).
+        if round % 2 == 0 {
+            tokio::time::sleep(Duration::from_millis(rng.below(1500))).await;
+        } else {
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(20)
+                && !walk(&server.data_dir)
+                    .iter()
+                    .any(|f| f.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".tmp")))
+            {
+                tokio::task::yield_now().await;
+            }
+        }
         killing.store(true, Ordering::SeqCst);
         let killed = tokio::task::block_in_place(|| server.kill());
         // Each task ends on the refused connection; a failed assertion
