@@ -81,7 +81,7 @@ fn run(case: &Case<'_>, data: &Path, iterations: usize, tool_args: &[String]) ->
     // A call runs 50-100 times slower, longer still on a loaded machine;
     // and epoch ticks as long as the time limit, so that a call does not
     // stop at ticks it finishes well before at full speed (each costs a
-    // yield to tokio, and a lazily made timer: see `sandbox::until`).
+    // yield to tokio, and a lazily made timer: see `until` in `sandbox/call.rs`).
     command.args(["--time-limit-ms", "60000", "--epoch-tick-ms", "60000"]);
     let output = command
         .stdin(Stdio::null())

@@ -101,15 +101,15 @@ pub struct Config {
     pub watch_dir: Option<PathBuf>,
     /// Whether the instance pool may reset memory with the kernel's
     /// PAGEMAP_SCAN (only the pages a call dirtied). Even when true it is
-    /// off while swap is active: see `sandbox::pagemap_scan`.
+    /// off while swap is active: see `sandbox/engine.rs`, `pagemap_scan`.
     pub pagemap_scan: bool,
     /// Whether compiled code relies on guard pages and signals for memory
     /// bounds (`--guard-pages`) instead of explicit checks: see
-    /// `sandbox::engine_config` for what each costs.
+    /// `sandbox/engine.rs`, `engine_config`, for what each costs.
     pub guard_pages: bool,
     /// Instances the pooling allocator reserves address space for (plus
     /// twice `ready_instances`); `None` sizes the pool from the call limits
-    /// (`sandbox::pool_instances`), and
+    /// (`sandbox/engine.rs`, `pool_instances`), and
     /// falls back to on-demand allocation where it cannot be reserved. Set,
     /// the pool is that small and must be reserved: for runs under valgrind
     /// (`make bench-callgrind`), whose address space is a fraction of a

@@ -286,3 +286,25 @@ async fn malformed_envelopes_are_invalid_requests() {
     )
     .await;
 }
+
+/// A body that cannot be read as HTTP (a broken chunked encoding) is still
+/// answered as JSON-RPC: a -32600 error object saying why, never the admin
+/// API's `{"error": ...}` shape.
+#[tokio::test]
+async fn an_unreadable_body_gets_a_json_rpc_error() {
+    use std::io::{Read as _, Write as _};
+    let server = Server::start(&[]);
+    let mut stream = std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(stream, "POST /rpc HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    assert_eq!(body["error"]["code"], -32600, "{body}");
+    assert_eq!(body["error"]["message"], "Invalid Request", "{body}");
+    assert!(body["error"]["data"].as_str().unwrap().starts_with("cannot read the request body"), "{body}");
+    assert_eq!(body["id"], Value::Null);
+}

@@ -42,14 +42,8 @@ impl CompiledCache {
 mod tests {
     use std::fs;
 
+    use super::super::files::file_names as files;
     use super::*;
-
-    fn files(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> =
-            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        names.sort();
-        names
-    }
 
     #[test]
     fn the_compiled_cache_keeps_code_in_use_for_this_engine_only() {

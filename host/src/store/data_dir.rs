@@ -207,17 +207,11 @@ impl Store for DataDir {
 
 #[cfg(test)]
 mod tests {
+    use super::super::files::file_names as files;
     use super::*;
 
     fn publish(store: &DataDir, name: &str, bytes: &[u8]) -> StoredVersion {
         store.publish(name, &sha256_hex(bytes), bytes, "{\"methods\":[]}").unwrap()
-    }
-
-    fn files(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> =
-            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        names.sort();
-        names
     }
 
     #[test]

@@ -69,3 +69,14 @@ pub(super) fn retain(dir: &Path, keep: impl Fn(&str) -> bool) {
         }
     }
 }
+
+/// The names of the files in `dir`, sorted: what the store's tests compare.
+#[cfg(test)]
+pub(super) fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("a readable dir")
+        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
