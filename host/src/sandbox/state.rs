@@ -11,8 +11,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
+use super::bindings::wasmrpc::procedure::host::Level;
 use super::call::Dispatcher;
-use super::capabilities::log::LogState;
 use super::engine::MAX_TABLE_ELEMENTS;
 use super::output::GuestOutput;
 
@@ -31,6 +31,17 @@ pub(crate) struct CallState {
     /// `host.log` and `host.log-packed` (`capabilities/log.rs`).
     pub(super) log: LogState,
     pub(super) tree: Tree,
+}
+
+/// A call's log budget and the line `log-packed` is sending (used by
+/// `capabilities/log.rs`).
+#[derive(Default)]
+pub(super) struct LogState {
+    /// Bytes of log messages so far, and messages dropped past the budget.
+    pub(super) bytes: usize,
+    pub(super) dropped: usize,
+    /// The line `host.log-packed` is sending, and its level (of its first chunk).
+    pub(super) line: Option<(Level, Vec<u8>)>,
 }
 
 /// This call's place in its call tree.

@@ -18,16 +18,6 @@ pub(in crate::sandbox) const CAPABILITY: Capability = Capability {
     link: |linker| host::add_to_linker::<_, HasSelf<_>>(linker, |s| s),
 };
 
-/// A call's log budget and the line `log-packed` is sending.
-#[derive(Default)]
-pub(in crate::sandbox) struct LogState {
-    /// Bytes of log messages so far, and messages dropped past the budget.
-    bytes: usize,
-    pub(in crate::sandbox) dropped: usize,
-    /// The line `host.log-packed` is sending, and its level (of its first chunk).
-    line: Option<(Level, Vec<u8>)>,
-}
-
 impl Host for CallState {
     fn log(&mut self, level: Level, message: String) {
         self.write_log(level, &message);
