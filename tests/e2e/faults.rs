@@ -448,6 +448,11 @@ fn edge_text() -> impl Strategy<Value = Vec<u8>> {
         }),
         (prop_oneof![Just("math.add"), Just("math.divide")], beyond_f64)
             .prop_map(|(method, params)| call(method, params, "1")),
+        // A request's members in an array (not a request: -32600), and the
+        // version spelled with an escape (the same string "2.0").
+        (-9i64..9, -9i64..9).prop_map(|(a, b)| format!(r#"["2.0","math.add",[{a},{b}],1]"#)),
+        (-9i64..9, -9i64..9)
+            .prop_map(|(a, b)| format!(r#"{{"jsonrpc":"2\u002e0","method":"math.add","params":[{a},{b}],"id":1}}"#)),
     ]
     .boxed();
     prop_oneof![piece.clone(), prop::collection::vec(piece, 1..=4).prop_map(|p| format!("[{}]", p.join(",")))]
