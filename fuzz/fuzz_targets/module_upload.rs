@@ -45,8 +45,7 @@ fn harness() -> &'static Harness {
 #[cfg_attr(not(fuzzing), allow(dead_code))]
 fn write_seeds(dir: &Path) {
     std::fs::create_dir_all(dir).expect("seed dir");
-    for (name, wat, _) in seeds::seeds() {
-        let bytes = wat::parse_str(&wat).unwrap_or_else(|e| panic!("seed {name}: {e}"));
+    for (name, bytes) in seed_bytes() {
         std::fs::write(dir.join(format!("seed_{name}.wasm")), bytes).expect("write seed");
     }
 }
@@ -75,21 +74,23 @@ libfuzzer_sys::fuzz_target!(
     |bytes: &[u8]| check(bytes)
 );
 
-/// The seeds' bytes.
-fn seed_bytes() -> impl Iterator<Item = Vec<u8>> {
-    seeds::seeds().into_iter().map(|(name, wat, _)| wat::parse_str(&wat).unwrap_or_else(|e| panic!("seed {name}: {e}")))
+/// The seeds, named, as bytes.
+fn seed_bytes() -> impl Iterator<Item = (&'static str, Vec<u8>)> {
+    seeds::seeds()
+        .into_iter()
+        .map(|(name, wat, _)| (name, wat::parse_str(&wat).unwrap_or_else(|e| panic!("seed {name}: {e}"))))
 }
 
 /// Without cargo-fuzz: the check once on each seed.
 #[cfg(not(fuzzing))]
 fn main() {
-    seed_bytes().for_each(|bytes| check(&bytes));
+    seed_bytes().for_each(|(_, bytes)| check(&bytes));
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_target_holds_on_its_seeds() {
-        super::seed_bytes().for_each(|bytes| super::check(&bytes));
+        super::seed_bytes().for_each(|(_, bytes)| super::check(&bytes));
     }
 }

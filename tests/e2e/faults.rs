@@ -121,7 +121,8 @@ async fn sigkill_during_uploads_loses_nothing() {
                     .iter()
                     .any(|f| f.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".tmp")))
             {
-                tokio::task::yield_now().await;
+                // A write of 8 MiB and its sync take tens of milliseconds.
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
         killing.store(true, Ordering::SeqCst);

@@ -27,7 +27,7 @@ impl Registry {
         let depth = ctx.depth();
         let caller = ctx.caller().cloned();
         let started = Instant::now();
-        let outcome = self.call_version(module, function, params, ctx).await;
+        let outcome = self.call_version(module, function, params, ctx, started).await;
         if !matches!(outcome, Err(CallError::MethodNotFound)) {
             let call = CallLog { request_id, depth, caller: caller.as_deref(), method };
             log_call(&call, started.elapsed(), outcome.as_ref().err());
@@ -36,20 +36,22 @@ impl Registry {
     }
 
     /// Calls `function` of the version of `module` serving now, and checks
-    /// that the result is JSON. Records the call in the procedure's counters.
+    /// that the result is JSON. Records the call in the procedure's
+    /// counters, as taking the time since `started` (the clock read of the
+    /// call's log line: one read serves both).
     async fn call_version(
         self: &Arc<Self>,
         module: &str,
         function: &str,
         params: &str,
         ctx: CallContext,
+        started: Instant,
     ) -> Result<String, CallError> {
         let version =
             self.get(module).filter(|v| v.loaded.methods.contains(function)).ok_or(CallError::MethodNotFound)?;
         if let Some(caller) = ctx.caller() {
             self.nested.record(caller, module);
         }
-        let started = Instant::now();
         let dispatcher = self.clone();
         let outcome =
             self.sandbox.call(&version.loaded, function, params, ctx, &version.stats, dispatcher).await.and_then(

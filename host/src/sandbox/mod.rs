@@ -259,9 +259,15 @@ impl Sandbox {
     /// The call's store, with its own state and deadline: a ready instance's
     /// (made ahead, never called), which then comes with it, or a new one.
     fn store_for(&self, op: &Op<'_>, ctx: CallContext, deadline: Instant) -> (Store<CallState>, Option<Procedure>) {
-        let (procedure, dispatcher) = match op {
-            Op::Describe { procedure, .. } => (procedure.clone(), None),
-            Op::Call { loaded, dispatcher, .. } => (loaded.name.clone(), Some(dispatcher.clone())),
+        let (procedure, dispatcher, ready) = match op {
+            Op::Describe { procedure, .. } => (procedure.clone(), None, None),
+            Op::Call { loaded, dispatcher, stats, .. } => {
+                let ready = self.ready.take(&loaded.key);
+                if ready.is_some() {
+                    stats.record_ready_instance();
+                }
+                (loaded.name.clone(), Some(dispatcher.clone()), ready)
+            }
         };
         let stderr = GuestOutput::new(procedure.clone(), ctx.request_id, "stderr");
         let tree = Tree {
@@ -272,16 +278,9 @@ impl Sandbox {
             deadline_hit: false,
         };
         let state = CallState::new(procedure, ctx.request_id, stderr, self.memory_limit_bytes, tree);
-        let ready = match op {
-            Op::Call { loaded, .. } => self.ready.take(&loaded.key),
-            Op::Describe { .. } => None,
-        };
         let (mut store, instance) = match ready {
             Some(ReadyInstance { mut store, instance }) => {
                 *store.data_mut() = state;
-                if let Op::Call { stats, .. } = op {
-                    stats.record_ready_instance();
-                }
                 (store, Some(instance))
             }
             None => (new_store(&self.engine, state), None),
