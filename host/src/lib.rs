@@ -58,6 +58,7 @@ pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod http_error;
+pub mod kv;
 pub mod logtext;
 pub mod metrics;
 pub mod registry;

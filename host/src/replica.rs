@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 
 use crate::config::{Config, REGISTRY_MAX_BACKOFF, REGISTRY_POLL};
+use crate::kv::Kv;
 use crate::registry::{Registry, RegistryError};
 use crate::store::pg::{PgStore, PgTarget};
 use crate::store::StoreError;
@@ -57,7 +58,8 @@ async fn try_open(config: &Config, target: &PgTarget) -> Result<(Arc<Registry>, 
     // between is applied again (a no-op), never skipped.
     let cursor = store.last_change().await?;
     let (config, boxed) = (config.clone(), Box::new(store.clone()));
-    let registry = tokio::task::spawn_blocking(move || Registry::open_with(&config, boxed))
+    let kv = Kv::postgres(store.kv(), config.kv_quota_mib);
+    let registry = tokio::task::spawn_blocking(move || Registry::open_with(&config, boxed, kv))
         .await
         .map_err(|e| anyhow!("loading the registry failed: {e}"))?
         .map_err(|e| match e.downcast::<RegistryError>() {

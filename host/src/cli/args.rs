@@ -244,6 +244,10 @@ pub struct ServeArgs {
     /// written, while the server has idle time. 0: every call makes its instance itself.
     #[arg(long, env = "WASMRPC_READY_INSTANCES", default_value_t = config::DEFAULT_READY_INSTANCES as u64, value_parser = clap::value_parser!(u64).range(0..=1024))]
     pub ready_instances: u64,
+    /// Bytes of key-value data (keys and values, all buckets) one procedure may keep, in MiB.
+    /// A write past it fails with a message to the guest; deletes always work.
+    #[arg(long, env = "WASMRPC_KV_QUOTA_MIB", default_value_t = crate::kv::DEFAULT_QUOTA_MIB)]
+    pub kv_quota_mib: u64,
     /// Do not serve the web dashboard at `GET /` (the JSON API is unchanged).
     #[arg(long, env = "WASMRPC_NO_DASHBOARD", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_dashboard: bool,
@@ -303,6 +307,7 @@ impl ServeArgs {
         config.guard_pages = self.guard_pages;
         config.ready_instances = usize::try_from(self.ready_instances).unwrap_or(config::DEFAULT_READY_INSTANCES);
         config.dashboard = !self.no_dashboard;
+        config.kv_quota_mib = self.kv_quota_mib;
         config.registry = match &self.registry {
             Some(url) => Some(crate::store::pg::PgTarget::parse(url, self.registry_password()?)?),
             None => None,

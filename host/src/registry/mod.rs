@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::kv::Kv;
 use crate::metrics::{NestedCalls, ProcStats};
 pub use crate::sandbox::{CallContext, CallError};
 use crate::sandbox::{Compiled, InvalidModule, Loaded, Sandbox};
@@ -103,6 +104,8 @@ impl From<StoreError> for RegistryError {
 /// [`Registry::deploy`], [`Registry::activate`] and [`Registry::remove`].
 pub struct Registry {
     sandbox: Sandbox,
+    /// Procedures' key-value state, kept by name across versions.
+    kv: Kv,
     store: Box<dyn Store>,
     cache: CompiledCache,
     live: ArcSwap<HashMap<String, Arc<Version>>>,
@@ -147,16 +150,23 @@ impl Registry {
     /// Blocking.
     pub fn open(config: &Config) -> anyhow::Result<Self> {
         let store = DataDir::open(&config.data_dir, config.keep_versions)?;
-        Self::open_with(config, Box::new(store))
+        let kv = Kv::embedded(&config.data_dir, config.kv_quota_mib)?;
+        Self::open_with(config, Box::new(store), kv)
+    }
+
+    /// The key-value state of every procedure.
+    pub fn kv(&self) -> &Kv {
+        &self.kv
     }
 
     /// Loads every procedure serving in `store`, from the compiled cache in
     /// the data dir where it matches, compiling where it does not. Blocking.
-    pub fn open_with(config: &Config, store: Box<dyn Store>) -> anyhow::Result<Self> {
+    pub fn open_with(config: &Config, store: Box<dyn Store>, kv: Kv) -> anyhow::Result<Self> {
         let sandbox = Sandbox::new(config)?;
         let cache = CompiledCache::open(&config.data_dir, sandbox.compatibility_key())?;
         let registry = Registry {
             sandbox,
+            kv,
             store,
             cache,
             live: ArcSwap::from_pointee(HashMap::new()),

@@ -161,6 +161,11 @@ impl PgStore {
         Ok(store)
     }
 
+    /// The key-value table of this registry, on the same connections.
+    pub fn kv(&self) -> crate::kv::pg::PgKv {
+        crate::kv::pg::PgKv {}
+    }
+
     /// Applies the migrations this server knows and the database lacks, in
     /// one transaction under [`MIGRATION_LOCK`].
     async fn migrate(&self) -> Result<(), StoreError> {
