@@ -172,6 +172,47 @@ pub fn render<'a>(
     )
 }
 
+/// Renders the key-value counters: operations, bytes and errors per
+/// procedure, and the embedded store's commits (`commits`: commits and the
+/// calls' writes they carried).
+pub fn render_kv(
+    out: &mut String,
+    procedures: &[(String, std::sync::Arc<crate::kv::KvStats>)],
+    commits: Option<(u64, u64)>,
+) {
+    out.push_str("# HELP wasmrpc_kv_operations_total Key-value operations of procedures' guests, per procedure and kind.\n# TYPE wasmrpc_kv_operations_total counter\n");
+    for (name, s) in procedures {
+        for (op, n) in [("read", &s.reads), ("write", &s.writes)] {
+            let _ = writeln!(
+                out,
+                "wasmrpc_kv_operations_total{{procedure=\"{name}\",op=\"{op}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+    }
+    out.push_str("# HELP wasmrpc_kv_bytes_total Bytes of keys and values read and written, per procedure.\n# TYPE wasmrpc_kv_bytes_total counter\n");
+    for (name, s) in procedures {
+        for (dir, n) in [("read", &s.bytes_read), ("written", &s.bytes_written)] {
+            let _ = writeln!(
+                out,
+                "wasmrpc_kv_bytes_total{{procedure=\"{name}\",direction=\"{dir}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+    }
+    out.push_str("# HELP wasmrpc_kv_errors_total Key-value operations refused or failed, per procedure.\n# TYPE wasmrpc_kv_errors_total counter\n");
+    for (name, s) in procedures {
+        let _ = writeln!(out, "wasmrpc_kv_errors_total{{procedure=\"{name}\"}} {}", s.errors.load(Ordering::Relaxed));
+    }
+    if let Some((commits, writes)) = commits {
+        let _ = write!(
+            out,
+            "# HELP wasmrpc_kv_commits_total Commits of the embedded key-value store (each one fsync).\n# TYPE wasmrpc_kv_commits_total counter\nwasmrpc_kv_commits_total {commits}\n\
+             # HELP wasmrpc_kv_committed_writes_total Writes (one call's list each) the commits carried: over commits, writes per commit.\n# TYPE wasmrpc_kv_committed_writes_total counter\nwasmrpc_kv_committed_writes_total {writes}\n"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,8 @@ enum Route<'a> {
     Procedure(&'a str),
     /// `/procedures/{name}/versions`.
     Versions(&'a str),
+    /// `/procedures/{name}/kv` and `/procedures/{name}/kv/{bucket}/{key}`.
+    Kv(&'a str, Option<&'a str>),
     /// `/procedures/{name}/versions/{n}/activate`; `n` as sent.
     Activate(&'a str, &'a str),
     Health,
@@ -59,12 +61,15 @@ impl<'a> Route<'a> {
             "/metrics" => Route::Metrics,
             _ if dashboard::owns(path) => Route::Dashboard(path),
             _ => match path.strip_prefix("/procedures/") {
-                Some(rest) => match rest.split('/').collect::<Vec<_>>()[..] {
-                    [name, "versions"] => Route::Versions(name),
-                    [name, "versions", n, "activate"] => Route::Activate(name, n),
-                    // Anything else is a name, which the handler checks, so
-                    // `a/../b` is refused as a bad name, not as a missing route.
-                    _ => Route::Procedure(rest),
+                Some(rest) => match admin::kv::handles(rest) {
+                    Some((name, kv_path)) => Route::Kv(name, kv_path),
+                    None => match rest.split('/').collect::<Vec<_>>()[..] {
+                        [name, "versions"] => Route::Versions(name),
+                        [name, "versions", n, "activate"] => Route::Activate(name, n),
+                        // Anything else is a name, which the handler checks, so
+                        // `a/../b` is refused as a bad name, not as a missing route.
+                        _ => Route::Procedure(rest),
+                    },
                 },
                 None => Route::NotFound,
             },
@@ -251,6 +256,7 @@ async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Http
         (Route::Activate(name, n), &Method::POST) => {
             admin::activate(&app.registry, &app.config, peer, name, n, &req).await
         }
+        (Route::Kv(name, kv_path), _) => admin::kv::serve(&app.registry, &app.config, peer, name, kv_path, req).await,
         (Route::NotFound, _) => Err(no_route(&path)),
         (Route::Dashboard(_), _) if !app.config.dashboard => Err(no_route(&path)),
         (Route::Dashboard(file), &Method::GET) => dashboard::serve(file, req.headers()),
@@ -305,11 +311,13 @@ async fn rpc_request(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
 
 fn metrics(app: &App) -> HttpResponse {
     let stats = app.registry.stats();
-    let text = crate::metrics::render(
+    let mut text = crate::metrics::render(
         stats.iter().map(|(name, s)| (name.as_str(), &**s)),
         app.registry.len(),
         app.registry.nested_calls(),
     );
+    let kv = app.registry.kv();
+    crate::metrics::render_kv(&mut text, &kv.all_stats(), kv.commits());
     let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     response

@@ -70,6 +70,14 @@ impl Registry {
 /// clients, not to procedures, and that `params` come from a guest, so they
 /// are checked as the envelope's are.
 impl Dispatcher for Registry {
+    fn kv(&self) -> &crate::kv::Kv {
+        self.kv()
+    }
+
+    fn slots(&self) -> &crate::sandbox::Slots {
+        self.sandbox.slots()
+    }
+
     fn dispatch<'a>(
         self: Arc<Self>,
         method: &'a str,

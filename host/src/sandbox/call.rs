@@ -184,10 +184,18 @@ pub struct ErrorObject {
 /// the sandbox, so its type must be erased somewhere).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Where a guest's `client.call` goes: implemented by the registry, which
-/// finds the callee and runs it back here as a nested call, so that the
-/// sandbox does not depend on it.
+/// What a running guest reaches outside its instance, implemented by the
+/// registry so that the sandbox does not depend on it: where its
+/// `client.call` goes (the registry finds the callee and runs it back here
+/// as a nested call), and the procedures' key-value state with the call
+/// slots a call lends while it waits on that state.
 pub trait Dispatcher: Send + Sync {
+    /// The key-value state (`capabilities/keyvalue.rs`).
+    fn kv(&self) -> &crate::kv::Kv;
+
+    /// The call slots of the sandbox running the guest.
+    fn slots(&self) -> &super::Slots;
+
     /// Calls `method` (`module.method`) with `params` (JSON text) as the
     /// nested call `ctx`.
     fn dispatch<'a>(

@@ -46,11 +46,14 @@ pub(super) fn pagemap_scan(allowed: bool, proc_swaps: &str) -> Enabled {
 
 /// Instances the pool must hold: every call slot with a full chain of
 /// nested calls below it (a guest waits for its nested call, so a tree has
-/// at most one instance per level at a time), plus [`DEPLOY_SLOTS`].
+/// at most one instance per level at a time), twice over (a tree waiting on
+/// storage lends its slot to another, at most one per slot:
+/// `sandbox/slots.rs`), plus [`DEPLOY_SLOTS`].
 pub(super) fn pool_instances(config: &Config) -> u32 {
     let per_slot = config.max_call_depth.saturating_add(1);
     u32::try_from(config.max_concurrent_calls)
         .unwrap_or(u32::MAX)
+        .saturating_mul(2)
         .saturating_mul(per_slot)
         .min(u32::MAX / 8)
         .saturating_add(DEPLOY_SLOTS)

@@ -30,6 +30,7 @@ mod check;
 mod engine;
 mod output;
 mod ready;
+mod slots;
 mod state;
 
 use std::collections::HashSet;
@@ -38,15 +39,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::SemaphorePermit;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap};
 
 pub use call::{BoxFuture, CallContext, CallError, Dispatcher, ErrorObject};
 pub use check::{InvalidModule, STUB_EXPORT};
 pub use output::GuestOutput;
+pub use slots::Slots;
 
-use crate::config::{self, Config, MAX_GUEST_OUTPUT_BYTES, OVERLOAD_WAIT};
+use crate::config::{self, Config, MAX_GUEST_OUTPUT_BYTES};
 use crate::metrics::ProcStats;
 use call::{until, TimedOut};
 use ready::Ready;
@@ -90,7 +92,7 @@ pub struct Sandbox {
     linker: Linker<CallState>,
     time_limit: Duration,
     memory_limit_bytes: u64,
-    slots: Semaphore,
+    slots: Slots,
     max_calls: usize,
     max_call_depth: u32,
     max_nested_calls: u32,
@@ -149,7 +151,7 @@ impl Sandbox {
             linker,
             time_limit: config.time_limit,
             memory_limit_bytes: config.memory_limit_bytes,
-            slots: Semaphore::new(config.max_concurrent_calls),
+            slots: Slots::new(config.max_concurrent_calls),
             max_calls: config.max_concurrent_calls,
             max_call_depth: config.max_call_depth,
             max_nested_calls: config.max_nested_calls,
@@ -164,6 +166,11 @@ impl Sandbox {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut hasher);
         format!("{:016x}", hasher.finish())
+    }
+
+    /// The call slots (lent while a call waits on storage).
+    pub fn slots(&self) -> &Slots {
+        &self.slots
     }
 
     /// Compiles `bytes` and checks that they are a procedure component. CPU-heavy:
@@ -227,7 +234,7 @@ impl Sandbox {
     }
 
     /// Admits a call: a top-level call takes a call slot (waiting at most
-    /// [`OVERLOAD_WAIT`] for one) and starts the deadline; a nested call
+    /// [`OVERLOAD_WAIT`](crate::config::OVERLOAD_WAIT) for one) and starts the deadline; a nested call
     /// runs on its ancestors' slot, within their deadline, if the depth and
     /// the tree's nested-call budget allow.
     async fn admit(&self, ctx: &CallContext) -> Result<(Option<SemaphorePermit<'_>>, Instant), CallError> {
@@ -242,17 +249,7 @@ impl Sandbox {
                 }
                 Ok((None, nested.deadline))
             }
-            // A free slot is taken at once; only a full server pays for the timer.
-            None => {
-                let slot = match self.slots.try_acquire() {
-                    Ok(slot) => slot,
-                    Err(_) => tokio::time::timeout(OVERLOAD_WAIT, self.slots.acquire())
-                        .await
-                        .map_err(|_| CallError::Overloaded(self.max_calls))?
-                        .map_err(|_| CallError::Overloaded(self.max_calls))?,
-                };
-                Ok((Some(slot), Instant::now() + self.time_limit))
-            }
+            None => Ok((Some(self.slots.take().await?), Instant::now() + self.time_limit)),
         }
     }
 

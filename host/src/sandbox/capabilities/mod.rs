@@ -8,6 +8,7 @@ use wasmtime::component::Linker;
 
 use super::state::CallState;
 
+pub(super) mod keyvalue;
 pub(super) mod log;
 pub(super) mod nested;
 pub(super) mod wasi;
@@ -23,7 +24,7 @@ pub(super) struct Capability {
 }
 
 /// Every capability a procedure may import.
-const CAPABILITIES: &[Capability] = &[wasi::CAPABILITY, log::CAPABILITY, nested::CAPABILITY];
+const CAPABILITIES: &[Capability] = &[wasi::CAPABILITY, log::CAPABILITY, nested::CAPABILITY, keyvalue::CAPABILITY];
 
 /// Links every capability.
 pub(super) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {

@@ -3,6 +3,9 @@
 //! `GET /procedures/{name}/versions`,
 //! `POST /procedures/{name}/versions/{n}/activate`), and who may.
 //! Every error is JSON `{"error": "..."}` with the status of its [`HttpError`].
+//! Procedures' key-value state has its own part of the API (`kv.rs`).
+
+pub mod kv;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -146,12 +149,12 @@ pub async fn activate(
 }
 
 /// Applies [`authorize`] to a request with the server's token.
-fn authorize_request(config: &Config, peer: SocketAddr, req: &Request<Incoming>) -> Result<(), HttpError> {
+pub(crate) fn authorize_request(config: &Config, peer: SocketAddr, req: &Request<Incoming>) -> Result<(), HttpError> {
     let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
     authorize(config.admin_token.as_deref(), header, peer)
 }
 
-fn to_json(value: &impl serde::Serialize) -> Bytes {
+pub(crate) fn to_json(value: &impl serde::Serialize) -> Bytes {
     // Metadata is plain strings and numbers: serialising cannot fail.
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
