@@ -130,8 +130,8 @@ pub struct Config {
     /// Whether `GET /` serves the web dashboard (`--no-dashboard` turns it
     /// off: `/` and `/dashboard/*` are then 404, as on a server without one).
     pub dashboard: bool,
-    /// Key-value bytes one procedure may keep (`--kv-quota-mib`).
-    pub kv_quota_mib: u64,
+    /// Procedures' key-value limits (`--kv-*`).
+    pub kv: crate::kv::KvLimits,
     /// The shared registry (`--registry`); `None`: the data dir is the registry.
     pub registry: Option<crate::store::pg::PgTarget>,
 }
@@ -161,7 +161,7 @@ impl Config {
             ready_instances: DEFAULT_READY_INSTANCES,
             epoch_tick: EPOCH_TICK,
             dashboard: true,
-            kv_quota_mib: crate::kv::DEFAULT_QUOTA_MIB,
+            kv: crate::kv::KvLimits::default(),
             registry: None,
         }
     }

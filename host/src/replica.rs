@@ -58,7 +58,7 @@ async fn try_open(config: &Config, target: &PgTarget) -> Result<(Arc<Registry>, 
     // between is applied again (a no-op), never skipped.
     let cursor = store.last_change().await?;
     let (config, boxed) = (config.clone(), Box::new(store.clone()));
-    let kv = Kv::postgres(store.kv(), config.kv_quota_mib);
+    let kv = Kv::postgres(store.kv(), config.kv);
     let registry = tokio::task::spawn_blocking(move || Registry::open_with(&config, boxed, kv))
         .await
         .map_err(|e| anyhow!("loading the registry failed: {e}"))?

@@ -29,7 +29,7 @@ use super::{authorize_request, to_json};
 use crate::body::{self, BodyError};
 use crate::config::Config;
 use crate::http_error::{json_response, HttpError, HttpResponse};
-use crate::kv::{KvError, Start, Write, MAX_BATCH_KEYS, MAX_PAGE_KEYS, MAX_VALUE_BYTES};
+use crate::kv::{KvError, Start, Write, MAX_BATCH_KEYS};
 use crate::registry::{check_name, Registry};
 
 /// Largest `POST /procedures/{name}/kv` body.
@@ -101,7 +101,9 @@ pub async fn serve(
             None => Err(HttpError::NotFound(format!("procedure `{name}` has no key {key:?} in bucket {bucket:?}"))),
         },
         "PUT" => {
-            let value = read_body(req, config, MAX_VALUE_BYTES as u64, "values are at most 1 MiB").await?;
+            let max = kv.limits().max_value_bytes;
+            let what = format!("values are at most {max} bytes (--kv-max-value-kib)");
+            let value = read_body(req, config, max as u64, &what).await?;
             kv.write_one(name, &bucket, Write::Set { key: key.into_owned(), value: value.to_vec() }).await?;
             Ok(json_response(StatusCode::NO_CONTENT, Bytes::new()))
         }
@@ -136,15 +138,16 @@ async fn read_body(req: Request<Incoming>, config: &Config, limit: u64, what: &s
 
 /// The buckets, or with `bucket=` a page of keys.
 async fn list(registry: &Registry, name: &str, query: &str) -> Result<HttpResponse, HttpError> {
-    let (mut bucket, mut prefix, mut cursor, mut limit, mut values) = (None, String::new(), None, MAX_PAGE_KEYS, false);
+    let page_keys = registry.kv().limits().page_keys;
+    let (mut bucket, mut prefix, mut cursor, mut limit, mut values) = (None, String::new(), None, page_keys, false);
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match &*k {
             "bucket" => bucket = Some(v.into_owned()),
             "prefix" => prefix = v.into_owned(),
             "cursor" => cursor = Some(v.into_owned()),
             "limit" => {
-                limit = v.parse().ok().filter(|n| (1..=MAX_PAGE_KEYS).contains(n)).ok_or_else(|| {
-                    HttpError::BadRequest(format!("limit must be a number from 1 to {MAX_PAGE_KEYS}"))
+                limit = v.parse().ok().filter(|n| (1..=page_keys).contains(n)).ok_or_else(|| {
+                    HttpError::BadRequest(format!("limit must be a number from 1 to {page_keys} (--kv-page-keys)"))
                 })?;
             }
             "values" => values = matches!(&*v, "1" | "true"),

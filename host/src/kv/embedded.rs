@@ -90,13 +90,24 @@ impl Embedded {
     /// A damaged file is an error naming it, never a fresh empty store.
     pub fn open(data_dir: &Path) -> anyhow::Result<Embedded> {
         let path = data_dir.join(FILE_NAME);
-        let db = Database::create(&path).with_context(|| {
-            format!(
-                "cannot open the key-value store {}: it is damaged or not a redb file (restore it from a \
+        let shown = path.display().to_string();
+        let repairing = std::sync::Once::new();
+        let db = Database::builder()
+            .set_repair_callback(move |_| {
+                // A commit that was not complete when the server died is
+                // rolled back to the one before; answered writes were durable.
+                repairing.call_once(|| {
+                    tracing::warn!("the key-value store {shown} was not closed cleanly (a crash or kill): checking it")
+                });
+            })
+            .create(&path)
+            .with_context(|| {
+                format!(
+                    "cannot open the key-value store {}: it is damaged or not a redb file (restore it from a \
                  backup or an export, or move it away to start empty)",
-                path.display()
-            )
-        })?;
+                    path.display()
+                )
+            })?;
         let txn = db.begin_write().context("starting the key-value store")?;
         txn.open_table(DATA)?;
         txn.open_table(BUCKETS)?;

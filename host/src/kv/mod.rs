@@ -22,29 +22,58 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Longest key, in bytes of UTF-8.
-pub const MAX_KEY_BYTES: usize = 256;
-/// Longest bucket name (`open`'s identifier), in bytes of UTF-8.
-pub const MAX_BUCKET_BYTES: usize = 256;
-/// Largest value.
-pub const MAX_VALUE_BYTES: usize = 1 << 20;
-/// Most keys in one page of `list-keys` (and of the admin API's listing).
-pub const MAX_PAGE_KEYS: usize = 1000;
-/// Most keys in one `get-many`, `set-many` or `delete-many`.
-pub const MAX_BATCH_KEYS: usize = 1000;
+/// Default `--kv-max-key-bytes`: longest key, in bytes of UTF-8.
+pub const DEFAULT_MAX_KEY_BYTES: usize = 256;
+/// Largest `--kv-max-key-bytes`: a key is part of every index entry.
+pub const MAX_KEY_BYTES_LIMIT: usize = 4096;
+/// Default `--kv-max-value-kib`: largest value (1 MiB).
+pub const DEFAULT_MAX_VALUE_KIB: usize = 1024;
+/// Largest `--kv-max-value-kib`: a value is held in memory whole.
+pub const MAX_VALUE_KIB_LIMIT: usize = 64 * 1024;
 /// Default `--kv-quota-mib`: bytes of keys and values one procedure may keep.
 pub const DEFAULT_QUOTA_MIB: u64 = 64;
+/// Default `--kv-page-keys`: most keys in one page of `list-keys` (and of
+/// the admin API's listing).
+pub const DEFAULT_PAGE_KEYS: usize = 1000;
+/// Longest bucket name (`open`'s identifier), in bytes of UTF-8.
+pub const MAX_BUCKET_BYTES: usize = 256;
+/// Most keys in one `get-many`, `set-many` or `delete-many`.
+pub const MAX_BATCH_KEYS: usize = 1000;
+
+/// The limits of procedures' key-value use, each a flag of `wasmrpc serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvLimits {
+    /// `--kv-max-key-bytes`.
+    pub max_key_bytes: usize,
+    /// `--kv-max-value-kib`, in bytes.
+    pub max_value_bytes: usize,
+    /// `--kv-quota-mib`, in bytes: keys and values of all of a procedure's buckets.
+    pub quota_bytes: u64,
+    /// `--kv-page-keys`.
+    pub page_keys: usize,
+}
+
+impl Default for KvLimits {
+    fn default() -> Self {
+        KvLimits {
+            max_key_bytes: DEFAULT_MAX_KEY_BYTES,
+            max_value_bytes: DEFAULT_MAX_VALUE_KIB << 10,
+            quota_bytes: DEFAULT_QUOTA_MIB << 20,
+            page_keys: DEFAULT_PAGE_KEYS,
+        }
+    }
+}
 
 /// Why a key-value operation failed. The guest gets `other(message)` (or
 /// `no-such-store` for a bad bucket name); the admin API an HTTP status.
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
-    #[error("key of {0} bytes is too long: keys are at most {MAX_KEY_BYTES} bytes")]
-    KeyTooLong(usize),
+    #[error("key of {0} bytes is too long: keys are at most {1} bytes (--kv-max-key-bytes)")]
+    KeyTooLong(usize, usize),
     #[error("bucket name of {0} bytes is too long: bucket names are at most {MAX_BUCKET_BYTES} bytes")]
     BucketTooLong(usize),
-    #[error("value of {0} bytes is too large: values are at most {MAX_VALUE_BYTES} bytes (1 MiB)")]
-    ValueTooLarge(usize),
+    #[error("value of {0} bytes is too large: values are at most {1} bytes (--kv-max-value-kib)")]
+    ValueTooLarge(usize, usize),
     #[error("{0} keys in one batch: at most {MAX_BATCH_KEYS}")]
     BatchTooLong(usize),
     #[error(
@@ -173,7 +202,7 @@ pub struct BucketInfo {
 /// The key-value state of every procedure, on one backend.
 pub struct Kv {
     backend: Backend,
-    quota_bytes: u64,
+    limits: KvLimits,
     stats: Mutex<HashMap<String, Arc<KvStats>>>,
 }
 
@@ -200,20 +229,22 @@ pub fn check_bucket(bucket: &str) -> Result<(), KvError> {
     Ok(())
 }
 
-fn check_key(key: &str) -> Result<(), KvError> {
-    if key.len() > MAX_KEY_BYTES {
-        return Err(KvError::KeyTooLong(key.len()));
-    }
-    Ok(())
-}
-
-fn check_write(write: &Write) -> Result<(), KvError> {
-    check_key(write.key())?;
-    match write {
-        Write::Set { value, .. } | Write::Swap { value, .. } if value.len() > MAX_VALUE_BYTES => {
-            Err(KvError::ValueTooLarge(value.len()))
+impl KvLimits {
+    fn check_key(&self, key: &str) -> Result<(), KvError> {
+        if key.len() > self.max_key_bytes {
+            return Err(KvError::KeyTooLong(key.len(), self.max_key_bytes));
         }
-        _ => Ok(()),
+        Ok(())
+    }
+
+    fn check_write(&self, write: &Write) -> Result<(), KvError> {
+        self.check_key(write.key())?;
+        match write {
+            Write::Set { value, .. } | Write::Swap { value, .. } if value.len() > self.max_value_bytes => {
+                Err(KvError::ValueTooLarge(value.len(), self.max_value_bytes))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -231,17 +262,22 @@ pub(crate) fn incremented(key: &str, old: Option<&[u8]>, delta: i64) -> Result<i
 
 impl Kv {
     /// The embedded store in `data_dir` (`kv.redb`), made if absent. Blocking.
-    pub fn embedded(data_dir: &std::path::Path, quota_mib: u64) -> anyhow::Result<Kv> {
-        Ok(Kv::with(Backend::Embedded(embedded::Embedded::open(data_dir)?), quota_mib))
+    pub fn embedded(data_dir: &std::path::Path, limits: KvLimits) -> anyhow::Result<Kv> {
+        Ok(Kv::with(Backend::Embedded(embedded::Embedded::open(data_dir)?), limits))
     }
 
     /// The table in the shared registry.
-    pub fn postgres(kv: pg::PgKv, quota_mib: u64) -> Kv {
-        Kv::with(Backend::Postgres(kv), quota_mib)
+    pub fn postgres(kv: pg::PgKv, limits: KvLimits) -> Kv {
+        Kv::with(Backend::Postgres(kv), limits)
     }
 
-    fn with(backend: Backend, quota_mib: u64) -> Kv {
-        Kv { backend, quota_bytes: quota_mib.saturating_mul(1 << 20), stats: Mutex::default() }
+    fn with(backend: Backend, limits: KvLimits) -> Kv {
+        Kv { backend, limits, stats: Mutex::default() }
+    }
+
+    /// The limits every operation is held to.
+    pub fn limits(&self) -> &KvLimits {
+        &self.limits
     }
 
     /// The counters of `procedure`.
@@ -303,7 +339,7 @@ impl Kv {
         if keys.len() > MAX_BATCH_KEYS {
             return Err(KvError::BatchTooLong(keys.len()));
         }
-        keys.iter().try_for_each(|k| check_key(k))?;
+        keys.iter().try_for_each(|k| self.limits.check_key(k))?;
         match &self.backend {
             Backend::Embedded(db) => db.get_many(procedure, bucket, keys),
             Backend::Postgres(db) => db.get_many(procedure, bucket, keys).await,
@@ -350,14 +386,15 @@ impl Kv {
             return Err(KvError::BatchTooLong(writes.len()));
         }
         // Writes that fail the limits never reach the backend.
-        let checked: Vec<Result<Write, KvError>> = writes.into_iter().map(|w| check_write(&w).map(|()| w)).collect();
+        let checked: Vec<Result<Write, KvError>> =
+            writes.into_iter().map(|w| self.limits.check_write(&w).map(|()| w)).collect();
         let valid: Vec<Write> = checked.iter().filter_map(|w| w.as_ref().ok().cloned()).collect();
         let mut applied = if valid.is_empty() {
             Vec::new()
         } else {
             match &self.backend {
-                Backend::Embedded(db) => db.write(procedure, bucket, valid, self.quota_bytes).await?,
-                Backend::Postgres(db) => db.write(procedure, bucket, valid, self.quota_bytes).await?,
+                Backend::Embedded(db) => db.write(procedure, bucket, valid, self.limits.quota_bytes).await?,
+                Backend::Postgres(db) => db.write(procedure, bucket, valid, self.limits.quota_bytes).await?,
             }
         }
         .into_iter();
@@ -380,7 +417,7 @@ impl Kv {
             .unwrap_or_else(|| Err(KvError::Storage(anyhow::anyhow!("a write went missing"))))
     }
 
-    /// Up to `limit` (at most [`MAX_PAGE_KEYS`]) keys of `procedure`'s
+    /// Up to `limit` (at most `--kv-page-keys`) keys of `procedure`'s
     /// `bucket` that start with `prefix`, from `start`, in byte order.
     pub async fn list(
         &self,
@@ -392,7 +429,7 @@ impl Kv {
         values: bool,
     ) -> Result<Page, KvError> {
         check_bucket(bucket)?;
-        let limit = limit.clamp(1, MAX_PAGE_KEYS);
+        let limit = limit.clamp(1, self.limits.page_keys);
         let result = match &self.backend {
             Backend::Embedded(db) => db.list(procedure, bucket, prefix, start, limit, values),
             Backend::Postgres(db) => db.list(procedure, bucket, prefix, start, limit, values).await,
@@ -442,11 +479,12 @@ mod tests {
 
     #[test]
     fn limits_are_checked_before_the_backend() {
-        assert!(check_key(&"k".repeat(MAX_KEY_BYTES)).is_ok());
-        assert!(matches!(check_key(&"k".repeat(MAX_KEY_BYTES + 1)), Err(KvError::KeyTooLong(257))));
-        let big = Write::Set { key: "k".into(), value: vec![0; MAX_VALUE_BYTES + 1] };
-        assert!(matches!(check_write(&big), Err(KvError::ValueTooLarge(_))));
-        let max = Write::Set { key: "k".into(), value: vec![0; MAX_VALUE_BYTES] };
-        assert!(check_write(&max).is_ok());
+        let limits = KvLimits::default();
+        assert!(limits.check_key(&"k".repeat(256)).is_ok());
+        assert!(matches!(limits.check_key(&"k".repeat(257)), Err(KvError::KeyTooLong(257, 256))));
+        let big = Write::Set { key: "k".into(), value: vec![0; (1 << 20) + 1] };
+        assert!(matches!(limits.check_write(&big), Err(KvError::ValueTooLarge(_, _))));
+        let max = Write::Set { key: "k".into(), value: vec![0; 1 << 20] };
+        assert!(limits.check_write(&max).is_ok());
     }
 }

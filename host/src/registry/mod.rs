@@ -150,7 +150,7 @@ impl Registry {
     /// Blocking.
     pub fn open(config: &Config) -> anyhow::Result<Self> {
         let store = DataDir::open(&config.data_dir, config.keep_versions)?;
-        let kv = Kv::embedded(&config.data_dir, config.kv_quota_mib)?;
+        let kv = Kv::embedded(&config.data_dir, config.kv)?;
         Self::open_with(config, Box::new(store), kv)
     }
 

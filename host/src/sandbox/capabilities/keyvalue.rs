@@ -16,7 +16,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Resource, ResourceTableError};
 
 use super::Capability;
-use crate::kv::{self, KvError, Page, Start, Write, Written, MAX_PAGE_KEYS};
+use crate::kv::{self, KvError, Page, Start, Write, Written};
 use crate::sandbox::call::Dispatcher;
 use crate::sandbox::state::CallState;
 
@@ -169,7 +169,8 @@ impl CallState {
     async fn list(&mut self, bucket: &Resource<KvBucket>, start: Start) -> Done<Page> {
         let name = self.bucket_name(bucket)?;
         let (dispatcher, procedure) = self.kv()?;
-        dispatcher.kv().list(&procedure, &name, "", &start, MAX_PAGE_KEYS, false).await.map_err(|e| self.fault(e))
+        let kv = dispatcher.kv();
+        kv.list(&procedure, &name, "", &start, kv.limits().page_keys, false).await.map_err(|e| self.fault(e))
     }
 
     fn keys_of(page: Page) -> Vec<String> {
