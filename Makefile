@@ -11,7 +11,7 @@ PROC_TARGET := $(CARGO_TARGET_DIR)/procedures
 WASM_DIR := $(PROC_TARGET)/wasm32-wasip2/release
 RUN_DIR := $(CURDIR)/target/run/procedures
 # Example procedures `make run` deploys, each under its own name.
-EXAMPLES := math text json calc subtract sum get_data update notify_hello notify_sum
+EXAMPLES := math text json calc notes subtract sum get_data update notify_hello notify_sum
 LISTEN ?= 127.0.0.1:8080
 # Python packages the client tests use (mypy checks the generated Python
 # stubs), in a virtualenv outside the clone. The stamp names the list, so a
@@ -70,12 +70,18 @@ run: build
 	@for p in $(EXAMPLES); do cp $(WASM_DIR)/$$p.wasm $(RUN_DIR)/$$p.wasm.tmp && mv $(RUN_DIR)/$$p.wasm.tmp $(RUN_DIR)/$$p.wasm; done
 	$(CARGO_TARGET_DIR)/release/wasmrpc serve --listen $(LISTEN) --watch $(RUN_DIR)
 
-## procedures-python: the Python example procedure, built into a component
+## procedures-python: the Python example procedures, built into components
 ## with componentize-py (into the same directory as the Rust ones)
-procedures-python: $(WASM_DIR)/pystats.wasm
+procedures-python: $(WASM_DIR)/pystats.wasm $(WASM_DIR)/pycounter.wasm
 $(WASM_DIR)/pystats.wasm: procedures/python/stats/app.py wit/procedure.wit $(VENV_STAMP)
 	@mkdir -p $(WASM_DIR)
 	$(VENV)/bin/componentize-py -d wit -w procedure componentize -p procedures/python/stats app -o $@.tmp
+	mv $@.tmp $@
+# Its world includes procedure.wit's and imports wasi:keyvalue (draft2).
+PYCOUNTER_WIT := procedures/python/counter/wit
+$(WASM_DIR)/pycounter.wasm: procedures/python/counter/app.py $(PYCOUNTER_WIT)/world.wit wit/procedure.wit $(wildcard wit/keyvalue/draft2/*.wit) $(VENV_STAMP)
+	@mkdir -p $(WASM_DIR)
+	$(VENV)/bin/componentize-py -d wit -d wit/keyvalue/draft2 -d $(PYCOUNTER_WIT) -w wasmrpc:pycounter/pycounter componentize -p procedures/python/counter app -o $@.tmp
 	mv $@.tmp $@
 
 ## procedures-js: the JavaScript example procedure, built into a component
