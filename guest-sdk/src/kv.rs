@@ -54,8 +54,13 @@ use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 pub const DEFAULT_BUCKET: &str = "default";
 
 /// How many times [`Bucket::update`] tries before it gives up with
-/// [`KvError::Contended`].
-pub const MAX_UPDATE_ATTEMPTS: u32 = 100;
+/// [`KvError::Contended`]. Each losing attempt waited for a commit, and a
+/// commit takes one of every contender's writes, so with `n` calls updating
+/// one key at once each attempt wins with a chance of about `1/n`: 10,000
+/// attempts make a give-up all but impossible below hundreds of contenders
+/// (the call's time limit comes first). A key that many calls change at
+/// once is better served by [`Bucket::increment`], which never retries.
+pub const MAX_UPDATE_ATTEMPTS: u32 = 10_000;
 
 /// A key of `get-many` and its bytes, `None` when absent.
 type Found = (String, Option<Vec<u8>>);
@@ -643,7 +648,7 @@ mod tests {
         let rpc = Error::from(KvError::AccessDenied { bucket: "b".to_owned() });
         assert_eq!(rpc.message, r#"key-value: access to bucket "b" denied (access-denied)"#);
         let rpc = Error::from(KvError::Contended { key: "k".to_owned(), attempts: MAX_UPDATE_ATTEMPTS });
-        assert_eq!(rpc.message, r#"key-value: update of "k" gave up after 100 attempts: other calls kept changing it"#);
+        assert_eq!(rpc.message, r#"key-value: update of "k" gave up after 10000 attempts: other calls kept changing it"#);
         assert_eq!(rpc.data, Some(json!({"kind": "contended", "key": "k"})));
     }
 

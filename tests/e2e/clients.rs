@@ -68,6 +68,24 @@ async fn a_python_procedure() {
     assert_eq!(names, ["pystats.mean", "pystats.median", "pystats.summary"]);
 }
 
+/// A Python procedure keeps state too: `pycounter` counts through
+/// `wasi:keyvalue` (draft2), and its counts survive a restart.
+#[tokio::test]
+async fn a_python_procedure_with_key_value_state() {
+    let _heavy = heavy().await;
+    use serde_json::json;
+    let server = Server::start(&[]);
+    server.deploy_ok("pycounter", "pycounter").await;
+    for n in 1..=3 {
+        assert_eq!(server.result("pycounter.hit", json!(["docs"])).await, json!(n));
+    }
+    assert_eq!(server.result("pycounter.hit", json!([])).await, json!(1));
+    let server = server.restart();
+    assert_eq!(server.result("pycounter.visits", json!(["docs"])).await, json!(3));
+    let kv = server.request(hyper::Method::GET, "/procedures/pycounter/kv/default/visits:docs", &[], Vec::new()).await;
+    assert_eq!(kv.text(), "3", "a counter is decimal text");
+}
+
 /// A procedure written in JavaScript (`procedures/js/strings`, built with
 /// ComponentizeJS) deploys by PUT like any other and answers calls.
 #[tokio::test]

@@ -157,3 +157,28 @@ async fn discover_is_a_valid_openrpc_document() {
     assert_eq!(invoice["params"][0]["schema"]["properties"]["customer"]["properties"]["name"]["type"], "string");
     assert!(methods.iter().any(|m| m["name"] == "subtract.subtract"));
 }
+
+/// `notes`, the key-value example: ids in order, pages, a missing note, a
+/// remove counted once, and notes that survive a restart.
+#[tokio::test]
+async fn notes() {
+    let server = Server::start(&[]);
+    server.deploy_ok("notes", "notes").await;
+    for i in 1..=120 {
+        assert_eq!(server.result("notes.add", json!([format!("note {i}")])).await, json!(i));
+    }
+    assert_eq!(server.error("notes.add", json!(["  "])).await["code"], -32602);
+    assert_eq!(server.result("notes.remove", json!([7])).await, json!(true));
+    assert_eq!(server.result("notes.remove", json!([7])).await, json!(false));
+    assert_eq!(server.result("notes.count", json!([])).await, json!(119));
+    let missing = server.error("notes.get", json!([7])).await;
+    assert_eq!((missing["code"].clone(), missing["message"].clone()), (json!(1), json!("no note 7")));
+    let first = server.result("notes.list", json!([])).await;
+    assert_eq!(first["notes"].as_array().unwrap().len(), 100);
+    let rest = server.result("notes.list", json!([first["cursor"]])).await;
+    assert_eq!(rest["notes"].as_array().unwrap().len(), 19);
+    assert!(rest["cursor"].is_null(), "{rest}");
+    let server = server.restart();
+    assert_eq!(server.result("notes.get", json!([120])).await["text"], json!("note 120"));
+    assert_eq!(server.result("notes.count", json!([])).await, json!(119));
+}

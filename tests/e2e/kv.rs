@@ -65,6 +65,22 @@ async fn increments_from_64_clients_all_count_even_with_few_call_slots() {
     assert!(writes / commits > 1.5, "concurrent writes should share commits: {writes} writes in {commits} commits");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_compare_and_swap_loop_from_16_clients_loses_no_update() {
+    let _machine = heavy().await;
+    let server = Arc::new(Server::start(&[]));
+    // The SDK's `update`: read, compute, swap, again on a lost race. Each
+    // commit lets one of the racing swaps win, so n clients on one key cost
+    // about n attempts per update (a counter wants `increment`): 16
+    // clients keep every call well inside its time limit.
+    server.deploy_ok("cas", "test_kv_sdk").await;
+    let started = Instant::now();
+    let failed = hammer(server.clone(), 16, 100, "cas.bump", json!(["hits"])).await;
+    assert!(failed.is_empty(), "{} calls failed, first: {}", failed.len(), failed[0]);
+    assert_eq!(server.result("cas.read", json!(["hits"])).await, json!(1_600));
+    println!("1,600 compare-and-swap updates from 16 clients in {:?}", started.elapsed());
+}
+
 #[tokio::test]
 async fn a_bucket_belongs_to_the_procedure_name_whatever_the_identifier() {
     let server = Server::start(&[]);

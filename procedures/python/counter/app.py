@@ -1,7 +1,7 @@
 """`pycounter`: a visit counter in Python, the key-value state of a
 procedure built with componentize-py (`make procedures-python`). Its world
 is wit/procedure.wit's merged with `wasi:keyvalue/imports@0.2.0-draft2`
-(`-w` twice): `store.open` opens the procedure's own bucket, and
+(one world that includes both): `store.open` opens the procedure's own bucket, and
 `atomics.increment` counts atomically across concurrent calls."""
 
 import json

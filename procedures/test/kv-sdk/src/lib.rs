@@ -1,0 +1,20 @@
+//! Test-only: the SDK's key-value calls the tests drive directly, above all
+//! `update`, whose compare-and-swap loop must lose no update under
+//! contention.
+
+use wasmrpc_guest::{kv, procedure, Error};
+
+/// Adds one to the counter `key` with `update` (compare-and-swap, not
+/// `increment`); the new count.
+#[procedure]
+fn bump(key: String) -> Result<u64, Error> {
+    Ok(kv::open_default()?.update(&key, |n: Option<u64>| n.unwrap_or(0) + 1)?)
+}
+
+/// The counter `key` (null: never bumped).
+#[procedure]
+fn read(key: String) -> Result<Option<u64>, Error> {
+    Ok(kv::open_default()?.get(&key)?)
+}
+
+wasmrpc_guest::export!(bump, read);
