@@ -57,6 +57,18 @@ export const api = {
   activate: (name, version) => request("POST", `${at(name)}/versions/${version}/activate`, { admin: true }),
   deploy: (name, file) => request("PUT", at(name), { body: file, admin: true }),
   remove: (name) => request("DELETE", at(name), { admin: true }),
+  /** `{procedure, buckets: [{bucket, keys, bytes}]}` of the procedure's key-value data. */
+  kvBuckets: (name) => request("GET", `${at(name)}/kv`, { admin: true }),
+  /**
+   * A page of a bucket's keys with their values in base64: `{bucket, entries: [{key, value}], cursor}`.
+   * `limit` keys at most (null: the server's page); a cursor from the previous page, or null.
+   */
+  kvPage: (name, bucket, cursor, limit) => {
+    const query = new URLSearchParams({ bucket, values: "1" });
+    if (limit !== null) query.set("limit", String(limit));
+    if (cursor !== null) query.set("cursor", cursor);
+    return request("GET", `${at(name)}/kv?${query}`, { admin: true });
+  },
   metrics: async () => parseMetrics(await request("GET", "/metrics", { accept: "text" })),
   /** The OpenRPC document's methods. */
   discover: async () => {

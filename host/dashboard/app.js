@@ -1,10 +1,11 @@
 // The dashboard's entry point: the hash router (`#/` the procedures,
-// `#/p/NAME` one procedure), the live refresh (every 2 s while the tab is
-// visible), and the two views. Talks only to this server's JSON API.
+// `#/p/NAME` one procedure, with its key-value data from kv.js), the live
+// refresh (every 2 s while the tab is visible), and the two views. Talks only to this server's JSON API.
 
 import { h, replace, text, message, formatBytes, formatSeconds, timeAgo, localTime, confirmDialog } from "./dom.js";
 import { api, adminToken, ApiError, quantile, ERROR_CODES } from "./api.js";
 import { paramsTable, tryIt, typeLabel } from "./form.js";
+import { kvPanel } from "./kv.js";
 
 /** How often the page asks the server for fresh figures. */
 const REFRESH_MS = 2000;
@@ -245,6 +246,7 @@ function procedureView(name) {
   const versionsBox = h("div", {}, h("p", { class: "muted" }, "loading…"));
   const methodsBox = h("div", {}, h("p", { class: "muted" }, "loading…"));
   const removeButton = h("button", { type: "button", class: "danger" }, `Remove ${name}…`);
+  const kv = kvPanel(name, describe);
   let versionsShown = null;
   let methodsOf = null;
 
@@ -398,6 +400,8 @@ function procedureView(name) {
     versionsBox,
     h("h2", {}, "Methods"),
     methodsBox,
+    h("h2", {}, "Key-value data"),
+    kv.el,
     h("h2", {}, "Remove"),
     h("p", {}, removeButton),
   );

@@ -106,3 +106,64 @@ async fn the_dashboard_in_a_browser() {
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
+
+/// Percent-encodes a bucket or key as one path segment of the kv admin API.
+fn segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A procedure's key-value data in a browser: the buckets with their keys
+/// and bytes (after a 401 until the token is entered), a bucket and a key
+/// with markup in them shown as text, a value that is not UTF-8 as hex with
+/// a note, and "More keys" paging to the end of a bucket of 60. The data is
+/// written through the admin API; the checks are in
+/// tests/dashboard/kv.test.mjs.
+#[tokio::test]
+async fn key_value_data_in_a_browser() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)"
+    );
+    let _heavy = heavy().await;
+    let server = Server::start(&["--admin-token", TOKEN]);
+    let authorization = format!("Bearer {TOKEN}");
+    let auth = [("authorization", authorization.as_str())];
+    let answer = server.request(Method::PUT, "/procedures/math", &auth, wasm("math")).await;
+    assert!(answer.status.is_success(), "deploy math: {} {}", answer.status, answer.text());
+    let mut blob = vec![0xff, 0xfe];
+    blob.extend((0..298_u32).map(|i| i as u8));
+    let mut writes = vec![
+        (
+            r#"<script>alert("bucket")</script>"#.to_owned(),
+            r#"<img src=x onerror="window.pwned=1">"#.to_owned(),
+            r#"<b onmouseover="window.pwned=2">bold</b> café"#.as_bytes().to_vec(),
+        ),
+        ("default".to_owned(), "blob".to_owned(), blob),
+    ];
+    writes.extend((0..60).map(|i| ("many".to_owned(), format!("key {i:02}"), format!("value {i}").into_bytes())));
+    for (bucket, key, value) in writes {
+        let path = format!("/procedures/math/kv/{}/{}", segment(&bucket), segment(&key));
+        let answer = server.request(Method::PUT, &path, &auth, value).await;
+        assert_eq!(answer.status, StatusCode::NO_CONTENT, "PUT {path}: {}", answer.text());
+    }
+    let kv_js = server.request(Method::GET, "/dashboard/kv.js", &[], Vec::new()).await;
+    assert_eq!(kv_js.status, StatusCode::OK);
+    assert_eq!(kv_js.content_type.as_deref(), Some("text/javascript; charset=utf-8"));
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/dashboard/kv.test.mjs");
+    let mut node = clean_command("node");
+    node.arg(&script)
+        .env("DASHBOARD_URL", &server.url)
+        .env("DASHBOARD_TOKEN", TOKEN)
+        .env("DASHBOARD_SCREENSHOTS", screenshot_dir());
+    let output = tokio::task::spawn_blocking(move || output_within(node, BROWSER_TIMEOUT)).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the browser test failed (screenshots in {}):\n{stdout}\n{}\n--- server log:\n{}",
+        screenshot_dir().display(),
+        String::from_utf8_lossy(&output.stderr),
+        server.log()
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+}

@@ -309,10 +309,11 @@ async fn a_damaged_store_file_stops_the_server_with_a_clear_error() {
     let killed = server.kill();
     let file = killed.data_dir.join("kv.redb");
     let good = std::fs::read(&file).unwrap();
-    let damages: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 3] = [
-        ("truncated", Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2 + 1))),
-        ("cut to its header", Box::new(|b: &mut Vec<u8>| b.truncate(100))),
-        ("overwritten", Box::new(|b: &mut Vec<u8>| b[..64].fill(0x5a))),
+    type Damage = fn(&mut Vec<u8>);
+    let damages: [(&str, Damage); 3] = [
+        ("truncated", |b| b.truncate(b.len() / 2 + 1)),
+        ("cut to its header", |b| b.truncate(100)),
+        ("overwritten", |b| b[..64].fill(0x5a)),
     ];
     for (what, damage) in damages {
         let mut bytes = good.clone();

@@ -2,8 +2,8 @@
 //!
 //! - `GET /procedures/{name}/kv`: the buckets with key counts and bytes;
 //!   with `?bucket=B` a page of its keys (`prefix=P`, `cursor=C` from the
-//!   previous page, `limit=N` up to 1000, `values=1` to include each value
-//!   in base64: what `wasmrpc kv export` reads);
+//!   previous page, `limit=N`, capped at `--kv-page-keys`, `values=1` to
+//!   include each value in base64: what `wasmrpc kv export` reads);
 //! - `DELETE /procedures/{name}/kv`: all of the procedure's data;
 //! - `POST /procedures/{name}/kv`: JSON lines `{"bucket", "key", "value"}`
 //!   (value in base64), as `export` writes them: `wasmrpc kv import`;
@@ -48,6 +48,7 @@ impl From<KvError> for HttpError {
     fn from(e: KvError) -> Self {
         match e {
             KvError::Storage(e) => HttpError::internal(&e),
+            e @ (KvError::ValueTooLarge(..) | KvError::Quota { .. }) => HttpError::TooLarge(e.to_string()),
             other => HttpError::BadRequest(other.to_string()),
         }
     }
@@ -146,9 +147,13 @@ async fn list(registry: &Registry, name: &str, query: &str) -> Result<HttpRespon
             "prefix" => prefix = v.into_owned(),
             "cursor" => cursor = Some(v.into_owned()),
             "limit" => {
-                limit = v.parse().ok().filter(|n| (1..=page_keys).contains(n)).ok_or_else(|| {
-                    HttpError::BadRequest(format!("limit must be a number from 1 to {page_keys} (--kv-page-keys)"))
-                })?;
+                // Capped at the page size: a client need not know the flag.
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| HttpError::BadRequest("limit must be a number of keys, 1 or more".into()))?
+                    .min(page_keys);
             }
             "values" => values = matches!(&*v, "1" | "true"),
             other => {
@@ -196,7 +201,12 @@ async fn import(
     let mut by_bucket: Vec<(String, Vec<Write>)> = Vec::new();
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let bad = |why: String| HttpError::BadRequest(format!("line {}: {why}", n + 1));
-        let entry: Entry = serde_json::from_str(line).map_err(|e| bad(format!("not an entry ({e})")))?;
+        let entry: Entry = serde_json::from_str(line).map_err(|e| {
+            // serde's own position is in this one line: its column only.
+            let why = e.to_string();
+            let why = why.split(" at line ").next().unwrap_or_default();
+            bad(format!("not an entry ({why} at column {})", e.column()))
+        })?;
         let value = BASE64.decode(&entry.value).map_err(|e| bad(format!("value is not base64 ({e})")))?;
         let write = Write::Set { key: entry.key, value };
         match by_bucket.last_mut() {

@@ -1,5 +1,5 @@
 //! The admin client: how the command line (`deploy`, `list`, `remove`,
-//! `versions`, `rollback`, `dev`) talks to a server's admin API, over
+//! `versions`, `rollback`, `kv`, `dev`) talks to a server's admin API, over
 //! `wasmrpc-client`'s HTTP transport (`wasmrpc_client::http`), so the
 //! project has one. JSON-RPC calls (`wasmrpc call`) go through
 //! `wasmrpc_client::Client` instead.

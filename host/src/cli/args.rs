@@ -101,6 +101,14 @@ pub enum Command {
     /// with --check, compares FILE with what would be written and exits 1
     /// with a short diff when it is stale (for CI).
     Stub(StubArgs),
+    /// Read and write procedures' key-value data (wasi:keyvalue).
+    ///
+    /// The data belongs to a procedure name, deployed or not, and survives
+    /// deploys, rollbacks and removals. Every subcommand uses the admin API
+    /// (`/procedures/NAME/kv`), so it needs --admin-token when the server has
+    /// one. `export` and `import` move a procedure's data between servers.
+    #[command(subcommand)]
+    Kv(KvCommand),
     /// Wrap a core module built for wasm32-unknown-unknown into a component.
     ///
     /// A procedure with no WASI imports makes the cheapest instances: build
@@ -161,13 +169,129 @@ pub struct DevArgs {
     pub server: ServerArgs,
 }
 
+/// `wasmrpc kv`'s subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KvCommand {
+    /// List procedure NAME's buckets (keys and bytes each), or with --bucket
+    /// every key of one bucket, one a line, in order.
+    ///
+    /// A control character in a key (a newline, an escape) is shown escaped
+    /// (`\n`, `\u{1b}`); `export` writes keys exactly.
+    List {
+        /// Procedure name.
+        name: String,
+        /// List this bucket's keys (every page, to the end).
+        #[arg(long, value_name = "BUCKET")]
+        bucket: Option<String>,
+        /// With --bucket: only keys starting with PREFIX.
+        #[arg(long, value_name = "PREFIX", requires = "bucket")]
+        prefix: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print the value of KEY in BUCKET of procedure NAME: its raw bytes, to
+    /// stdout, nothing added.
+    ///
+    /// Exits 1 with the server's message when there is no such key.
+    Get {
+        /// Procedure name.
+        name: String,
+        /// Bucket (the identifier the procedure opens).
+        bucket: String,
+        /// Key.
+        key: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Set KEY in BUCKET of procedure NAME to VALUE (as UTF-8 text), or to
+    /// the bytes of --file (`--file -`: stdin).
+    ///
+    /// Values are at most the server's --kv-max-value-kib (1 MiB by default),
+    /// and count towards the procedure's --kv-quota-mib.
+    Set {
+        /// Procedure name.
+        name: String,
+        /// Bucket (the identifier the procedure opens).
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The value, as text (exactly these bytes of UTF-8; no newline added).
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        value: Option<String>,
+        /// Read the value's bytes from FILE instead (`-`: stdin).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Delete KEY in BUCKET of procedure NAME (done, also when it was not
+    /// there), or with --all every key of every bucket of NAME.
+    ///
+    /// `--all` alone erases nothing: it says how many keys NAME has and asks
+    /// for `--all --yes`. Export first if you may want them back:
+    /// `wasmrpc kv export NAME -o NAME.jsonl`.
+    Delete {
+        /// Procedure name.
+        name: String,
+        /// Bucket of the key to delete.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        bucket: Option<String>,
+        /// Key to delete.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        key: Option<String>,
+        /// Delete all of NAME's key-value data (with --yes).
+        #[arg(long)]
+        all: bool,
+        /// Confirm --all.
+        #[arg(long, requires = "all")]
+        yes: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Write every key of every bucket of procedure NAME as JSON lines:
+    /// `{"bucket", "key", "value"}`, the value in base64; what `import` reads.
+    ///
+    /// Reads page by page, so a procedure writing meanwhile may have some of
+    /// its writes in the file and some not. To move data to another server,
+    /// for example from one with a data dir to one with a PostgreSQL
+    /// --registry: `wasmrpc kv export NAME --server A > NAME.jsonl`, then
+    /// `wasmrpc kv import NAME NAME.jsonl --server B`.
+    Export {
+        /// Procedure name.
+        name: String,
+        /// Write to FILE instead of stdout (replaced only once the export is whole).
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Set the keys of JSON lines (as `export` writes them) in procedure
+    /// NAME's data; keys not in the file stay as they are.
+    ///
+    /// The server reads every line before it writes any: a malformed line is
+    /// named (`line 3: ...`) and nothing is written. The lines may come from
+    /// another procedure name or another server, for example from one with a
+    /// data dir into one with a PostgreSQL --registry: `wasmrpc kv export NAME
+    /// --server A > NAME.jsonl`, then `wasmrpc kv import NAME NAME.jsonl
+    /// --server B`. To replace NAME's data rather than add to it, run `wasmrpc
+    /// kv delete NAME --all --yes` first. At most 256 MiB per import.
+    Import {
+        /// Procedure name.
+        name: String,
+        /// The JSON lines file [default: stdin; `-` is stdin too].
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
 /// Where the client commands find the server.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Base URL of the server.
     #[arg(long, env = "WASMRPC_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
-    /// Admin token for deploy and remove.
+    /// Admin token for deploy, remove, rollback and kv.
     #[arg(long, env = "WASMRPC_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 }
@@ -248,6 +372,18 @@ pub struct ServeArgs {
     /// A write past it fails with a message to the guest; deletes always work.
     #[arg(long, env = "WASMRPC_KV_QUOTA_MIB", default_value_t = crate::kv::DEFAULT_QUOTA_MIB)]
     pub kv_quota_mib: u64,
+    /// Longest key-value key, in bytes (up to 4096).
+    #[arg(long, env = "WASMRPC_KV_MAX_KEY_BYTES", default_value_t = crate::kv::DEFAULT_MAX_KEY_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1..=crate::kv::MAX_KEY_BYTES_LIMIT as u64))]
+    pub kv_max_key_bytes: u64,
+    /// Largest key-value value, in KiB (up to 65536).
+    #[arg(long, env = "WASMRPC_KV_MAX_VALUE_KIB", default_value_t = crate::kv::DEFAULT_MAX_VALUE_KIB as u64,
+          value_parser = clap::value_parser!(u64).range(1..=crate::kv::MAX_VALUE_KIB_LIMIT as u64))]
+    pub kv_max_value_kib: u64,
+    /// Most keys in one page of `list-keys` (and of the admin API's key listing).
+    #[arg(long, env = "WASMRPC_KV_PAGE_KEYS", default_value_t = crate::kv::DEFAULT_PAGE_KEYS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub kv_page_keys: u64,
     /// Do not serve the web dashboard at `GET /` (the JSON API is unchanged).
     #[arg(long, env = "WASMRPC_NO_DASHBOARD", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_dashboard: bool,
@@ -307,7 +443,12 @@ impl ServeArgs {
         config.guard_pages = self.guard_pages;
         config.ready_instances = usize::try_from(self.ready_instances).unwrap_or(config::DEFAULT_READY_INSTANCES);
         config.dashboard = !self.no_dashboard;
-        config.kv_quota_mib = self.kv_quota_mib;
+        config.kv = crate::kv::KvLimits {
+            max_key_bytes: usize::try_from(self.kv_max_key_bytes).unwrap_or(crate::kv::DEFAULT_MAX_KEY_BYTES),
+            max_value_bytes: usize::try_from(self.kv_max_value_kib << 10).unwrap_or(usize::MAX),
+            quota_bytes: self.kv_quota_mib.saturating_mul(1 << 20),
+            page_keys: usize::try_from(self.kv_page_keys).unwrap_or(crate::kv::DEFAULT_PAGE_KEYS),
+        };
         config.registry = match &self.registry {
             Some(url) => Some(crate::store::pg::PgTarget::parse(url, self.registry_password()?)?),
             None => None,

@@ -1,11 +1,12 @@
 //! The command line: `serve`, the client commands (`deploy`, `call`, `list`,
-//! `remove`, `versions`, `rollback`), the procedure developer's (`new`,
+//! `remove`, `versions`, `rollback`, `kv`), the procedure developer's (`new`,
 //! `dev`, `component`) and `stub`, which generates typed clients. The
 //! arguments are in `args.rs`; this file runs them.
 
 pub mod admin_client;
 mod args;
 pub mod dev;
+mod kv;
 mod process;
 pub mod scaffold;
 pub mod stub;
@@ -18,7 +19,7 @@ use anyhow::{bail, Context as _};
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
-pub use args::{Cli, Command, DevArgs, LogFormat, ServeArgs, ServerArgs, StubArgs};
+pub use args::{Cli, Command, DevArgs, KvCommand, LogFormat, ServeArgs, ServerArgs, StubArgs};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Component { core, out } => wasmrpc_componentize::file(&core, &out).map(|()| ExitCode::SUCCESS),
         Command::Stub(args) => stub::run(&args),
         Command::Dev(args) => dev::run(args),
+        Command::Kv(command) => kv::run(command),
     }
 }
 

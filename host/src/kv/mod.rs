@@ -438,12 +438,15 @@ impl Kv {
         result
     }
 
-    /// `procedure`'s buckets with their key counts and bytes.
+    /// `procedure`'s buckets with their key counts and bytes, by name.
     pub async fn buckets(&self, procedure: &str) -> Result<Vec<BucketInfo>, KvError> {
-        match &self.backend {
-            Backend::Embedded(db) => db.buckets(procedure),
-            Backend::Postgres(db) => db.buckets(procedure).await,
-        }
+        let mut buckets = match &self.backend {
+            Backend::Embedded(db) => db.buckets(procedure)?,
+            Backend::Postgres(db) => db.buckets(procedure).await?,
+        };
+        // By name, whatever order the backend keeps them in.
+        buckets.sort_by(|a, b| a.bucket.cmp(&b.bucket));
+        Ok(buckets)
     }
 
     /// Removes all of `procedure`'s data; answers how many keys it had.
@@ -452,6 +455,13 @@ impl Kv {
             Backend::Embedded(db) => db.erase(procedure).await,
             Backend::Postgres(db) => db.erase(procedure).await,
         }
+    }
+
+    /// Whether a read waits on another machine (PostgreSQL), so that a call
+    /// should lend its slot meanwhile; the embedded store reads from memory
+    /// or the page cache at once.
+    pub fn reads_wait(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// Commits so far and writes they carried (the embedded backend's group
