@@ -648,7 +648,10 @@ mod tests {
         let rpc = Error::from(KvError::AccessDenied { bucket: "b".to_owned() });
         assert_eq!(rpc.message, r#"key-value: access to bucket "b" denied (access-denied)"#);
         let rpc = Error::from(KvError::Contended { key: "k".to_owned(), attempts: MAX_UPDATE_ATTEMPTS });
-        assert_eq!(rpc.message, r#"key-value: update of "k" gave up after 10000 attempts: other calls kept changing it"#);
+        assert_eq!(
+            rpc.message,
+            r#"key-value: update of "k" gave up after 10000 attempts: other calls kept changing it"#
+        );
         assert_eq!(rpc.data, Some(json!({"kind": "contended", "key": "k"})));
     }
 
