@@ -15,6 +15,8 @@ mod dev;
 mod examples;
 mod faults;
 mod isolation;
+mod kv;
+mod kv_pg;
 mod logging;
 mod nested;
 mod oracle;

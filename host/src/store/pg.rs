@@ -42,7 +42,10 @@ pub const CHANNEL: &str = "wasmrpc_changes";
 /// The schema's migrations, applied in order at start; each runs once and is
 /// recorded in `schema_migrations`. Add a file and a line; never edit one
 /// that was released.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "registry", include_str!("../../migrations/0001_registry.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "registry", include_str!("../../migrations/0001_registry.sql")),
+    (2, "kv", include_str!("../../migrations/0002_kv.sql")),
+];
 
 /// Advisory lock held while migrating, so replicas starting together do not
 /// migrate twice.
@@ -161,9 +164,30 @@ impl PgStore {
         Ok(store)
     }
 
-    /// The key-value table of this registry, on the same connections.
+    /// The key-value tables of this registry, on a pool of their own
+    /// (`kv::pg::POOL_SIZE` connections, made when first used; a connection
+    /// is checked only for being closed when reused, which spares a round
+    /// trip per call: one the server dropped fails a call and is replaced).
     pub fn kv(&self) -> crate::kv::pg::PgKv {
-        crate::kv::pg::PgKv {}
+        use crate::kv::pg::{PgKv, POOL_SIZE, TIMEOUT};
+        // Every key-value statement has an index to use, and must: a plan
+        // cached while a table was tiny (a scan) would otherwise stay as
+        // the table grows (see migrations/0002_kv.sql).
+        let mut config = self.target.config.clone();
+        let options = [config.get_options().unwrap_or_default(), "-c enable_seqscan=off"].join(" ");
+        config.options(options.trim());
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            // Only a missing runtime fails the build, and it is given: the
+            // registry's own pool would do.
+            .unwrap_or_else(|_| self.pool.clone());
+        PgKv::new(pool, &self.target)
     }
 
     /// Applies the migrations this server knows and the database lacks, in
