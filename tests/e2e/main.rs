@@ -16,6 +16,7 @@ mod examples;
 mod faults;
 mod isolation;
 mod kv;
+mod kv_cluster;
 mod kv_pg;
 mod logging;
 mod nested;
