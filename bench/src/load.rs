@@ -3,7 +3,9 @@
 //! time. Hand-written HTTP/1.1 on one thread, so its own cost per request is
 //! a write, a read and a length check, and it takes one core at most (wrk
 //! `-t1` does the same). Every answer's body is compared with the expected
-//! bytes: a fast wrong answer counts as an error, not as throughput.
+//! bytes, or, for answers that vary (a counter's next value), checked to be
+//! a result for the request's id: a fast wrong answer counts as an error,
+//! not as throughput.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -38,12 +40,53 @@ impl Outcome {
     }
 }
 
+/// What a right answer is.
+#[derive(Debug, Clone, Copy)]
+pub enum Expect<'a> {
+    /// Exactly these bytes.
+    Bytes(&'a [u8]),
+    /// A result, whatever its value, for the request whose `"id"` is this
+    /// JSON text: `{"jsonrpc":"2.0","result":` ... `,"id":ID}`, the server's
+    /// layout (an error answer starts `{"jsonrpc":"2.0","error":`).
+    ResultFor { id: &'a str },
+}
+
+/// An [`Expect`] made into what one connection compares with.
+#[derive(Clone)]
+enum Check {
+    Bytes(Vec<u8>),
+    Result { suffix: Vec<u8> },
+}
+
+const RESULT_PREFIX: &[u8] = br#"{"jsonrpc":"2.0","result":"#;
+
+impl Check {
+    fn new(expect: Expect<'_>) -> Check {
+        match expect {
+            Expect::Bytes(bytes) => Check::Bytes(bytes.to_vec()),
+            Expect::ResultFor { id } => Check::Result { suffix: format!(r#","id":{id}}}"#).into_bytes() },
+        }
+    }
+
+    #[inline]
+    fn accepts(&self, body: &[u8]) -> bool {
+        match self {
+            Check::Bytes(expect) => body == expect.as_slice(),
+            Check::Result { suffix } => {
+                body.len() > RESULT_PREFIX.len() + suffix.len()
+                    && body.starts_with(RESULT_PREFIX)
+                    && body.ends_with(suffix)
+            }
+        }
+    }
+}
+
 /// Sends `body` to `POST /rpc` at `addr` over `connections` connections for
-/// `duration`, and checks each answer's body equals `expect`.
+/// `duration`, and checks each answer's body is what `expect` says.
 pub fn run(
     addr: SocketAddr,
     body: &[u8],
-    expect: &[u8],
+    expect: Expect<'_>,
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<Outcome> {
@@ -53,6 +96,7 @@ pub fn run(
     );
     let mut request = request.into_bytes();
     request.extend_from_slice(body);
+    let check = Check::new(expect);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut streams = Vec::with_capacity(connections);
@@ -67,8 +111,7 @@ pub fn run(
             .into_iter()
             .map(|stream| {
                 let request = request.clone();
-                let expect = expect.to_vec();
-                tokio::spawn(connection(stream, request, expect, deadline))
+                tokio::spawn(connection(stream, request, check.clone(), deadline))
             })
             .collect();
         let mut outcome = Outcome::default();
@@ -87,7 +130,7 @@ pub fn run(
 async fn connection(
     mut stream: TcpStream,
     request: Vec<u8>,
-    expect: Vec<u8>,
+    check: Check,
     deadline: Instant,
 ) -> anyhow::Result<(Vec<u64>, u64)> {
     let mut latencies = Vec::with_capacity(1 << 16);
@@ -101,7 +144,7 @@ async fn connection(
         stream.write_all(&request).await.context("sending a request")?;
         let body = read_answer(&mut stream, &mut buf).await?;
         latencies.push(u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX));
-        if body != expect.as_slice() {
+        if !check.accepts(body) {
             errors += 1;
         }
     }
@@ -166,6 +209,18 @@ mod tests {
         assert_eq!(content_length(b"HTTP/1.1 200 OK\r\ncontent-length: 42\r\ndate: x").unwrap(), 42);
         assert_eq!(content_length(b"HTTP/1.1 200 OK\r\nContent-Length:7").unwrap(), 7);
         assert!(content_length(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked").is_err());
+    }
+
+    #[test]
+    fn a_result_check_takes_any_result_for_the_id_and_nothing_else() {
+        let check = Check::new(Expect::ResultFor { id: "1" });
+        assert!(check.accepts(br#"{"jsonrpc":"2.0","result":17,"id":1}"#));
+        assert!(check.accepts(br#"{"jsonrpc":"2.0","result":{"n":[1,2]},"id":1}"#));
+        assert!(!check.accepts(br#"{"jsonrpc":"2.0","error":{"code":-32601,"message":"x"},"id":1}"#));
+        assert!(!check.accepts(br#"{"jsonrpc":"2.0","result":17,"id":2}"#));
+        assert!(!check.accepts(br#"{"jsonrpc":"2.0","result":,"id":1}"#));
+        let exact = Check::new(Expect::Bytes(b"abc"));
+        assert!(exact.accepts(b"abc") && !exact.accepts(b"abd"));
     }
 
     #[test]

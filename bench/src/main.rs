@@ -2,7 +2,7 @@
 //! `make bench`: wasmrpc side by side with a native baseline, in one run.
 //!
 //! ```text
-//! wasmrpc-bench [--wasm-dir DIR] [--out DIR] [--seconds S] [--rounds R] [--quick]
+//! wasmrpc-bench [--wasm-dir DIR] [--out DIR] [--seconds S] [--rounds R] [--quick] [--kv-only]
 //! wasmrpc-bench native --listen ADDR     (the baseline server alone)
 //! wasmrpc-bench inproc --module F.wasm [--call METHOD PARAMS EXPECTED] [--with NAME=F.wasm]...
 //!                      [--iterations N] [--warmup N] [--data DIR] [--pool-instances N] [--time-limit-ms MS] [--epoch-tick-ms MS]
@@ -15,13 +15,17 @@
 //! same bytes, then measures every (workload, connections) cell `rounds`
 //! times, native and wasmrpc back to back in each round, so a noisy machine
 //! affects both alike. Then: procedures in other languages (wasmrpc only),
-//! in-process instantiate + call, and start-up with 100 procedures. The
+//! the key-value rows (a read and a durable write per call against
+//! math.add in the same rounds, on the data dir's store and on PostgreSQL;
+//! `--kv-only` measures just those), in-process instantiate + call, and
+//! start-up with 100 procedures. The
 //! table goes to stdout and, as JSON, to `OUT/bench-TIMESTAMP.json` and
 //! `OUT/latest.json`.
 
 mod callgrind;
 mod devloop;
 mod inproc;
+mod kv;
 mod load;
 mod native;
 mod process;
@@ -36,7 +40,7 @@ use serde::Serialize;
 use serde_json::json;
 use wasmrpc_client::http::HttpClient;
 
-use load::{quantile, Outcome};
+use load::{quantile, Expect, Outcome};
 use process::Server;
 
 /// The trivial call of the in-process figure: method, params, answer.
@@ -50,6 +54,8 @@ struct Options {
     seconds: f64,
     rounds: usize,
     quick: bool,
+    /// Only the key-value rows.
+    kv_only: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,7 +70,7 @@ fn main() -> anyhow::Result<()> {
         let body = flag(&args, "--body").context("--body JSON")?.as_bytes().to_vec();
         let connections = flag(&args, "--connections").map_or(Ok(64), str::parse)?;
         let seconds: f64 = flag(&args, "--seconds").map_or(Ok(5.0), str::parse)?;
-        let mut outcome = load::run(addr, &body, b"", connections, Duration::from_secs_f64(seconds))?;
+        let mut outcome = load::run(addr, &body, Expect::Bytes(b""), connections, Duration::from_secs_f64(seconds))?;
         outcome.latencies_ns.sort_unstable();
         let us = |q| load::quantile(&outcome.latencies_ns, q) as f64 / 1000.0;
         println!("{:.0} requests/s, p50 {:.1} us, p99 {:.1} us", outcome.per_second(), us(0.5), us(0.99));
@@ -140,6 +146,7 @@ fn main() -> anyhow::Result<()> {
         seconds: flag(&args, "--seconds").map_or(Ok(if quick { 0.5 } else { 2.0 }), str::parse)?,
         rounds: flag(&args, "--rounds").map_or(Ok(if quick { 1 } else { 3 }), str::parse)?,
         quick,
+        kv_only: args.iter().any(|a| a == "--kv-only"),
     };
     run(&options)
 }
@@ -168,22 +175,38 @@ struct Row {
     p50_us: f64,
     p99_us: f64,
     cpu_us_per_request: f64,
-    /// requests/s relative to the native row of the same workload and connections.
+    /// requests/s relative to the `ratio_basis` row of the same connections:
+    /// the native one of the same workload, or (key-value rows) math.add
+    /// on the same server in the same rounds.
     ratio: Option<f64>,
+    ratio_basis: &'static str,
+    /// PostgreSQL's CPU time per request (its postmaster and backends).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    postgres_cpu_us_per_request: Option<f64>,
+    /// Commits of the embedded store per second, and the writes (calls) one
+    /// commit carried, over the measured runs (from /metrics).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commits_per_second: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    writes_per_commit: Option<f64>,
 }
 
 fn run(options: &Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.out)?;
     let wasm = |name: &str| wasmrpc_testkit::read_wasm(&options.wasm_dir, name);
     let wasmrpc_bin = process::sibling_binary("wasmrpc")?;
-    let native = Server::start(
-        {
-            let mut c = Command::new(std::env::current_exe()?);
-            c.args(["native", "--listen", "127.0.0.1:0"]);
-            c
-        },
-        &options.out.join("native.log"),
-    )?;
+    let native = if options.kv_only {
+        None
+    } else {
+        Some(Server::start(
+            {
+                let mut c = Command::new(std::env::current_exe()?);
+                c.args(["native", "--listen", "127.0.0.1:0"]);
+                c
+            },
+            &options.out.join("native.log"),
+        )?)
+    };
     let data = options.out.join("data");
     let _ = std::fs::remove_dir_all(&data);
     let wasmrpc = Server::start(
@@ -197,79 +220,34 @@ fn run(options: &Options) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client = HttpClient::new();
     let deploy = |name: &str| wasmrpc.deploy(&runtime, &client, name, wasm(name)?);
-    deploy("math")?;
-    deploy("json")?;
-    deploy("calc")?;
-    let others = !options.quick;
-    if others {
-        deploy("jsstrings")?;
-        deploy("pystats")?;
+    let duration = Duration::from_secs_f64(options.seconds);
+    let mut rows = Vec::new();
+    if let Some(native) = &native {
+        rows = side_by_side(&runtime, &client, native, &wasmrpc, options)?;
     }
 
-    let workloads = [
-        Workload { label: "math.add", body: rpc("math.add", json!([1, 2])), error_expected: false },
-        Workload {
-            label: "json.invoice (10 KB)",
-            body: rpc("json.invoice", invoice_order(200)),
-            error_expected: false,
-        },
-    ];
-    let mut rows = Vec::new();
-    let duration = Duration::from_secs_f64(options.seconds);
-    for workload in &workloads {
-        let expect = answer(&runtime, &client, &wasmrpc, &workload.body, workload.error_expected)?;
-        let native_answer = answer(&runtime, &client, &native, &workload.body, workload.error_expected)?;
-        if expect != native_answer {
-            bail!(
-                "{}: the servers answer differently:\n  wasmrpc: {}\n  native:  {}",
-                workload.label,
-                String::from_utf8_lossy(&expect),
-                String::from_utf8_lossy(&native_answer)
-            );
-        }
-        for connections in [1, 64] {
-            let (mut a, mut b) = ((Outcome::default(), Duration::ZERO), (Outcome::default(), Duration::ZERO));
-            for _ in 0..options.rounds {
-                for (server, total) in [(&native, &mut a), (&wasmrpc, &mut b)] {
-                    let (outcome, cpu) = measure(server, &workload.body, &expect, connections, duration)?;
-                    total.0.merge(outcome);
-                    total.1 += cpu;
-                }
-            }
-            let native_row = row(workload.label, "native", connections, a, None);
-            let mut wasm_row = row(workload.label, "wasmrpc", connections, b, None);
-            wasm_row.ratio = Some(wasm_row.requests_per_second / native_row.requests_per_second);
-            rows.push(native_row);
-            rows.push(wasm_row);
-        }
+    // Key-value: the data dir's store here, and a PostgreSQL registry.
+    if options.kv_only {
+        deploy("math")?;
     }
-    // Paths with no native twin: no Wasm at all (an unknown method), and
-    // procedures written in other languages.
-    let mut extra = vec![
-        Workload { label: "nope.x (no Wasm)", body: rpc("nope.x", json!([])), error_expected: true },
-        // A procedure calling procedures: 1 call + 3 nested calls of math.
-        Workload { label: "calc.hypot (3 nested)", body: rpc("calc.hypot", json!([3, 4])), error_expected: false },
-    ];
-    if others {
-        extra.push(Workload {
-            label: "jsstrings.vowels",
-            body: rpc("jsstrings.vowels", json!(["education"])),
-            error_expected: false,
-        });
-        extra.push(Workload {
-            label: "pystats.mean",
-            body: rpc("pystats.mean", json!([[1, 2, 3, 4]])),
-            error_expected: false,
-        });
+    kv::prepare(&runtime, &client, &wasmrpc, &wasm)?;
+    let postgres = kv::start_postgres_server(&wasmrpc_bin, &options.out, &runtime, &client, &wasm)?;
+    let mut targets = vec![kv::Target { label: kv::EMBEDDED, server: &wasmrpc, postgres: None }];
+    if let Some((pg, server)) = &postgres {
+        targets.push(kv::Target { label: kv::POSTGRES, server, postgres: Some(pg.pid()?) });
     }
-    for workload in &extra {
-        let expect = answer(&runtime, &client, &wasmrpc, &workload.body, workload.error_expected)?;
-        let (outcome, cpu) = measure(&wasmrpc, &workload.body, &expect, 1, duration)?;
-        rows.push(row(workload.label, "wasmrpc", 1, (outcome, cpu), None));
+    rows.extend(kv::measure_rows(&runtime, &client, &targets, options.rounds, duration)?);
+    drop(targets);
+    if let Some((pg, server)) = postgres {
+        server.stop()?;
+        pg.stop()?;
     }
     drop(client);
     wasmrpc.stop()?;
     drop(native);
+    if options.kv_only {
+        return report(&rows, None, options);
+    }
 
     let math = wasm("math")?;
     let iterations = if options.quick { 2_000 } else { 20_000 };
@@ -301,8 +279,108 @@ fn run(options: &Options) -> anyhow::Result<()> {
         eprintln!("valgrind is not installed: no instruction counts (make bench installs it)");
         None
     };
+    let extras = Extras {
+        inproc: &inproc,
+        nested: &nested,
+        startup: startup.as_ref(),
+        dev: dev.as_deref(),
+        instructions: instructions.as_ref(),
+    };
+    report(&rows, Some(&extras), options)
+}
 
-    report(&rows, &inproc, &nested, startup.as_ref(), dev.as_deref(), instructions.as_ref(), options)
+/// The rows of wasmrpc against the native baseline (math.add and the 10 KB
+/// JSON call at 1 and 64 connections), then those with no native twin.
+fn side_by_side(
+    runtime: &tokio::runtime::Runtime,
+    client: &HttpClient,
+    native: &Server,
+    wasmrpc: &Server,
+    options: &Options,
+) -> anyhow::Result<Vec<Row>> {
+    let wasm = |name: &str| wasmrpc_testkit::read_wasm(&options.wasm_dir, name);
+    let deploy = |name: &str| wasmrpc.deploy(runtime, client, name, wasm(name)?);
+    deploy("math")?;
+    deploy("json")?;
+    deploy("calc")?;
+    let others = !options.quick;
+    if others {
+        deploy("jsstrings")?;
+        deploy("pystats")?;
+    }
+
+    let workloads = [
+        Workload { label: "math.add", body: rpc("math.add", json!([1, 2])), error_expected: false },
+        Workload {
+            label: "json.invoice (10 KB)",
+            body: rpc("json.invoice", invoice_order(200)),
+            error_expected: false,
+        },
+    ];
+    let mut rows = Vec::new();
+    let duration = Duration::from_secs_f64(options.seconds);
+    for workload in &workloads {
+        let expect = answer(runtime, client, wasmrpc, &workload.body, workload.error_expected)?;
+        let native_answer = answer(runtime, client, native, &workload.body, workload.error_expected)?;
+        if expect != native_answer {
+            bail!(
+                "{}: the servers answer differently:\n  wasmrpc: {}\n  native:  {}",
+                workload.label,
+                String::from_utf8_lossy(&expect),
+                String::from_utf8_lossy(&native_answer)
+            );
+        }
+        for connections in [1, 64] {
+            let (mut a, mut b) = ((Outcome::default(), Duration::ZERO), (Outcome::default(), Duration::ZERO));
+            for _ in 0..options.rounds {
+                for (server, total) in [(native, &mut a), (wasmrpc, &mut b)] {
+                    let (outcome, cpu) =
+                        measure(server, &workload.body, Expect::Bytes(&expect), connections, duration)?;
+                    total.0.merge(outcome);
+                    total.1 += cpu;
+                }
+            }
+            let native_row = row(workload.label, "native", connections, a, None);
+            let mut wasm_row = row(workload.label, "wasmrpc", connections, b, None);
+            wasm_row.ratio = Some(wasm_row.requests_per_second / native_row.requests_per_second);
+            rows.push(native_row);
+            rows.push(wasm_row);
+        }
+    }
+    // Paths with no native twin: no Wasm at all (an unknown method), and
+    // procedures written in other languages.
+    let mut extra = vec![
+        Workload { label: "nope.x (no Wasm)", body: rpc("nope.x", json!([])), error_expected: true },
+        // A procedure calling procedures: 1 call + 3 nested calls of math.
+        Workload { label: "calc.hypot (3 nested)", body: rpc("calc.hypot", json!([3, 4])), error_expected: false },
+    ];
+    if others {
+        extra.push(Workload {
+            label: "jsstrings.vowels",
+            body: rpc("jsstrings.vowels", json!(["education"])),
+            error_expected: false,
+        });
+        extra.push(Workload {
+            label: "pystats.mean",
+            body: rpc("pystats.mean", json!([[1, 2, 3, 4]])),
+            error_expected: false,
+        });
+    }
+    for workload in &extra {
+        let expect = answer(runtime, client, wasmrpc, &workload.body, workload.error_expected)?;
+        let (outcome, cpu) = measure(wasmrpc, &workload.body, Expect::Bytes(&expect), 1, duration)?;
+        rows.push(row(workload.label, "wasmrpc", 1, (outcome, cpu), None));
+    }
+    Ok(rows)
+}
+
+/// What a whole run measures besides the rows.
+struct Extras<'a> {
+    inproc: &'a inproc::InProcess,
+    nested: &'a inproc::InProcess,
+    startup: Option<&'a startup::Startup>,
+    dev: Option<&'a [Duration]>,
+    instructions: Option<&'a callgrind::Instructions>,
 }
 
 fn rpc(method: &str, params: serde_json::Value) -> Vec<u8> {
@@ -338,11 +416,27 @@ fn answer(
 fn measure(
     server: &Server,
     body: &[u8],
-    expect: &[u8],
+    expect: Expect<'_>,
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<(Outcome, Duration)> {
-    load::run(server.addr, body, expect, connections, Duration::from_millis(200))?;
+    warm_up(server, body, expect, connections)?;
+    measure_warm(server, body, expect, connections, duration)
+}
+
+/// A short load run whose figures are dropped.
+fn warm_up(server: &Server, body: &[u8], expect: Expect<'_>, connections: usize) -> anyhow::Result<()> {
+    load::run(server.addr, body, expect, connections, Duration::from_millis(200)).map(drop)
+}
+
+/// [`measure`] with no warm-up.
+fn measure_warm(
+    server: &Server,
+    body: &[u8],
+    expect: Expect<'_>,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<(Outcome, Duration)> {
     let cpu_before = server.cpu_time()?;
     let outcome = load::run(server.addr, body, expect, connections, duration)?;
     let cpu = server.cpu_time()?.saturating_sub(cpu_before);
@@ -372,68 +466,63 @@ fn row(
         p99_us: us(quantile(&outcome.latencies_ns, 0.99)),
         cpu_us_per_request: cpu.as_secs_f64() * 1e6 / outcome.requests.max(1) as f64,
         ratio,
+        ratio_basis: "native",
+        postgres_cpu_us_per_request: None,
+        commits_per_second: None,
+        writes_per_commit: None,
     }
 }
 
-/// Prints the table and the targets (issues 5, 12 and 13), and writes the JSON.
-fn report(
-    rows: &[Row],
-    inproc: &inproc::InProcess,
-    nested: &inproc::InProcess,
-    startup: Option<&startup::Startup>,
-    dev: Option<&[Duration]>,
-    instructions: Option<&callgrind::Instructions>,
-    options: &Options,
-) -> anyhow::Result<()> {
-    println!(
-        "{:<22} {:<8} {:>5} {:>10} {:>9} {:>9} {:>9} {:>7}",
-        "workload", "server", "conns", "req/s", "p50 us", "p99 us", "CPU us", "ratio"
-    );
-    for r in rows {
+/// Prints the tables and the targets (issues 5, 12 and 13, and the
+/// key-value one), and writes the JSON.
+fn report(rows: &[Row], extras: Option<&Extras<'_>>, options: &Options) -> anyhow::Result<()> {
+    let is_kv = |r: &&Row| r.ratio_basis == "math.add";
+    let main_rows: Vec<&Row> = rows.iter().filter(|r| !is_kv(r)).collect();
+    let kv_rows: Vec<&Row> = rows.iter().filter(is_kv).collect();
+    if !main_rows.is_empty() {
+        println!(
+            "{:<22} {:<8} {:>5} {:>10} {:>9} {:>9} {:>9} {:>7}",
+            "workload", "server", "conns", "req/s", "p50 us", "p99 us", "CPU us", "ratio"
+        );
+    }
+    for r in &main_rows {
         let ratio = r.ratio.map_or(String::new(), |x| format!("{x:.2}x"));
         println!(
             "{:<22} {:<8} {:>5} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7}",
             r.workload, r.server, r.connections, r.requests_per_second, r.p50_us, r.p99_us, r.cpu_us_per_request, ratio
         );
     }
-    let inproc_p50 = quantile(&inproc.samples, 0.5) as f64 / 1000.0;
-    let inproc_p99 = quantile(&inproc.samples, 0.99) as f64 / 1000.0;
-    let inproc_cpu = inproc.cpu_per_call.as_secs_f64() * 1e6;
-    println!(
-        "\nin-process instantiate + call (math.add, {} calls): p50 {inproc_p50:.1} us, p99 {inproc_p99:.1} us, CPU {inproc_cpu:.1} us per call",
-        inproc.samples.len()
-    );
-    // calc.hypot is one top-level call (about math.add's cost) and three
-    // nested ones: what is left, over three, is one nested call.
-    let nested_p50 = quantile(&nested.samples, 0.5) as f64 / 1000.0;
-    let nested_cpu = nested.cpu_per_call.as_secs_f64() * 1e6;
-    let per_nested_cpu = (nested_cpu - inproc_cpu) / 3.0;
-    println!(
-        "in-process calc.hypot (1 call + 3 nested, {} calls): p50 {nested_p50:.1} us, CPU {nested_cpu:.1} us per call; \
-         one nested call {per_nested_cpu:.1} us of CPU against {inproc_cpu:.1} us for a top-level instantiate + call",
-        nested.samples.len()
-    );
-    if let Some(s) = startup {
-        let warm: Vec<String> = s.warm.iter().map(|d| format!("{:.0} ms", d.as_secs_f64() * 1e3)).collect();
+    if !kv_rows.is_empty() {
         println!(
-            "start-up to first answered call, {} procedures: warm cache {}; cold cache {:.1} s",
-            s.procedures,
-            warm.join(", "),
-            s.cold.as_secs_f64()
+            "\nkey-value, {} connections (ratio: req/s over math.add's on the same server in the same rounds; \
+             PG CPU: PostgreSQL's processes)",
+            kv::CONNECTIONS
         );
-    }
-
-    if let Some(times) = dev {
-        let shown: Vec<String> = times.iter().map(|d| format!("{:.2} s", d.as_secs_f64())).collect();
-        println!("wasmrpc dev, math example (wasi = false), save to new answer: {}", shown.join(", "));
-    }
-    if let Some(i) = instructions {
-        println!();
-        callgrind::print(i, &options.out);
+        println!(
+            "{:<36} {:<10} {:>9} {:>8} {:>8} {:>7} {:>7} {:>6} {:>9} {:>8}",
+            "workload", "server", "req/s", "p50 us", "p99 us", "CPU us", "PG CPU", "ratio", "commits/s", "writes/c"
+        );
+        for r in &kv_rows {
+            let ratio = r.ratio.map_or(String::new(), |x| format!("{x:.2}x"));
+            let or_blank = |x: Option<f64>, decimals: usize| x.map_or(String::new(), |x| format!("{x:.decimals$}"));
+            println!(
+                "{:<36} {:<10} {:>9.0} {:>8.1} {:>8.1} {:>7.1} {:>7} {:>6} {:>9} {:>8}",
+                r.workload,
+                r.server,
+                r.requests_per_second,
+                r.p50_us,
+                r.p99_us,
+                r.cpu_us_per_request,
+                or_blank(r.postgres_cpu_us_per_request, 1),
+                ratio,
+                or_blank(r.commits_per_second, 0),
+                or_blank(r.writes_per_commit, 1),
+            );
+        }
     }
 
     let find = |workload: &str, server: &str, connections: usize| {
-        rows.iter().find(|r| r.workload == workload && r.server == server && r.connections == connections)
+        main_rows.iter().find(|r| r.workload == workload && r.server == server && r.connections == connections)
     };
     let mut targets = Vec::new();
     if let (Some(n64), Some(w64), Some(n1), Some(w1)) = (
@@ -469,54 +558,108 @@ fn report(
             ));
         }
     }
-    match instructions {
-        Some(i) => targets.extend(instruction_targets(i)),
-        None => targets.push(json!({
-            "target": "instantiate + call + drop of math.add <= 60k instructions",
-            "measured": "not measured (quick run or no valgrind)",
-            "met": false,
-        })),
+    let kv_row = |workload: &str| kv_rows.iter().find(|r| r.workload == workload && r.server == kv::EMBEDDED);
+    if let Some(ratio) = kv_row(kv::COUNT).and_then(|r| r.ratio) {
+        targets.push(target("kv read (1 get), 64 conn.: req/s >= 0.8x math.add", format!("{ratio:.2}x"), ratio >= 0.8));
     }
-    targets.push(target(
-        "in-process instantiate + call: median < 10 us (issue 5)",
-        format!("{inproc_p50:.1} us"),
-        inproc_p50 < 10.0,
-    ));
-    if let Some(s) = startup {
-        let worst = s.warm.iter().max().copied().unwrap_or_default();
-        let ms = worst.as_secs_f64() * 1e3;
+    if let Some(r) = kv_row(kv::INCREMENT) {
+        let ratio = r.ratio.unwrap_or_default();
         targets.push(target(
-            "restart, 100 procedures, warm cache: < 1 s (issue 5)",
-            format!("{ms:.0} ms (slowest)"),
-            ms < 1000.0,
+            "kv durable increment, 64 conn.: req/s >= 0.5x math.add",
+            format!(
+                "{ratio:.2}x ({:.0} commits/s, {:.1} writes per commit)",
+                r.commits_per_second.unwrap_or_default(),
+                r.writes_per_commit.unwrap_or_default()
+            ),
+            ratio >= 0.5,
         ));
     }
-    if let Some(times) = dev {
-        targets.push(dev_target(times));
-    }
-    print_targets(
-        "issues 12 and 13; the machine is shared, so wall-clock rows are noisier than instructions",
-        &targets,
-    );
 
-    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let document = json!({
-        "unix_time": stamp,
+    let mut document = json!({
         "machine": machine(),
         "seconds_per_run": options.seconds,
         "rounds": options.rounds,
         "rows": rows,
-        "in_process": {"calls": inproc.samples.len(), "p50_us": inproc_p50, "p99_us": inproc_p99, "cpu_us_per_call": inproc_cpu},
-        "in_process_nested": {"method": "calc.hypot", "nested_calls_per_call": 3, "calls": nested.samples.len(), "p50_us": nested_p50, "cpu_us_per_call": nested_cpu, "cpu_us_per_nested_call": per_nested_cpu},
-        "instructions": instructions,
-        "dev_save_to_answer_s": dev.map(|t| t.iter().map(Duration::as_secs_f64).collect::<Vec<_>>()),
-        "startup": startup.map(|s| json!({
+    });
+    if let Some(x) = extras {
+        let inproc_p50 = quantile(&x.inproc.samples, 0.5) as f64 / 1000.0;
+        let inproc_p99 = quantile(&x.inproc.samples, 0.99) as f64 / 1000.0;
+        let inproc_cpu = x.inproc.cpu_per_call.as_secs_f64() * 1e6;
+        println!(
+            "\nin-process instantiate + call (math.add, {} calls): p50 {inproc_p50:.1} us, p99 {inproc_p99:.1} us, CPU {inproc_cpu:.1} us per call",
+            x.inproc.samples.len()
+        );
+        // calc.hypot is one top-level call (about math.add's cost) and three
+        // nested ones: what is left, over three, is one nested call.
+        let nested_p50 = quantile(&x.nested.samples, 0.5) as f64 / 1000.0;
+        let nested_cpu = x.nested.cpu_per_call.as_secs_f64() * 1e6;
+        let per_nested_cpu = (nested_cpu - inproc_cpu) / 3.0;
+        println!(
+            "in-process calc.hypot (1 call + 3 nested, {} calls): p50 {nested_p50:.1} us, CPU {nested_cpu:.1} us per call; \
+             one nested call {per_nested_cpu:.1} us of CPU against {inproc_cpu:.1} us for a top-level instantiate + call",
+            x.nested.samples.len()
+        );
+        if let Some(s) = x.startup {
+            let warm: Vec<String> = s.warm.iter().map(|d| format!("{:.0} ms", d.as_secs_f64() * 1e3)).collect();
+            println!(
+                "start-up to first answered call, {} procedures: warm cache {}; cold cache {:.1} s",
+                s.procedures,
+                warm.join(", "),
+                s.cold.as_secs_f64()
+            );
+        }
+        if let Some(times) = x.dev {
+            let shown: Vec<String> = times.iter().map(|d| format!("{:.2} s", d.as_secs_f64())).collect();
+            println!("wasmrpc dev, math example (wasi = false), save to new answer: {}", shown.join(", "));
+        }
+        if let Some(i) = x.instructions {
+            println!();
+            callgrind::print(i, &options.out);
+        }
+        match x.instructions {
+            Some(i) => targets.extend(instruction_targets(i)),
+            None => targets.push(json!({
+                "target": "instantiate + call + drop of math.add <= 60k instructions",
+                "measured": "not measured (quick run or no valgrind)",
+                "met": false,
+            })),
+        }
+        targets.push(target(
+            "in-process instantiate + call: median < 10 us (issue 5)",
+            format!("{inproc_p50:.1} us"),
+            inproc_p50 < 10.0,
+        ));
+        if let Some(s) = x.startup {
+            let worst = s.warm.iter().max().copied().unwrap_or_default();
+            let ms = worst.as_secs_f64() * 1e3;
+            targets.push(target(
+                "restart, 100 procedures, warm cache: < 1 s (issue 5)",
+                format!("{ms:.0} ms (slowest)"),
+                ms < 1000.0,
+            ));
+        }
+        if let Some(times) = x.dev {
+            targets.push(dev_target(times));
+        }
+        document["in_process"] = json!({"calls": x.inproc.samples.len(), "p50_us": inproc_p50, "p99_us": inproc_p99, "cpu_us_per_call": inproc_cpu});
+        document["in_process_nested"] = json!({"method": "calc.hypot", "nested_calls_per_call": 3, "calls": x.nested.samples.len(), "p50_us": nested_p50, "cpu_us_per_call": nested_cpu, "cpu_us_per_nested_call": per_nested_cpu});
+        document["instructions"] = json!(x.instructions);
+        document["dev_save_to_answer_s"] =
+            json!(x.dev.map(|t| t.iter().map(Duration::as_secs_f64).collect::<Vec<_>>()));
+        document["startup"] = json!(x.startup.map(|s| json!({
             "procedures": s.procedures,
             "warm_ms": s.warm.iter().map(|d| d.as_secs_f64() * 1e3).collect::<Vec<_>>(),
             "cold_ms": s.cold.as_secs_f64() * 1e3,
-        })),
-        "targets": targets,
-    });
+        })));
+    }
+    print_targets(
+        "issues 12 and 13, and key-value; the machine is shared, so wall-clock rows are noisier than instructions",
+        &targets,
+    );
+
+    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    document["unix_time"] = json!(stamp);
+    document["targets"] = json!(targets);
     let text = serde_json::to_string_pretty(&document)?;
     for name in [format!("bench-{stamp}.json"), "latest.json".to_owned()] {
         write(&options.out.join(name), &text)?;

@@ -3,8 +3,10 @@
 //! thing: the `.wasm` files built from `procedures/` (built here with cargo
 //! when `WASMRPC_WASM_DIR` does not name them), a server process started and
 //! asked for its address, and new bytes for the same code (a custom
-//! section). One copy of each, so the tests and the benchmarks cannot drift
-//! apart.
+//! section), and a private PostgreSQL cluster ([`postgres`]). One copy of
+//! each, so the tests and the benchmarks cannot drift apart.
+
+pub mod postgres;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};

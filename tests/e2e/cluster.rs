@@ -5,7 +5,7 @@
 //! three `wasmrpc serve --registry` replicas, each with its own data dir.
 //! Everything is stopped and removed when the test ends, also when it fails.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{
-    self, output_within, sha256_hex, signal_process, wait_within, wasm, Endpoint, Server, COMMAND_TIMEOUT,
-};
+use crate::support::{self, sha256_hex, signal_process, wait_within, wasm, Endpoint, Server};
 
 /// How long a change may take to reach every replica when nothing is down
 /// and the replicas have compiled its module before (the compiled cache).
@@ -31,176 +29,42 @@ const RECOVERY: Duration = Duration::from_secs(15);
 /// A free port on 127.0.0.1 (bound and released: the process that uses it
 /// binds it again right after).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+    wasmrpc_testkit::postgres::free_port().expect("a free port")
 }
 
-fn running_as_root() -> bool {
-    let out = output_within(
-        {
-            let mut c = Command::new("id");
-            c.arg("-u");
-            c
-        },
-        COMMAND_TIMEOUT,
-    );
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
-}
-
-/// The directory of PostgreSQL's server programs (`initdb`, `pg_ctl`):
-/// `WASMRPC_PG_BIN`, else the newest Debian `/usr/lib/postgresql/N/bin`,
-/// else `pg_config --bindir`.
-fn postgres_bin() -> PathBuf {
-    if let Some(dir) = std::env::var_os("WASMRPC_PG_BIN") {
-        return PathBuf::from(dir);
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
-        .filter(|(_, bin): &(u32, PathBuf)| bin.join("initdb").exists())
-        .collect();
-    versions.sort();
-    if let Some((_, bin)) = versions.pop() {
-        return bin;
-    }
-    let out = Command::new("pg_config").arg("--bindir").output();
-    match out {
-        Ok(out) if out.status.success() => PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
-        _ => panic!("PostgreSQL is not installed: `make test` installs Debian's postgresql package"),
-    }
-}
-
-/// A private PostgreSQL cluster; stopped and removed when dropped.
-pub struct Postgres {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-    as_postgres: bool,
-}
+/// A private PostgreSQL cluster (`wasmrpc_testkit::postgres`, which the
+/// benchmarks use too), failing the test when it cannot start or stop;
+/// stopped and removed when dropped.
+pub struct Postgres(wasmrpc_testkit::postgres::Postgres);
 
 impl Postgres {
+    /// Starts one with a `wasmrpc` database; the cluster `initdb` makes is
+    /// kept in cargo's temporary directory for the next runs.
     pub fn start() -> Postgres {
-        let bin = postgres_bin();
-        let dir = tempfile::tempdir().expect("tempdir");
-        // PostgreSQL refuses to run as root: as root, run it as the
-        // `postgres` user Debian's package creates, in a directory it owns.
-        let as_postgres = running_as_root();
-        if as_postgres {
-            let status = Command::new("chown").arg("postgres:postgres").arg(dir.path()).status();
-            assert!(status.is_ok_and(|s| s.success()), "chown postgres {}", dir.path().display());
+        match wasmrpc_testkit::postgres::Postgres::start(Path::new(env!("CARGO_TARGET_TMPDIR"))) {
+            Ok(pg) => Postgres(pg),
+            Err(e) => panic!("{e:#}\n(`make test` installs Debian's postgresql package)"),
         }
-        let pg = Postgres { bin, dir, port: free_port(), as_postgres };
-        // A copy of a cluster made once (initdb takes seconds).
-        let template = pg.template();
-        let copied = Command::new("cp").arg("-a").arg(&template).arg(pg.data()).status();
-        assert!(copied.is_ok_and(|s| s.success()), "cannot copy {}", template.display());
-        pg.start_again();
-        pg.run("createdb", &["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "postgres", "wasmrpc"]);
-        pg
     }
 
-    /// A fresh cluster's data directory, made by `initdb` once and kept
-    /// in cargo's temporary directory for the next runs (owned by
-    /// `postgres` when run as root, as PostgreSQL wants).
-    fn template(&self) -> PathBuf {
-        let version = self.bin.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
-        let template = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "postgres-template-{}-{}",
-            version.unwrap_or_default(),
-            if self.as_postgres { "postgres" } else { "user" }
-        ));
-        if template.join("PG_VERSION").exists() {
-            return template;
-        }
-        let made = self.dir.path().join("template");
-        self.run(
-            "initdb",
-            &[
-                "-D",
-                &made.display().to_string(),
-                "--auth=trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-        );
-        // Made whole under a temporary name, then renamed: a test process
-        // running at the same time sees all of it or none.
-        let partial = template.with_extension(format!("partial-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR"));
-        let copied = Command::new("cp").arg("-a").arg(&made).arg(&partial).status();
-        assert!(copied.is_ok_and(|s| s.success()), "cannot copy {}", made.display());
-        if std::fs::rename(&partial, &template).is_err() {
-            let _ = std::fs::remove_dir_all(&partial);
-        }
-        template
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    /// Runs PostgreSQL's `program` with `args` (as `postgres` when root)
-    /// and insists it succeeds.
-    fn run(&self, program: &str, args: &[&str]) {
-        let path = self.bin.join(program);
-        let mut command = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
-        } else {
-            Command::new(&path)
-        };
-        command.args(args).current_dir(self.dir.path());
-        let out = output_within(command, Duration::from_secs(60));
-        assert!(
-            out.status.success(),
-            "{program} {args:?} failed\n{}{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
-        );
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.0.port()
     }
 
     /// The registry URL the replicas use.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/wasmrpc", self.port)
+        self.0.url()
     }
 
-    /// Starts the server (again) and waits until it accepts connections:
-    /// on loopback only, trust auth, its socket in its own directory.
+    /// Starts the server (again) and waits until it accepts connections.
     pub fn start_again(&self) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
-            self.port,
-            self.dir.path().display()
-        );
-        let log = self.dir.path().join("postgres.log").display().to_string();
-        self.run("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "-t", "30", "start"]);
+        self.0.start_again().unwrap_or_else(|e| panic!("{e:#}"));
     }
 
     /// Stops the server (fast: open connections are cut) and waits.
     pub fn stop(&self) {
-        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "-t", "30", "stop"]);
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let path = self.bin.join("pg_ctl");
-        let mut command = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
-        } else {
-            Command::new(&path)
-        };
-        command.args(["-D", &self.data(), "-m", "immediate", "-w", "-t", "30", "stop"]);
-        let _ = command.stdout(Stdio::null()).stderr(Stdio::null()).status();
+        self.0.stop().unwrap_or_else(|e| panic!("{e:#}"));
     }
 }
 
@@ -679,7 +543,7 @@ impl Postgres {
     /// recovers from the WAL (a crash of PostgreSQL, not of the machine:
     /// with fsync off, what it wrote stays in the kernel's cache).
     pub fn crash(&self) {
-        self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "-t", "30", "stop"]);
+        self.0.crash().unwrap_or_else(|e| panic!("{e:#}"));
     }
 
     /// A connection of the test's own to the registry's database, to look
@@ -738,7 +602,7 @@ fn connections_to(pid: u32, port: u16) -> Vec<i32> {
 
 /// The PostgreSQL backends (pids) of `replica`'s LISTEN connection.
 async fn listen_backends(client: &tokio_postgres::Client, replica: &Server, pg: &Postgres) -> Vec<i32> {
-    let ports = connections_to(replica.pid(), pg.port);
+    let ports = connections_to(replica.pid(), pg.port());
     let rows = sql(
         client,
         "SELECT pid FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND client_port = ANY($1)",
@@ -1004,7 +868,7 @@ async fn a_replica_whose_listen_connection_is_killed_still_gets_deploys_and_list
 
     // Only that connection is cut; its pool and the other replicas' stay.
     let log_before = target.log().len();
-    let ports = connections_to(target.pid(), cluster.pg.port);
+    let ports = connections_to(target.pid(), cluster.pg.port());
     let killed = sql(
         &client,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND client_port = ANY($1)",
@@ -1070,7 +934,7 @@ async fn a_replica_started_while_postgres_is_down_is_unready_holds_calls_and_ser
 
     let late = Server::start_unready(&["--registry", &cluster.pg.url()]);
     // Not ready, and /healthz says why, as JSON.
-    let registry = format!("the shared registry postgres://postgres@127.0.0.1:{}/wasmrpc", cluster.pg.port);
+    let registry = format!("the shared registry postgres://postgres@127.0.0.1:{}/wasmrpc", cluster.pg.port());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let health = late.request(Method::GET, "/healthz", &[], Vec::new()).await;

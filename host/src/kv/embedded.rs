@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
 use anyhow::{anyhow, Context as _};
+use arc_swap::ArcSwapOption;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::oneshot;
 
@@ -39,9 +40,16 @@ const MAX_JOBS_PER_COMMIT: usize = 4096;
 pub struct Embedded {
     db: Arc<Database>,
     jobs: mpsc::Sender<Job>,
-    /// Commits made, and jobs (a call's list of writes) they carried.
+    /// Commits made, and jobs (a call's list of writes) they carried. The
+    /// first is bumped (release) after a commit and before its replies.
     commits: Arc<(AtomicU64, AtomicU64)>,
+    /// The data table as of commit `.0`, shared by reads until the next
+    /// commit: opening a read transaction and the table cost more than a
+    /// read itself (about 3,400 instructions of a 6,200-instruction `get`).
+    snapshot: ArcSwapOption<(u64, DataTable)>,
 }
+
+type DataTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 type Outcomes = Result<Vec<Result<Written, KvError>>, KvError>;
 
@@ -121,7 +129,21 @@ impl Embedded {
             .name("kv-writer".into())
             .spawn(move || write_loop(&writer_db, &queue, &writer_commits))
             .context("starting the key-value writer")?;
-        Ok(Embedded { db, jobs, commits })
+        Ok(Embedded { db, jobs, commits, snapshot: ArcSwapOption::empty() })
+    }
+
+    /// The data table as of the last commit answered (or a later one).
+    fn data(&self) -> Result<Arc<(u64, DataTable)>, KvError> {
+        let seq = self.commits.0.load(Ordering::Acquire);
+        if let Some(snapshot) = self.snapshot.load_full().filter(|s| s.0 == seq) {
+            return Ok(snapshot);
+        }
+        // Opened after `seq` was read: it holds every commit up to `seq`
+        // (perhaps more, which only makes the next read reopen it).
+        let table = self.db.begin_read().map_err(storage)?.open_table(DATA).map_err(storage)?;
+        let snapshot = Arc::new((seq, table));
+        self.snapshot.store(Some(snapshot.clone()));
+        Ok(snapshot)
     }
 
     pub(super) fn get_many(
@@ -131,10 +153,11 @@ impl Embedded {
         keys: &[&str],
     ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
         let scope = bucket_prefix(procedure, bucket);
-        let txn = self.db.begin_read().map_err(storage)?;
-        let data = txn.open_table(DATA).map_err(storage)?;
+        let snapshot = self.data()?;
         keys.iter()
-            .map(|key| Ok(data.get(entry_key(&scope, key).as_slice()).map_err(storage)?.map(|v| v.value().to_vec())))
+            .map(|key| {
+                Ok(snapshot.1.get(entry_key(&scope, key).as_slice()).map_err(storage)?.map(|v| v.value().to_vec()))
+            })
             .collect()
     }
 
@@ -148,8 +171,8 @@ impl Embedded {
         values: bool,
     ) -> Result<Page, KvError> {
         let scope = bucket_prefix(procedure, bucket);
-        let txn = self.db.begin_read().map_err(storage)?;
-        let data = txn.open_table(DATA).map_err(storage)?;
+        let snapshot = self.data()?;
+        let data = &snapshot.1;
         let first = entry_key(&scope, prefix);
         let (from, after, skip) = match start {
             Start::After(key) if key.as_str() >= prefix => (entry_key(&scope, key), true, 0),
@@ -222,7 +245,11 @@ impl Embedded {
 }
 
 /// The writer thread: one transaction and one fsync per round, for every
-/// job queued when the round starts.
+/// job queued when the round starts. It commits as soon as it has a job:
+/// waiting for more (up to 500 us, until 50 us pass without one) made
+/// commits carry 19 writes instead of 8.5 at 64 connections, but cost 12%
+/// of the calls per second (A/B of one build, 2 cores), since a commit
+/// here takes about 0.3 ms and the calls' CPU, not the disk, is the bound.
 fn write_loop(db: &Database, queue: &mpsc::Receiver<Job>, commits: &(AtomicU64, AtomicU64)) {
     while let Ok(first) = queue.recv() {
         let mut jobs = vec![first];
@@ -234,8 +261,9 @@ fn write_loop(db: &Database, queue: &mpsc::Receiver<Job>, commits: &(AtomicU64, 
         }
         match commit(db, &jobs) {
             Ok(outcomes) => {
-                commits.0.fetch_add(1, Ordering::Relaxed);
                 commits.1.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+                // Before the replies: a read that starts after one sees it.
+                commits.0.fetch_add(1, Ordering::Release);
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     let _ = job.reply.send(outcome);
                 }
@@ -312,6 +340,17 @@ fn apply(
     };
     let size = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, |v| (key.len() + v.len()) as u64);
     let (old_size, new_size) = (size(&old), size(&new));
+    if new == old {
+        return Ok(Ok(answer));
+    }
+    if old_size == new_size && old.is_some() == new.is_some() {
+        // Same size, same key count (an increment from 12 to 13, a set of
+        // as many bytes): only the data changes, not the counts.
+        if let Some(value) = &new {
+            t.data.insert(full.as_slice(), value.as_slice())?;
+        }
+        return Ok(Ok(answer));
+    }
     let used = t.usage.get(procedure)?.map_or(0, |v| v.value());
     let would = used.saturating_sub(old_size).saturating_add(new_size);
     if new_size > old_size && would > quota {

@@ -1,6 +1,7 @@
-//! Test-only: the SDK's key-value calls the tests drive directly, above all
-//! `update`, whose compare-and-swap loop must lose no update under
-//! contention.
+//! Test-only: the SDK's key-value calls the tests and the bench drive
+//! directly: `update`, whose compare-and-swap loop must lose no update
+//! under contention, and one `get` or one `increment` per call (the bench's
+//! key-value rows; built without WASI, like `math`).
 
 use wasmrpc_guest::{kv, procedure, Error};
 
@@ -11,10 +12,16 @@ fn bump(key: String) -> Result<u64, Error> {
     Ok(kv::open_default()?.update(&key, |n: Option<u64>| n.unwrap_or(0) + 1)?)
 }
 
+/// Adds one to the counter `key` with `increment`; the new count.
+#[procedure]
+fn increment(key: String) -> Result<i64, Error> {
+    Ok(kv::open_default()?.increment(&key, 1)?)
+}
+
 /// The counter `key` (null: never bumped).
 #[procedure]
 fn read(key: String) -> Result<Option<u64>, Error> {
     Ok(kv::open_default()?.get(&key)?)
 }
 
-wasmrpc_guest::export!(bump, read);
+wasmrpc_guest::export!(bump, increment, read);
