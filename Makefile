@@ -173,18 +173,20 @@ clean:
 
 ## bench: release build, then wasmrpc side by side with a native baseline
 ## in one run (bench/: math.add and a 10 KB JSON call at 1 and 64
-## connections, other languages, in-process instantiate + call, start-up
-## with 100 procedures, instructions per call under callgrind), then the
-## micro benchmarks (bench/benches/micro.rs). The table is also written as
-## JSON under target/bench/. BENCH_ARGS, e.g. `--seconds 5 --rounds 5`, or
-## `--quick` for a smoke run (no callgrind).
+## connections, other languages, key-value reads and durable writes against
+## math.add on the data dir's store and on a private PostgreSQL (hence
+## cluster-deps), in-process instantiate + call, start-up with 100
+## procedures, instructions per call under callgrind), then the micro
+## benchmarks (bench/benches/micro.rs). The table is also written as JSON
+## under target/bench/. BENCH_ARGS, e.g. `--seconds 5 --rounds 5`,
+## `--quick` for a smoke run (no callgrind), or `--kv-only`.
 ##
 ## One `cargo build` of both packages, and the micro benchmarks live in
 ## wasmrpc-bench with no dev-dependencies of their own: `cargo bench` then
 ## resolves the same features and reuses that build (host's dev-dependencies
 ## used to change hashbrown's features, so it rebuilt all of wasmtime).
 BENCH_ARGS ?=
-bench: setup procedures procedures-python procedures-js valgrind
+bench: setup procedures procedures-python procedures-js valgrind cluster-deps
 	cargo build --profile profiling -p wasmrpc-host -p wasmrpc-bench
 	@mkdir -p target/bench
 	set -o pipefail; $(CARGO_TARGET_DIR)/profiling/wasmrpc-bench --wasm-dir $(WASM_DIR) --out target/bench $(BENCH_ARGS) | tee target/bench/table.txt
