@@ -25,8 +25,8 @@ pub fn seeds() -> Vec<(&'static str, String, Outcome)> {
         ),
         (
             "forbidden_import",
-            r#"(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))"#.to_owned(),
-            Outcome::Refused("forbidden import `wasi:http/outgoing-handler@0.2.0`"),
+            r#"(component (import "wasi:http/incoming-handler@0.2.0" (instance)))"#.to_owned(),
+            Outcome::Refused("forbidden import `wasi:http/incoming-handler@0.2.0`"),
         ),
         (
             "unknown_import",

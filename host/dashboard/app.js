@@ -285,7 +285,7 @@ function procedureView(name) {
     return h(
       "table",
       { class: "versions" },
-      h("thead", {}, h("tr", {}, ["Version", "Deployed", "Size", "SHA-256", "Methods", ""].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, ["Version", "Deployed", "Size", "SHA-256", "Methods", "Outbound", ""].map((c) => h("th", { scope: "col" }, c)))),
       h(
         "tbody",
         {},
@@ -298,6 +298,7 @@ function procedureView(name) {
             h("td", {}, formatBytes(v.size)),
             h("td", { title: v.sha256 }, h("code", {}, String(v.sha256).slice(0, 12))),
             h("td", { title: (v.methods ?? []).join("\n") }, (v.methods ?? []).length),
+            h("td", { title: (v.allowed_outbound ?? []).join("\n") || "none" }, (v.allowed_outbound ?? []).length),
             h(
               "td",
               {},
@@ -363,7 +364,8 @@ function procedureView(name) {
     }
     if (!current) return;
     removeButton.hidden = false;
-    const metaKey = `${current.version} ${current.sha256} ${timeAgo(current.deployed_at)}`;
+    const outbound = current.allowed_outbound ?? [];
+    const metaKey = `${current.version} ${current.sha256} ${timeAgo(current.deployed_at)} ${outbound.join(" ")}`;
     if (meta.dataset.key !== metaKey) {
       meta.dataset.key = metaKey;
       replace(
@@ -373,6 +375,10 @@ function procedureView(name) {
         h("time", { datetime: current.deployed_at, title: localTime(current.deployed_at) }, timeAgo(current.deployed_at)),
         " · sha256 ",
         h("code", { title: current.sha256 }, String(current.sha256).slice(0, 12)),
+        " · outbound HTTP: ",
+        outbound.length
+          ? h("span", { class: "outbound" }, outbound.map((url, i) => [i ? ", " : "", h("code", {}, url)]))
+          : h("span", { class: "muted", title: "granted at deploy: ?allow-outbound=URL" }, "none"),
       );
     }
     const stats = metrics.get(name);

@@ -3,7 +3,10 @@
 //! events, and a file being written must not be read half-way). `serve
 //! --watch DIR` uses it here to keep every `DIR/*.wasm` deployed under its
 //! file stem (a file that does not validate is logged while the previous
-//! version keeps serving); `wasmrpc dev` uses it to rebuild on a source change.
+//! version keeps serving), granted the outbound hosts its sidecar
+//! `DIR/NAME.toml` lists (`allow-outbound = ["https://api.example.com"]`;
+//! a change to it redeploys); `wasmrpc dev` uses it to rebuild on a source
+//! change.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -74,7 +77,9 @@ impl FileWatcher {
 pub fn spawn(registry: Arc<Registry>, dir: PathBuf) -> anyhow::Result<()> {
     // The directory itself, not the files: a file replaced by a rename is
     // seen too.
-    let mut watcher = FileWatcher::new(&[(&dir, RecursiveMode::NonRecursive)], is_wasm)?;
+    let mut watcher = FileWatcher::new(&[(&dir, RecursiveMode::NonRecursive)], |p| {
+        is_wasm(p) || p.extension().is_some_and(|e| e == "toml")
+    })?;
     let initial: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -85,7 +90,9 @@ pub fn spawn(registry: Arc<Registry>, dir: PathBuf) -> anyhow::Result<()> {
             sync(&registry, &path).await;
         }
         while let Some(paths) = watcher.changes().await {
-            for path in paths {
+            // A sidecar's change redeploys its module.
+            let modules: HashSet<PathBuf> = paths.into_iter().map(|p| p.with_extension("wasm")).collect();
+            for path in modules {
                 sync(&registry, &path).await;
             }
         }
@@ -105,17 +112,52 @@ async fn sync(registry: &Arc<Registry>, path: &Path) {
     };
     let shown = path.display();
     match tokio::fs::read(path).await {
-        Ok(bytes) => match registry.deploy(name, bytes.into()).await {
-            Ok((meta, _)) => {
-                tracing::info!(procedure = name, version = meta.version, "watch: deployed {shown}")
-            }
-            Err(e) => tracing::error!(procedure = name, "watch: not deploying {shown}: {}", loggable(&e.to_string())),
-        },
+        Ok(bytes) => {
+            let allowed = match sidecar(&path.with_extension("toml")).await {
+                Ok(allowed) => allowed,
+                Err(e) => {
+                    return tracing::error!(procedure = name, "watch: not deploying {shown}: {}", loggable(&e));
+                }
+            };
+            deploy(registry, name, bytes, &allowed, path).await;
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match registry.remove(name).await {
             Ok(()) => tracing::info!(procedure = name, "watch: {shown} removed; undeployed"),
             Err(RegistryError::NotFound(_) | RegistryError::BadName(_)) => {}
             Err(e) => tracing::error!(procedure = name, "watch: cannot undeploy: {e}"),
         },
         Err(e) => tracing::error!(procedure = name, "watch: cannot read {shown}: {e}"),
+    }
+}
+
+/// The sidecar of a watched module: `allow-outbound = [URL, ...]` (none
+/// when the file is absent).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sidecar {
+    #[serde(default, rename = "allow-outbound")]
+    allow_outbound: Vec<String>,
+}
+
+/// The hosts `path` (a module's `NAME.toml`) grants, or what is wrong with it.
+async fn sidecar(path: &Path) -> Result<Vec<String>, String> {
+    match tokio::fs::read_to_string(path).await {
+        Ok(text) => toml::from_str::<Sidecar>(&text).map(|s| s.allow_outbound).map_err(|e| {
+            format!("{} is not a valid sidecar (allow-outbound = [\"https://host\", ...]): {e}", path.display())
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+async fn deploy(registry: &Arc<Registry>, name: &str, bytes: Vec<u8>, allowed: &[String], path: &Path) {
+    let shown = path.display();
+    {
+        match registry.deploy_granting(name, bytes.into(), allowed).await {
+            Ok((meta, _)) => {
+                tracing::info!(procedure = name, version = meta.version, "watch: deployed {shown}")
+            }
+            Err(e) => tracing::error!(procedure = name, "watch: not deploying {shown}: {}", loggable(&e.to_string())),
+        }
     }
 }

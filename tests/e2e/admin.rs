@@ -76,8 +76,8 @@ async fn invalid_uploads_are_refused_with_the_reason() {
         ("empty", component("(component)"), "missing export `wasmrpc:procedure/stub@0.1.2`"),
         (
             "http",
-            component(r#"(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))"#),
-            "forbidden import `wasi:http/outgoing-handler@0.2.0`",
+            component(r#"(component (import "wasi:http/incoming-handler@0.2.0" (instance)))"#),
+            "forbidden import `wasi:http/incoming-handler@0.2.0`",
         ),
         (
             "weird",

@@ -99,6 +99,7 @@ async fn dev(options: &DevArgs, local: &mut Option<LocalServer>) -> anyhow::Resu
         );
     }
     let mut deployer = Deployer::new(name, server, options.server.admin_token.clone()).await;
+    deployer.allow_outbound = options.allow_outbound.clone();
     if options.once {
         let ok = deployer.round(&dir).await;
         return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
@@ -185,12 +186,14 @@ struct Deployer {
     admin: AdminClient,
     version: Option<u64>,
     methods: Option<Vec<String>>,
+    /// Hosts each deploy grants outbound HTTP to (`--allow-outbound`).
+    allow_outbound: Vec<String>,
 }
 
 impl Deployer {
     async fn new(name: String, server: String, admin_token: Option<String>) -> Deployer {
         let admin = AdminClient::new(&server, admin_token.as_deref());
-        let mut deployer = Deployer { name, admin, version: None, methods: None };
+        let mut deployer = Deployer { name, admin, version: None, methods: None, allow_outbound: Vec::new() };
         let path = format!("/procedures/{}", deployer.name);
         if let Ok(answer) = deployer.admin.request(Method::GET, &path, Vec::new()).await {
             deployer.version = answer.json().ok().and_then(|meta| meta["version"].as_u64());
@@ -253,7 +256,8 @@ impl Deployer {
         let bytes = tokio::fs::read(artifact)
             .await
             .with_context(|| format!("cannot read the build's output {}", artifact.display()))?;
-        let answer = self.admin.request(Method::PUT, &format!("/procedures/{}", self.name), bytes).await?;
+        let path = format!("/procedures/{}{}", self.name, crate::outbound::deploy_query(&self.allow_outbound));
+        let answer = self.admin.request(Method::PUT, &path, bytes).await?;
         let meta = answer.json().map_err(anyhow::Error::from)?;
         let version = meta["version"].as_u64().context("the server's answer has no version")?;
         let methods = meta["methods"]

@@ -29,8 +29,10 @@ pub(super) fn check(
     component: Component,
 ) -> Result<Compiled, InvalidModule> {
     let ty = component.component_type();
+    let mut imports_http = false;
     for (name, _) in ty.imports(engine) {
         check_import(name)?;
+        imports_http |= capabilities::http::imports_http(name);
     }
     if !ty.exports(engine).any(|(name, _)| name.starts_with(STUB_PREFIX)) {
         return Err(InvalidModule(format!(
@@ -43,7 +45,7 @@ pub(super) fn check(
         .map_err(|e| InvalidModule(format!("the component's imports do not link: {e:#}")))?;
     let pre = ProcedurePre::new(pre)
         .map_err(|e| InvalidModule(format!("the component's exports do not match {STUB_EXPORT}: {e:#}")))?;
-    Ok(Compiled { component, pre })
+    Ok(Compiled { component, pre, imports_http })
 }
 
 /// Tells apart "not Wasm at all" and "a core module" before the compiler's
@@ -87,8 +89,10 @@ mod tests {
         assert!(check_import("wasmrpc:procedure/host@0.1.1").is_ok());
         assert!(check_import("wasmrpc:procedure/client@0.1.1").is_ok());
         assert!(check_import("wasmrpc:procedure/client@0.2.0").is_err());
-        let err = check_import("wasi:http/outgoing-handler@0.2.0").unwrap_err();
-        assert!(err.0.contains("`wasi:http/outgoing-handler@0.2.0`"), "{err}");
+        assert!(check_import("wasi:http/outgoing-handler@0.2.0").is_ok());
+        assert!(check_import("wasi:http/types@0.2.6").is_ok());
+        let err = check_import("wasi:http/incoming-handler@0.2.0").unwrap_err();
+        assert!(err.0.contains("`wasi:http/incoming-handler@0.2.0`"), "{err}");
         assert!(err.0.contains("WASI 0.2 (cli, clocks, filesystem, io, random, sockets)"), "{err}");
         assert!(check_import("wasi:cli/environment@0.3.0").is_err());
         assert!(check_import("evil:thing/x").is_err());

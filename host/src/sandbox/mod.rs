@@ -44,6 +44,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap};
 
 pub use call::{BoxFuture, CallContext, CallError, Dispatcher, ErrorObject};
+pub use capabilities::http::Outbound;
 pub use check::{InvalidModule, STUB_EXPORT};
 pub use output::GuestOutput;
 pub use slots::Slots;
@@ -77,12 +78,17 @@ pub struct Loaded {
     /// Names this version among the ready instances: dropped with the
     /// version, which lets [`Ready`] drop the instances made for it.
     key: Arc<()>,
+    /// The version's outbound grant: `None` unless the component imports
+    /// `wasi:http`, so other calls pay nothing for it.
+    outbound: Option<Arc<Outbound>>,
 }
 
 /// A component that passed every check at deploy, not yet described.
 pub struct Compiled {
     pub component: Component,
     pre: ProcedurePre<CallState>,
+    /// Whether it imports `wasi:http` (then its calls get its grant).
+    imports_http: bool,
 }
 
 /// The engine and the linker shared by every call, plus the call-slot bound:
@@ -96,6 +102,7 @@ pub struct Sandbox {
     max_calls: usize,
     max_call_depth: u32,
     max_nested_calls: u32,
+    outbound_limits: crate::outbound::Limits,
     ready: Arc<Ready<ReadyInstance>>,
 }
 
@@ -155,6 +162,7 @@ impl Sandbox {
             max_calls: config.max_concurrent_calls,
             max_call_depth: config.max_call_depth,
             max_nested_calls: config.max_nested_calls,
+            outbound_limits: config.outbound,
             ready: Arc::new(Ready::new(config.ready_instances, config::ready_instances_per_procedure())),
         })
     }
@@ -171,6 +179,11 @@ impl Sandbox {
     /// The call slots (lent while a call waits on storage).
     pub fn slots(&self) -> &Slots {
         &self.slots
+    }
+
+    /// The limits on procedures' outbound requests.
+    pub fn outbound_limits(&self) -> crate::outbound::Limits {
+        self.outbound_limits
     }
 
     /// Compiles `bytes` and checks that they are a procedure component. CPU-heavy:
@@ -256,14 +269,14 @@ impl Sandbox {
     /// The call's store, with its own state and deadline: a ready instance's
     /// (made ahead, never called), which then comes with it, or a new one.
     fn store_for(&self, op: &Op<'_>, ctx: CallContext, deadline: Instant) -> (Store<CallState>, Option<Procedure>) {
-        let (procedure, dispatcher, ready) = match op {
-            Op::Describe { procedure, .. } => (procedure.clone(), None, None),
+        let (procedure, dispatcher, ready, outbound) = match op {
+            Op::Describe { procedure, .. } => (procedure.clone(), None, None, None),
             Op::Call { loaded, dispatcher, stats, .. } => {
                 let ready = self.ready.take(&loaded.key);
                 if ready.is_some() {
                     stats.record_ready_instance();
                 }
-                (loaded.name.clone(), Some(dispatcher.clone()), ready)
+                (loaded.name.clone(), Some(dispatcher.clone()), ready, loaded.outbound.clone())
             }
         };
         let stderr = GuestOutput::new(procedure.clone(), ctx.request_id, "stderr");
@@ -274,7 +287,8 @@ impl Sandbox {
             dispatcher,
             deadline_hit: false,
         };
-        let state = CallState::new(procedure, ctx.request_id, stderr, self.memory_limit_bytes, tree);
+        let mut state = CallState::new(procedure, ctx.request_id, stderr, self.memory_limit_bytes, tree);
+        state.outbound = outbound;
         let (mut store, instance) = match ready {
             Some(ReadyInstance { mut store, instance }) => {
                 *store.data_mut() = state;
@@ -407,9 +421,11 @@ impl Compiled {
         self.component.serialize().map_err(anyhow::Error::from).context("serialising compiled code")
     }
 
-    /// Ready to serve, once `describe` has named its methods.
-    pub fn into_loaded(self, name: &str, methods: HashSet<String>) -> Loaded {
-        Loaded { pre: self.pre, name: name.into(), methods: Arc::new(methods), key: Arc::new(()) }
+    /// Ready to serve, once `describe` has named its methods, under the
+    /// version's `outbound` grant (kept only if it imports `wasi:http`).
+    pub fn into_loaded(self, name: &str, methods: HashSet<String>, outbound: Outbound) -> Loaded {
+        let outbound = self.imports_http.then(|| Arc::new(outbound));
+        Loaded { pre: self.pre, name: name.into(), methods: Arc::new(methods), key: Arc::new(()), outbound }
     }
 }
 

@@ -31,6 +31,11 @@ pub(crate) struct CallState {
     /// `host.log` and `host.log-packed` (`capabilities/log.rs`).
     pub(super) log: LogState,
     pub(super) tree: Tree,
+    /// The version's outbound grant, limits and counters: `Some` only for
+    /// a component that imports `wasi:http` (`capabilities/http.rs`).
+    pub(super) outbound: Option<Arc<super::capabilities::http::Outbound>>,
+    /// `wasi:http` state, made at the guest's first use of it.
+    pub(super) http: Option<Box<super::capabilities::http::HttpCall>>,
 }
 
 /// A call's log budget and the line `log-packed` is sending (used by
@@ -76,6 +81,8 @@ impl CallState {
             request_id,
             log: LogState::default(),
             tree,
+            outbound: None,
+            http: None,
         }
     }
 }

@@ -118,7 +118,14 @@ impl DataDir {
 }
 
 impl Store for DataDir {
-    fn publish(&self, name: &str, sha256: &str, bytes: &[u8], describe: &str) -> Result<StoredVersion, StoreError> {
+    fn publish_granting(
+        &self,
+        name: &str,
+        sha256: &str,
+        bytes: &[u8],
+        describe: &str,
+        allowed_outbound: &[String],
+    ) -> Result<StoredVersion, StoreError> {
         let mut history = self.history(name)?;
         // A module file already there is reused only if it is intact: a
         // deploy of the same bytes mends a damaged one.
@@ -132,6 +139,7 @@ impl Store for DataDir {
             size: bytes.len() as u64,
             deployed_at: now_rfc3339(),
             describe: describe.to_owned(),
+            allowed_outbound: allowed_outbound.to_vec(),
         };
         let forgot = history.push(stored.clone(), self.keep);
         self.save(name, &history)?;

@@ -25,7 +25,7 @@ pub mod data_dir;
 mod files;
 pub mod pg;
 
-pub use files::write_atomic;
+pub use files::{write_atomic, write_atomic_private};
 
 use std::collections::HashSet;
 
@@ -42,6 +42,10 @@ pub struct StoredVersion {
     pub deployed_at: String,
     /// The module's `describe` output, kept so serving it again need not run it.
     pub describe: String,
+    /// The hosts this version may send HTTP requests to (`allow-outbound`,
+    /// canonical `scheme://host[:port]` entries); empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_outbound: Vec<String>,
 }
 
 /// What a store knows of one name.
@@ -117,7 +121,21 @@ pub trait Store: Send + Sync {
     /// Stores `bytes` (hash `sha256`, if not stored yet) and a new version of
     /// `name` made of them, numbered one above the highest the name ever had,
     /// and makes it serve; versions beyond the `keep` newest are forgotten.
-    fn publish(&self, name: &str, sha256: &str, bytes: &[u8], describe: &str) -> Result<StoredVersion, StoreError>;
+    /// The version grants no outbound HTTP.
+    fn publish(&self, name: &str, sha256: &str, bytes: &[u8], describe: &str) -> Result<StoredVersion, StoreError> {
+        self.publish_granting(name, sha256, bytes, describe, &[])
+    }
+
+    /// [`Store::publish`], the version granting `allowed_outbound`
+    /// (canonical entries of [`crate::outbound::Grant`]).
+    fn publish_granting(
+        &self,
+        name: &str,
+        sha256: &str,
+        bytes: &[u8],
+        describe: &str,
+        allowed_outbound: &[String],
+    ) -> Result<StoredVersion, StoreError>;
 
     /// Makes kept version `version` of `name` serve again, under its own
     /// number. [`StoreError::NotFound`] if it is unknown or no longer kept.

@@ -1,0 +1,325 @@
+//! Outgoing HTTP (`wasi:http`) behind a deploy's `allow-outbound` grant,
+//! with the `test_http_client` guest (wstd's client). Loopback only: every
+//! upstream is a tiny HTTP/1.1 server on 127.0.0.1 started here, granted
+//! by its literal address (reachable), by the name `localhost` (which
+//! resolves to loopback and must be refused), or not at all. The refused
+//! private, link-local and metadata ranges are tested on the address
+//! check itself (`host/src/outbound.rs`), never with a packet.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::{timing, wasm, Server};
+
+/// A loopback upstream: `/hello`, `/redirect` (302 to /hello), `/slow?ms=N`,
+/// `/big?bytes=N`, `/echo` (method and body back).
+struct Upstream {
+    port: u16,
+    /// Requests it has read, and connections closed before it answered.
+    requests: Arc<AtomicUsize>,
+    hello: Arc<AtomicUsize>,
+    cut: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    async fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (requests, hello, cut): (Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>) = Default::default();
+        let counters = (Arc::clone(&requests), Arc::clone(&hello), Arc::clone(&cut));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let counters = (counters.0.clone(), counters.1.clone(), counters.2.clone());
+                tokio::spawn(serve(stream, counters));
+            }
+        });
+        Upstream { port, requests, hello, cut }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn grant(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+async fn serve(mut stream: TcpStream, (requests, hello, cut): (Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>)) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    requests.fetch_add(1, Ordering::SeqCst);
+    let mut words = head.split_whitespace();
+    let (method, target) = (words.next().unwrap_or("").to_owned(), words.next().unwrap_or("/").to_owned());
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let number = |key: &str| {
+        query.split('&').find_map(|kv| kv.strip_prefix(&format!("{key}="))).and_then(|v| v.parse::<u64>().ok())
+    };
+    let (status, extra, body): (&str, String, Vec<u8>) = match path {
+        "/hello" => {
+            hello.fetch_add(1, Ordering::SeqCst);
+            ("200 OK", "x-upstream: yes\r\n".into(), b"hello from upstream".to_vec())
+        }
+        "/redirect" => ("302 Found", "location: /hello\r\n".into(), Vec::new()),
+        "/slow" => {
+            let wait = Duration::from_millis(number("ms").unwrap_or(500));
+            // Answer after `wait`, unless the caller hangs up first.
+            let mut probe = [0u8; 1];
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stream.read(&mut probe) => {
+                    cut.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+            }
+            ("200 OK", String::new(), b"slow".to_vec())
+        }
+        "/big" => ("200 OK", String::new(), vec![b'x'; usize::try_from(number("bytes").unwrap_or(0)).unwrap()]),
+        "/echo" => {
+            let mut body = format!("{method} ").into_bytes();
+            body.extend_from_slice(&buf[head_end..head_end + length]);
+            ("200 OK", String::new(), body)
+        }
+        _ => ("404 Not Found", String::new(), Vec::new()),
+    };
+    let head = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n", body.len());
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(&body).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn deploy_granting(server: &Server, name: &str, grants: &[&str]) -> (StatusCode, Value) {
+    let query: String = grants
+        .iter()
+        .enumerate()
+        .map(|(i, g)| format!("{}allow-outbound={}", if i == 0 { "?" } else { "&" }, percent(g)))
+        .collect();
+    let answer =
+        server.request(Method::PUT, &format!("/procedures/{name}{query}"), &[], wasm("test_http_client")).await;
+    (answer.status, answer.json().unwrap_or_else(|e| panic!("{e:#}: {}", answer.text())))
+}
+
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The `wasi:http` error code a failed fetch named.
+fn wasi_error(error: &Value) -> &str {
+    assert_eq!(error["code"], 20, "{error}");
+    error["data"]["error"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn granted_hosts_are_reached_others_denied_and_redirects_not_followed() {
+    let upstream = Upstream::start().await;
+    let other = Upstream::start().await;
+    let server = Server::start(&[]);
+    let (status, meta) = deploy_granting(&server, "h", &[&upstream.grant()]).await;
+    assert_eq!(status, StatusCode::CREATED, "{meta}");
+    assert_eq!(meta["allowed_outbound"], json!([upstream.grant()]));
+    let shown = server.request(Method::GET, "/procedures/h", &[], Vec::new()).await.json().unwrap();
+    assert_eq!(shown["allowed_outbound"], json!([upstream.grant()]));
+
+    let got = server.result("h.fetch", json!({"url": upstream.url("/hello")})).await;
+    assert_eq!((got["status"].as_u64(), got["body"].as_str()), (Some(200), Some("hello from upstream")), "{got}");
+    assert_eq!(got["headers"]["x-upstream"], "yes");
+    let echoed = server.result("h.fetch", json!({"url": upstream.url("/echo"), "method": "POST", "body": "hi"})).await;
+    assert_eq!(echoed["body"], "POST hi");
+
+    // A redirect comes back as it is: the host does not follow it.
+    let hello_before = upstream.hello.load(Ordering::SeqCst);
+    let got = server.result("h.fetch", json!({"url": upstream.url("/redirect")})).await;
+    assert_eq!(got["status"], 302, "{got}");
+    assert_eq!(got["headers"]["location"], "/hello");
+    assert_eq!(upstream.hello.load(Ordering::SeqCst), hello_before, "the redirect was not followed");
+
+    // Another port of the same address is another grant: denied, never sent.
+    let error = server.error("h.fetch", json!({"url": other.url("/hello")})).await;
+    assert_eq!(wasi_error(&error), "HTTP-request-denied", "{error}");
+    assert_eq!(other.requests.load(Ordering::SeqCst), 0);
+    // So is https to the granted http host.
+    let url = format!("https://127.0.0.1:{}/hello", upstream.port);
+    assert_eq!(wasi_error(&server.error("h.fetch", json!({ "url": url })).await), "HTTP-request-denied");
+    server.wait_for_log(0, &["outbound request refused", "--allow-outbound"], Duration::from_secs(5)).await;
+
+    let ok = "wasmrpc_outbound_requests_total{procedure=\"h\",host=\"127.0.0.1\",outcome=\"ok\"}";
+    assert_eq!(server.metric(ok).await, Some(3.0));
+    let denied = "wasmrpc_outbound_requests_total{procedure=\"h\",host=\"(not granted)\",outcome=\"denied\"}";
+    assert_eq!(server.metric(denied).await, Some(2.0));
+
+    // Without a grant, nothing goes out.
+    server.deploy_ok("plain", "test_http_client").await;
+    let error = server.error("plain.fetch", json!({"url": upstream.url("/hello")})).await;
+    assert_eq!(wasi_error(&error), "HTTP-request-denied");
+}
+
+#[tokio::test]
+async fn a_name_that_resolves_to_loopback_is_refused() {
+    let upstream = Upstream::start().await;
+    let server = Server::start(&[]);
+    let by_name = format!("http://localhost:{}", upstream.port);
+    let (status, meta) = deploy_granting(&server, "h", &[&by_name]).await;
+    assert_eq!(status, StatusCode::CREATED, "{meta}");
+    let error = server.error("h.fetch", json!({"url": format!("{by_name}/hello")})).await;
+    assert_eq!(wasi_error(&error), "destination-IP-prohibited", "{error}");
+    // The literal address is another entry, not granted here.
+    let error = server.error("h.fetch", json!({"url": upstream.url("/hello")})).await;
+    assert_eq!(wasi_error(&error), "HTTP-request-denied", "{error}");
+    assert_eq!(upstream.requests.load(Ordering::SeqCst), 0, "no request reached the upstream");
+    server.wait_for_log(0, &["localhost resolves to", "loopback", "literally"], Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn bad_grants_are_refused_saying_why() {
+    let server = Server::start(&[]);
+    for (grant, why) in [
+        ("ftp://example.com", "http or https"),
+        ("https://example.com/path", "path"),
+        ("example.com", "no scheme"),
+        ("https://example.com:0", "port"),
+        ("https://*.com", "wildcard"),
+    ] {
+        let (status, body) = deploy_granting(&server, "h", &[grant]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{grant}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(why), "{grant}: {body}");
+    }
+    assert_eq!(server.request(Method::GET, "/procedures/h", &[], Vec::new()).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_response_cap_and_the_request_limit() {
+    let upstream = Upstream::start().await;
+    let server = Server::start(&["--max-outbound-response-mib", "1", "--max-outbound-requests", "3"]);
+    deploy_granting(&server, "h", &[&upstream.grant()]).await;
+    let small = server.result("h.fetch", json!({"url": upstream.url("/big?bytes=1000")})).await;
+    assert_eq!(small["body"].as_str().unwrap().len(), 1000);
+    let error = server.error("h.fetch", json!({"url": upstream.url("/big?bytes=2000000")})).await;
+    assert_eq!(wasi_error(&error), "HTTP-response-body-size", "{error}");
+    server.wait_for_log(0, &["--max-outbound-response-mib"], Duration::from_secs(5)).await;
+
+    let outcomes = server.result("h.fetch_many", json!({"url": upstream.url("/hello"), "count": 4})).await;
+    assert_eq!(outcomes, json!(["200", "200", "200", "request failed: internal-error"]), "{outcomes}");
+    server.wait_for_log(0, &["--max-outbound-requests"], Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_slow_upstream_is_cut_at_the_call_deadline() {
+    let _timing = timing().await;
+    let upstream = Upstream::start().await;
+    let server = Server::start(&["--time-limit-ms", "500"]);
+    deploy_granting(&server, "h", &[&upstream.grant()]).await;
+    let started = Instant::now();
+    let error = server.error("h.fetch", json!({"url": upstream.url("/slow?ms=10000")})).await;
+    assert_eq!(error["code"], -32001, "{error}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    // The connection ends with the call.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while upstream.cut.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(upstream.cut.load(Ordering::SeqCst), 1, "the upstream connection was closed");
+}
+
+#[tokio::test]
+async fn calls_waiting_on_the_network_lend_their_slots() {
+    let _timing = timing().await;
+    let upstream = Upstream::start().await;
+    // 64 calls on 32 slots: only lending lets all of them wait at once.
+    let server = Server::start(&["--max-concurrent-calls", "32"]);
+    deploy_granting(&server, "h", &[&upstream.grant()]).await;
+    server.result("h.fetch", json!({"url": upstream.url("/hello")})).await;
+    let started = Instant::now();
+    let url = upstream.url("/slow?ms=500");
+    let calls = (0..64).map(|_| server.call("h.fetch", json!({ "url": url })));
+    let answers = futures_join_all(calls).await;
+    let elapsed = started.elapsed();
+    for answer in &answers {
+        assert_eq!(answer["result"]["body"], "slow", "{answer}");
+    }
+    assert!(elapsed < Duration::from_millis(1500), "64 waiting calls took {elapsed:?}");
+}
+
+/// Runs every future at once on this task.
+async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if outputs[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(out) => outputs[i] = Some(out),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
+}
+
+#[tokio::test]
+async fn a_grant_is_kept_with_its_version_and_a_rollback_restores_it() {
+    let upstream = Upstream::start().await;
+    let server = Server::start(&[]);
+    let (_, v1) = deploy_granting(&server, "h", &[&upstream.grant()]).await;
+    assert_eq!(v1["version"], 1);
+    // The same bytes without the grant are a new version, not "unchanged".
+    let (status, v2) = deploy_granting(&server, "h", &[]).await;
+    assert_eq!((status, v2["version"].as_u64()), (StatusCode::OK, Some(2)), "{v2}");
+    assert_eq!(v2["allowed_outbound"], json!([]));
+    let error = server.error("h.fetch", json!({"url": upstream.url("/hello")})).await;
+    assert_eq!(wasi_error(&error), "HTTP-request-denied");
+    // And the same bytes with the same grant again change nothing.
+    let (status, same) = deploy_granting(&server, "h", &[]).await;
+    assert_eq!((status, same["version"].as_u64()), (StatusCode::OK, Some(2)));
+
+    let answer = server.request(Method::POST, "/procedures/h/versions/1/activate", &[], Vec::new()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.json().unwrap()["allowed_outbound"], json!([upstream.grant()]));
+    let got = server.result("h.fetch", json!({"url": upstream.url("/hello")})).await;
+    assert_eq!(got["status"], 200);
+    let versions = server.request(Method::GET, "/procedures/h/versions", &[], Vec::new()).await.json().unwrap();
+    assert_eq!(versions[1]["allowed_outbound"], json!([upstream.grant()]), "{versions}");
+
+    // The grant survives a restart (the data dir's version record).
+    let server = server.restart();
+    let got = server.result("h.fetch", json!({"url": upstream.url("/hello")})).await;
+    assert_eq!(got["status"], 200);
+}
