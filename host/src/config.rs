@@ -132,6 +132,9 @@ pub struct Config {
     pub dashboard: bool,
     /// Procedures' key-value limits (`--kv-*`).
     pub kv: crate::kv::KvLimits,
+    /// Limits on procedures' outgoing HTTP (`--max-outbound-*`,
+    /// `--outbound-connect-timeout-ms`).
+    pub outbound: crate::outbound::Limits,
     /// The shared registry (`--registry`); `None`: the data dir is the registry.
     pub registry: Option<crate::store::pg::PgTarget>,
 }
@@ -162,6 +165,7 @@ impl Config {
             epoch_tick: EPOCH_TICK,
             dashboard: true,
             kv: crate::kv::KvLimits::default(),
+            outbound: crate::outbound::Limits::default(),
             registry: None,
         }
     }

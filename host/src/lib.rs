@@ -19,9 +19,12 @@
 //! Deploys, rollbacks and removals go [`server`] -> [`admin`] -> [`registry`]
 //! (compile, check, describe, then the [`store`] and an atomic swap); the
 //! store is the data dir or PostgreSQL ([`store`], which also holds the
-//! compiled-code cache). [`replica`] follows a shared registry, [`watch`]
-//! deploys from a directory, [`metrics`] keeps the counters `/metrics`
-//! shows, [`config`] holds every limit, and [`http_error`] is the one error
+//! compiled-code cache). Procedures' own state is kept by name beside the
+//! registry: key-value data in [`kv`], configuration (variables and
+//! secrets, `wasi:config`) in [`vars`]. [`replica`] follows a shared
+//! registry, [`watch`] deploys from a directory, [`metrics`] keeps the counters `/metrics`
+//! shows, [`config`] holds every limit, [`outbound`] the rules of a
+//! procedure's outgoing HTTP, and [`http_error`] is the one error
 //! type of the HTTP API; [`dashboard`] serves the web page at `GET /`, a
 //! client of that API like any other. The command line ([`cli`]: `serve`,
 //! the admin and call commands, `new`, `dev`, `stub`) is the binary's glue
@@ -49,6 +52,10 @@
 //! - **store**: [`store::Store`], where the registry's truth is kept (the
 //!   data dir or PostgreSQL). A wasmtime store (one instance's state) is
 //!   only ever a `Store<CallState>` inside the sandbox.
+//! - **config**: [`config::Config`] is the server's own settings (limits,
+//!   flags); a procedure's configuration (what `wasi:config` serves, set
+//!   with `PUT /procedures/{name}/config`) is [`vars`]: **variables** and
+//!   **secrets**, one namespace of keys, a secret's value never shown.
 //! - **sandbox**: the Wasm side of a call (engine, checks, instances);
 //!   **registry**: the deployed procedures and their versions.
 
@@ -61,10 +68,12 @@ pub mod http_error;
 pub mod kv;
 pub mod logtext;
 pub mod metrics;
+pub mod outbound;
 pub mod registry;
 pub mod replica;
 pub mod rpc;
 pub mod sandbox;
 pub mod server;
 pub mod store;
+pub mod vars;
 pub mod watch;

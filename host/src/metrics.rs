@@ -74,6 +74,9 @@ pub struct ProcStats {
     /// Calls served by a ready instance (made ahead: `--ready-instances`).
     ready: AtomicU64,
     errors: Mutex<BTreeMap<i32, u64>>,
+    /// Outbound HTTP requests by granted host and outcome (locked per
+    /// request, by calls that send one).
+    outbound: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 impl ProcStats {
@@ -90,6 +93,13 @@ impl ProcStats {
     /// Records how long creating a call's fresh instance took.
     pub fn record_instantiate(&self, elapsed: Duration) {
         self.instantiate.record(&INSTANTIATE_BUCKETS, elapsed);
+    }
+
+    /// Records one outbound request to `host` (as granted, or a
+    /// placeholder such as `(not granted)`) that ended in `outcome`.
+    pub fn record_outbound(&self, host: &str, outcome: &'static str) {
+        let mut outbound = self.outbound.lock().unwrap_or_else(|p| p.into_inner());
+        *outbound.entry((host.to_owned(), outcome)).or_default() += 1;
     }
 
     /// Records a call that took a ready instance, made ahead of it.
@@ -154,7 +164,16 @@ pub fn render<'a>(
     let mut instantiate = String::from(
         "# HELP wasmrpc_instantiate_duration_seconds Time to create a fresh instance for a call (in the call, or just ahead of it: --ready-instances), per procedure.\n# TYPE wasmrpc_instantiate_duration_seconds histogram\n",
     );
+    let mut outbound = String::from(
+        "# HELP wasmrpc_outbound_requests_total Outgoing HTTP requests of procedures, per procedure, granted host and outcome.\n# TYPE wasmrpc_outbound_requests_total counter\n",
+    );
     for (name, stats) in procedures {
+        for ((host, outcome), n) in stats.outbound.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                outbound,
+                "wasmrpc_outbound_requests_total{{procedure=\"{name}\",host=\"{host}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
         let total = stats.calls.load(Ordering::Relaxed);
         let _ = writeln!(calls, "wasmrpc_calls_total{{procedure=\"{name}\"}} {total}");
         let served = stats.ready.load(Ordering::Relaxed);
@@ -168,7 +187,7 @@ pub fn render<'a>(
     let mut nested_calls = String::new();
     nested.render(&mut nested_calls);
     format!(
-        "# HELP wasmrpc_procedures_deployed Procedures serving now.\n# TYPE wasmrpc_procedures_deployed gauge\nwasmrpc_procedures_deployed {deployed}\n{calls}{errors}{ready}{nested_calls}{latency}{instantiate}"
+        "# HELP wasmrpc_procedures_deployed Procedures serving now.\n# TYPE wasmrpc_procedures_deployed gauge\nwasmrpc_procedures_deployed {deployed}\n{calls}{errors}{ready}{nested_calls}{outbound}{latency}{instantiate}"
     )
 }
 

@@ -7,7 +7,8 @@
 //! notification is only a wake-up. On one, on every (re)connect and every
 //! [`REGISTRY_POLL`], the replica reads the change log after the last change
 //! it applied and brings each changed name in line ([`Registry::sync`]:
-//! compile into its own cache, swap), so a notification lost while the
+//! compile into its own cache, swap; and drop its cached configuration,
+//! [`crate::vars`]), so a notification lost while the
 //! connection was down is never a lost deploy. While PostgreSQL is down the
 //! replica serves what it has; deploys answer 503 (the store says
 //! `Unavailable`), and it catches up once PostgreSQL is back.
@@ -22,6 +23,7 @@ use crate::kv::Kv;
 use crate::registry::{Registry, RegistryError};
 use crate::store::pg::{PgStore, PgTarget};
 use crate::store::StoreError;
+use crate::vars::Vars;
 
 /// The first wait before trying the registry again.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -59,7 +61,8 @@ async fn try_open(config: &Config, target: &PgTarget) -> Result<(Arc<Registry>, 
     let cursor = store.last_change().await?;
     let (config, boxed) = (config.clone(), Box::new(store.clone()));
     let kv = Kv::postgres(store.kv(), config.kv);
-    let registry = tokio::task::spawn_blocking(move || Registry::open_with(&config, boxed, kv))
+    let vars = Vars::postgres(store.clone());
+    let registry = tokio::task::spawn_blocking(move || Registry::open_with(&config, boxed, kv, vars))
         .await
         .map_err(|e| anyhow!("loading the registry failed: {e}"))?
         .map_err(|e| match e.downcast::<RegistryError>() {
@@ -138,6 +141,8 @@ async fn catch_up(registry: &Arc<Registry>, store: &PgStore, cursor: &mut i64) -
             }
         }
         for name in names {
+            // A change may be of the name's configuration: read it again.
+            registry.vars().forget(&name);
             match registry.sync(&name).await {
                 Ok(()) => {}
                 Err(RegistryError::Unavailable(why)) => return Err(StoreError::Unavailable(why)),

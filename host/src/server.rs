@@ -43,6 +43,8 @@ enum Route<'a> {
     Versions(&'a str),
     /// `/procedures/{name}/kv` and `/procedures/{name}/kv/{bucket}/{key}`.
     Kv(&'a str, Option<&'a str>),
+    /// `/procedures/{name}/config`.
+    Config(&'a str),
     /// `/procedures/{name}/versions/{n}/activate`; `n` as sent.
     Activate(&'a str, &'a str),
     Health,
@@ -63,6 +65,9 @@ impl<'a> Route<'a> {
             _ => match path.strip_prefix("/procedures/") {
                 Some(rest) => match admin::kv::handles(rest) {
                     Some((name, kv_path)) => Route::Kv(name, kv_path),
+                    None if admin::config::handles(rest).is_some() => {
+                        Route::Config(admin::config::handles(rest).unwrap_or_default())
+                    }
                     None => match rest.split('/').collect::<Vec<_>>()[..] {
                         [name, "versions"] => Route::Versions(name),
                         [name, "versions", n, "activate"] => Route::Activate(name, n),
@@ -257,6 +262,7 @@ async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Http
             admin::activate(&app.registry, &app.config, peer, name, n, &req).await
         }
         (Route::Kv(name, kv_path), _) => admin::kv::serve(&app.registry, &app.config, peer, name, kv_path, req).await,
+        (Route::Config(name), _) => admin::config::serve(&app.registry, &app.config, peer, name, req).await,
         (Route::NotFound, _) => Err(no_route(&path)),
         (Route::Dashboard(_), _) if !app.config.dashboard => Err(no_route(&path)),
         (Route::Dashboard(file), &Method::GET) => dashboard::serve(file, req.headers()),

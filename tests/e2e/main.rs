@@ -9,6 +9,7 @@ mod admin;
 mod cli;
 mod clients;
 mod cluster;
+mod config;
 mod connections;
 mod dashboard;
 mod dev;
@@ -21,6 +22,7 @@ mod kv_pg;
 mod logging;
 mod nested;
 mod oracle;
+mod outbound;
 mod persistence;
 mod reload;
 /// The fuzz target `module_upload`'s seeds and the procedure template.

@@ -3,8 +3,10 @@
 //! `GET /procedures/{name}/versions`,
 //! `POST /procedures/{name}/versions/{n}/activate`), and who may.
 //! Every error is JSON `{"error": "..."}` with the status of its [`HttpError`].
-//! Procedures' key-value state has its own part of the API (`kv.rs`).
+//! Procedures' key-value state has its own part of the API (`kv.rs`), and
+//! so has their configuration (`config.rs`).
 
+pub mod config;
 pub mod kv;
 
 use std::net::SocketAddr;
@@ -23,7 +25,7 @@ use crate::registry::{check_name, Registry, RegistryError};
 impl From<RegistryError> for HttpError {
     fn from(err: RegistryError) -> Self {
         match err {
-            RegistryError::BadName(m) => HttpError::BadRequest(m),
+            RegistryError::BadName(m) | RegistryError::BadGrant(m) => HttpError::BadRequest(m),
             RegistryError::Invalid(m) => HttpError::BadRequest(m.0),
             RegistryError::NotFound(m) => HttpError::NotFound(m),
             RegistryError::Overloaded(m) => HttpError::Overloaded(m),
@@ -67,7 +69,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// `PUT /procedures/{name}`: 201 with metadata on a first deploy, 200 on a replace.
+/// `PUT /procedures/{name}[?allow-outbound=URL...]`: 201 with metadata on a
+/// first deploy, 200 on a replace; 400 for a bad `allow-outbound` entry.
 pub async fn deploy(
     registry: &Arc<Registry>,
     config: &Config,
@@ -77,6 +80,8 @@ pub async fn deploy(
 ) -> Result<HttpResponse, HttpError> {
     authorize_request(config, peer, &req)?;
     check_name(name)?;
+    let allowed_outbound = allow_outbound(req.uri().query());
+    crate::outbound::Grant::parse(&allowed_outbound).map_err(HttpError::BadRequest)?;
     let limit = config.max_module_bytes;
     let body = body::read(req, limit, config.body_read_timeout).await.map_err(|e| match e {
         BodyError::TooLarge => HttpError::TooLarge(format!(
@@ -94,9 +99,17 @@ pub async fn deploy(
             "the request body is empty: send the .wasm bytes, e.g. `curl -X PUT --data-binary @f.wasm`".into(),
         ));
     }
-    let (metadata, created) = registry.deploy(name, body).await?;
+    let (metadata, created) = registry.deploy_granting(name, body, &allowed_outbound).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(json_response(status, to_json(&metadata)))
+}
+
+/// Every `allow-outbound` value of a query string, in order.
+fn allow_outbound(query: Option<&str>) -> Vec<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(key, _)| key == "allow-outbound")
+        .map(|(_, value)| value.into_owned())
+        .collect()
 }
 
 /// `GET /procedures/{name}`.

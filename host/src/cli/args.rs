@@ -29,6 +29,11 @@ pub enum Command {
         name: String,
         /// The .wasm file.
         file: PathBuf,
+        /// Let this version send HTTP requests to URL: scheme://host[:port], http or https;
+        /// `*.example.com` for every subdomain (not example.com itself). Repeat for more hosts;
+        /// without it the version may send none.
+        #[arg(long = "allow-outbound", value_name = "URL")]
+        allow_outbound: Vec<String>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -109,6 +114,20 @@ pub enum Command {
     /// one. `export` and `import` move a procedure's data between servers.
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Set, unset and list procedure NAME's configuration (wasi:config):
+    /// variables and secrets its code reads with `get`.
+    ///
+    /// The configuration belongs to the name, deployed or not; a change
+    /// applies to calls that start after it, without a redeploy. `list`
+    /// shows the values of variables and only the names of secrets. Every
+    /// subcommand uses the admin API (`/procedures/NAME/config`), so it
+    /// needs --admin-token when the server has one.
+    Config {
+        /// Procedure name.
+        name: String,
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Wrap a core module built for wasm32-unknown-unknown into a component.
     ///
     /// A procedure with no WASI imports makes the cheapest instances: build
@@ -165,6 +184,10 @@ pub struct DevArgs {
     /// starts a server.
     #[arg(long)]
     pub once: bool,
+    /// Let the procedure send HTTP requests to URL (scheme://host[:port]); repeatable.
+    /// Without it the procedure may send none.
+    #[arg(long = "allow-outbound", value_name = "URL")]
+    pub allow_outbound: Vec<String>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -285,13 +308,47 @@ pub enum KvCommand {
     },
 }
 
+/// `wasmrpc config NAME`'s subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Set KEY to VALUE (`-`: read it from stdin, one trailing newline
+    /// dropped), as a variable or with --secret as a secret; other keys stay.
+    ///
+    /// Keys are 1 to 128 characters of a-z, 0-9, `_`, `.` and `-`; a value
+    /// is at most 64 KiB, and a procedure's keys and values at most 1 MiB.
+    /// A secret given as `-` stays out of the shell's history.
+    Set {
+        /// Key.
+        key: String,
+        /// The value, as text (`-`: stdin).
+        value: String,
+        /// Keep it as a secret: its value is never shown again.
+        #[arg(long)]
+        secret: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Unset KEY (a variable or a secret); done also when it was not set.
+    Unset {
+        /// Key.
+        key: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the keys: variables with their values, secrets by name only.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
 /// Where the client commands find the server.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Base URL of the server.
     #[arg(long, env = "WASMRPC_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
-    /// Admin token for deploy, remove, rollback and kv.
+    /// Admin token for deploy, remove, rollback, kv and config.
     #[arg(long, env = "WASMRPC_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 }
@@ -384,6 +441,20 @@ pub struct ServeArgs {
     #[arg(long, env = "WASMRPC_KV_PAGE_KEYS", default_value_t = crate::kv::DEFAULT_PAGE_KEYS as u64,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub kv_page_keys: u64,
+    /// Outgoing HTTP requests one call may send (wasi:http); past it a request fails with
+    /// `internal-error`.
+    #[arg(long, env = "WASMRPC_MAX_OUTBOUND_REQUESTS", default_value_t = crate::outbound::DEFAULT_MAX_REQUESTS)]
+    pub max_outbound_requests: u32,
+    /// Response body bytes one call may receive over all its outgoing requests, in MiB; past
+    /// it a request fails with `HTTP-response-body-size`.
+    #[arg(long, env = "WASMRPC_MAX_OUTBOUND_RESPONSE_MIB", default_value_t = crate::outbound::DEFAULT_MAX_RESPONSE_MIB,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_outbound_response_mib: u64,
+    /// Time an outgoing request may take to resolve its host and connect, in milliseconds
+    /// (the call's time limit bounds the rest).
+    #[arg(long, env = "WASMRPC_OUTBOUND_CONNECT_TIMEOUT_MS", default_value_t = crate::outbound::DEFAULT_CONNECT_TIMEOUT.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub outbound_connect_timeout_ms: u64,
     /// Do not serve the web dashboard at `GET /` (the JSON API is unchanged).
     #[arg(long, env = "WASMRPC_NO_DASHBOARD", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_dashboard: bool,
@@ -443,6 +514,11 @@ impl ServeArgs {
         config.guard_pages = self.guard_pages;
         config.ready_instances = usize::try_from(self.ready_instances).unwrap_or(config::DEFAULT_READY_INSTANCES);
         config.dashboard = !self.no_dashboard;
+        config.outbound = crate::outbound::Limits {
+            max_requests: self.max_outbound_requests,
+            max_response_bytes: self.max_outbound_response_mib << 20,
+            connect_timeout: Duration::from_millis(self.outbound_connect_timeout_ms),
+        };
         config.kv = crate::kv::KvLimits {
             max_key_bytes: usize::try_from(self.kv_max_key_bytes).unwrap_or(crate::kv::DEFAULT_MAX_KEY_BYTES),
             max_value_bytes: usize::try_from(self.kv_max_value_kib << 10).unwrap_or(usize::MAX),

@@ -1,10 +1,11 @@
 //! The command line: `serve`, the client commands (`deploy`, `call`, `list`,
-//! `remove`, `versions`, `rollback`, `kv`), the procedure developer's (`new`,
+//! `remove`, `versions`, `rollback`, `kv`, `config`), the procedure developer's (`new`,
 //! `dev`, `component`) and `stub`, which generates typed clients. The
 //! arguments are in `args.rs`; this file runs them.
 
 pub mod admin_client;
 mod args;
+mod config;
 pub mod dev;
 mod kv;
 mod process;
@@ -19,13 +20,15 @@ use anyhow::{bail, Context as _};
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
-pub use args::{Cli, Command, DevArgs, KvCommand, LogFormat, ServeArgs, ServerArgs, StubArgs};
+pub use args::{Cli, Command, ConfigCommand, DevArgs, KvCommand, LogFormat, ServeArgs, ServerArgs, StubArgs};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Deploy { name, file, server } => client_command(deploy_file(name, file, server)),
+        Command::Deploy { name, file, allow_outbound, server } => {
+            client_command(deploy_file(name, file, allow_outbound, server))
+        }
         Command::Call { method, params, server } => client_command(call(method, params, server)),
         Command::List { server } => client_command(list(server)),
         Command::Remove { name, server } => client_command(remove(name, server)),
@@ -36,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stub(args) => stub::run(&args),
         Command::Dev(args) => dev::run(args),
         Command::Kv(command) => kv::run(command),
+        Command::Config { name, command } => config::run(&name, command),
     }
 }
 
@@ -72,9 +76,15 @@ async fn admin_request(
     Ok(admin.request(method, path, body).await?)
 }
 
-async fn deploy_file(name: String, file: PathBuf, server: ServerArgs) -> anyhow::Result<ExitCode> {
+async fn deploy_file(
+    name: String,
+    file: PathBuf,
+    allow_outbound: Vec<String>,
+    server: ServerArgs,
+) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let answer = admin_request(&server, Method::PUT, &format!("/procedures/{name}"), bytes).await?;
+    let path = format!("/procedures/{name}{}", crate::outbound::deploy_query(&allow_outbound));
+    let answer = admin_request(&server, Method::PUT, &path, bytes).await?;
     let meta = answer.json()?;
     let verb = if answer.status == StatusCode::CREATED { "deployed" } else { "updated" };
     println!(
@@ -84,6 +94,10 @@ async fn deploy_file(name: String, file: PathBuf, server: ServerArgs) -> anyhow:
         meta["sha256"].as_str().unwrap_or_default()
     );
     print_methods(&meta);
+    if let Some(hosts) = meta["allowed_outbound"].as_array().filter(|h| !h.is_empty()) {
+        let hosts: Vec<&str> = hosts.iter().filter_map(Value::as_str).collect();
+        println!("  allowed outbound: {}", hosts.join(", "));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -74,6 +74,10 @@ impl Dispatcher for Registry {
         self.kv()
     }
 
+    fn vars(&self) -> &crate::vars::Vars {
+        self.vars()
+    }
+
     fn slots(&self) -> &crate::sandbox::Slots {
         self.sandbox.slots()
     }

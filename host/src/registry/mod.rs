@@ -31,6 +31,7 @@ use crate::store::compiled::CompiledCache;
 use crate::store::data_dir::DataDir;
 use crate::store::sha256_hex;
 use crate::store::{Store, StoreError, StoredVersion};
+use crate::vars::Vars;
 
 /// What the admin API shows of a deployed version.
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +43,9 @@ pub struct Metadata {
     pub deployed_at: String,
     /// Full JSON-RPC method names, `module.method`.
     pub methods: Vec<String>,
+    /// The hosts this version may send HTTP requests to, as granted at
+    /// deploy (`allow-outbound`); empty: none.
+    pub allowed_outbound: Vec<String>,
 }
 
 /// One kept version of a name, as `GET /procedures/{name}/versions` lists it.
@@ -67,6 +71,9 @@ struct Version {
 pub enum RegistryError {
     #[error("{0}")]
     BadName(String),
+    /// An `allow-outbound` entry that is not `scheme://host[:port]`.
+    #[error("{0}")]
+    BadGrant(String),
     #[error("{0}")]
     Invalid(#[from] InvalidModule),
     /// No such procedure, or no such kept version; the message says which.
@@ -106,6 +113,8 @@ pub struct Registry {
     sandbox: Sandbox,
     /// Procedures' key-value state, kept by name across versions.
     kv: Kv,
+    /// Procedures' configuration, kept by name across versions.
+    vars: Vars,
     store: Box<dyn Store>,
     cache: CompiledCache,
     live: ArcSwap<HashMap<String, Arc<Version>>>,
@@ -151,7 +160,13 @@ impl Registry {
     pub fn open(config: &Config) -> anyhow::Result<Self> {
         let store = DataDir::open(&config.data_dir, config.keep_versions)?;
         let kv = Kv::embedded(&config.data_dir, config.kv)?;
-        Self::open_with(config, Box::new(store), kv)
+        let vars = Vars::files(&config.data_dir)?;
+        Self::open_with(config, Box::new(store), kv, vars)
+    }
+
+    /// The configuration of every procedure.
+    pub fn vars(&self) -> &Vars {
+        &self.vars
     }
 
     /// The key-value state of every procedure.
@@ -161,12 +176,13 @@ impl Registry {
 
     /// Loads every procedure serving in `store`, from the compiled cache in
     /// the data dir where it matches, compiling where it does not. Blocking.
-    pub fn open_with(config: &Config, store: Box<dyn Store>, kv: Kv) -> anyhow::Result<Self> {
+    pub fn open_with(config: &Config, store: Box<dyn Store>, kv: Kv, vars: Vars) -> anyhow::Result<Self> {
         let sandbox = Sandbox::new(config)?;
         let cache = CompiledCache::open(&config.data_dir, sandbox.compatibility_key())?;
         let registry = Registry {
             sandbox,
             kv,
+            vars,
             store,
             cache,
             live: ArcSwap::from_pointee(HashMap::new()),
@@ -280,9 +296,23 @@ impl Registry {
     /// new (first deploy, or first since a delete). Bytes identical to the
     /// serving version change nothing.
     pub async fn deploy(self: &Arc<Self>, name: &str, bytes: bytes::Bytes) -> Result<(Metadata, bool), RegistryError> {
+        self.deploy_granting(name, bytes, &[]).await
+    }
+
+    /// [`Registry::deploy`], the new version granted outbound HTTP to
+    /// `allowed_outbound` (`scheme://host[:port]` entries, checked here:
+    /// [`RegistryError::BadGrant`] says what is wrong). The same bytes with
+    /// another grant are a new version.
+    pub async fn deploy_granting(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: bytes::Bytes,
+        allowed_outbound: &[String],
+    ) -> Result<(Metadata, bool), RegistryError> {
         check_name(name)?;
+        let allowed_outbound = crate::outbound::canonical_texts(allowed_outbound).map_err(RegistryError::BadGrant)?;
         let sha256 = sha256_hex(&bytes);
-        if let Some(unchanged) = self.unchanged(name, &sha256).await? {
+        if let Some(unchanged) = self.unchanged(name, &sha256, &allowed_outbound).await? {
             return Ok((unchanged, false));
         }
         let this = self.clone();
@@ -305,7 +335,9 @@ impl Registry {
         // made until it syncs, and "unchanged" from a stale table would
         // acknowledge bytes the store no longer serves (an acknowledged
         // deploy that never serves). The store must agree.
-        if let Some(current) = self.get(name).filter(|d| d.metadata.sha256 == sha256) {
+        if let Some(current) =
+            self.get(name).filter(|d| d.metadata.sha256 == sha256 && d.metadata.allowed_outbound == allowed_outbound)
+        {
             let (this, owned_name, number) = (self.clone(), name.to_owned(), current.metadata.version);
             if blocking(move || Ok(this.store.history(&owned_name)?.serving == Some(number))).await? {
                 return Ok((current.metadata.clone(), false));
@@ -318,7 +350,7 @@ impl Registry {
             if fresh {
                 this.cache_compiled(&sha256, &compiled);
             }
-            let stored = this.store.publish(&owned_name, &sha256, &bytes, &describe)?;
+            let stored = this.store.publish_granting(&owned_name, &sha256, &bytes, &describe, &allowed_outbound)?;
             Ok(this.assemble(&owned_name, compiled, stored)?)
         })
         .await?;
@@ -333,11 +365,18 @@ impl Registry {
     /// the store, not only this server's table: a replica that has not yet
     /// caught up with a change made elsewhere must not answer "unchanged"
     /// for bytes the shared registry no longer serves (it catches up first).
-    async fn unchanged(self: &Arc<Self>, name: &str, sha256: &str) -> Result<Option<Metadata>, RegistryError> {
+    async fn unchanged(
+        self: &Arc<Self>,
+        name: &str,
+        sha256: &str,
+        allowed_outbound: &[String],
+    ) -> Result<Option<Metadata>, RegistryError> {
         let this = self.clone();
         let owned_name = name.to_owned();
         let history = blocking(move || Ok(this.store.history(&owned_name)?)).await?;
-        let Some(serving) = history.serving_version().filter(|v| v.sha256 == sha256) else {
+        let Some(serving) =
+            history.serving_version().filter(|v| v.sha256 == sha256 && v.allowed_outbound == allowed_outbound)
+        else {
             return Ok(None);
         };
         if self.get(name).is_none_or(|v| v.metadata.version != serving.version) {
@@ -348,7 +387,10 @@ impl Registry {
                 return Ok(None);
             }
         }
-        Ok(self.get(name).filter(|v| v.metadata.sha256 == sha256).map(|v| v.metadata.clone()))
+        Ok(self
+            .get(name)
+            .filter(|v| v.metadata.sha256 == sha256 && v.metadata.allowed_outbound == allowed_outbound)
+            .map(|v| v.metadata.clone()))
     }
 
     /// Makes kept version `version` of `name` serve again (a rollback, or
@@ -475,7 +517,10 @@ impl Registry {
             methods.insert(method);
         }
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_owned()).or_default().clone();
-        Ok(Version { metadata, loaded: compiled.into_loaded(name, methods), method_objects: prefixed, stats })
+        let grant = crate::outbound::Grant::parse(&metadata.allowed_outbound).map_err(anyhow::Error::msg)?;
+        let outbound = crate::sandbox::Outbound { grant, limits: self.sandbox.outbound_limits(), stats: stats.clone() };
+        let loaded = compiled.into_loaded(name, methods, outbound);
+        Ok(Version { metadata, loaded, method_objects: prefixed, stats })
     }
 }
 
@@ -488,6 +533,7 @@ fn metadata(name: &str, stored: StoredVersion, method_objects: &[Value]) -> Meta
         sha256: stored.sha256,
         size: stored.size,
         deployed_at: stored.deployed_at,
+        allowed_outbound: stored.allowed_outbound,
         methods: method_objects.iter().map(|m| format!("{name}.{}", m["name"].as_str().unwrap_or_default())).collect(),
     }
 }

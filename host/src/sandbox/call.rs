@@ -187,11 +187,14 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// What a running guest reaches outside its instance, implemented by the
 /// registry so that the sandbox does not depend on it: where its
 /// `client.call` goes (the registry finds the callee and runs it back here
-/// as a nested call), and the procedures' key-value state with the call
-/// slots a call lends while it waits on that state.
+/// as a nested call), the procedures' key-value state and configuration,
+/// and the call slots a call lends while it waits on either.
 pub trait Dispatcher: Send + Sync {
     /// The key-value state (`capabilities/keyvalue.rs`).
     fn kv(&self) -> &crate::kv::Kv;
+
+    /// The procedures' configuration (`capabilities/config.rs`).
+    fn vars(&self) -> &crate::vars::Vars;
 
     /// The call slots of the sandbox running the guest.
     fn slots(&self) -> &super::Slots;

@@ -45,6 +45,8 @@ pub const CHANNEL: &str = "wasmrpc_changes";
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "registry", include_str!("../../migrations/0001_registry.sql")),
     (2, "kv", include_str!("../../migrations/0002_kv.sql")),
+    (3, "config", include_str!("../../migrations/0003_config.sql")),
+    (4, "outbound", include_str!("../../migrations/0004_outbound.sql")),
 ];
 
 /// Advisory lock held while migrating, so replicas starting together do not
@@ -276,7 +278,7 @@ impl PgStore {
         Ok(Listener { _client: client, wakeups, driver })
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => self.classify(e),
             PoolError::Timeout(_) => self.unavailable(format!("no connection within {CONNECT_TIMEOUT:?}")),
@@ -301,7 +303,7 @@ impl PgStore {
         ))
     }
 
-    fn err(&self) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
+    pub(crate) fn err(&self) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
         |e| self.classify(e)
     }
 
@@ -334,13 +336,17 @@ impl PgStore {
     }
 
     /// Takes [`WRITE_LOCK`] for the rest of `tx`: the first step of every change.
-    async fn begin_change(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    pub(crate) async fn begin_change(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]).await.map_err(self.err())?;
         Ok(())
     }
 
     /// Records a change of `name` and queues its notification (sent at commit).
-    async fn record_change(&self, tx: &tokio_postgres::Transaction<'_>, name: &str) -> Result<(), StoreError> {
+    pub(crate) async fn record_change(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        name: &str,
+    ) -> Result<(), StoreError> {
         let row =
             tx.query_one("INSERT INTO changes (name) VALUES ($1) RETURNING id", &[&name]).await.map_err(self.err())?;
         let id: i64 = row.try_get(0).map_err(self.err())?;
@@ -351,7 +357,8 @@ impl PgStore {
     async fn history_in(&self, client: &impl GenericClient, name: &str) -> Result<History, StoreError> {
         let rows = client
             .query(
-                "SELECT p.last_version, p.serving, v.version, v.sha256, v.size, v.deployed_at, v.describe
+                "SELECT p.last_version, p.serving, v.version, v.sha256, v.size, v.deployed_at, v.describe,
+                        v.allowed_outbound
                  FROM procedures p LEFT JOIN versions v ON v.name = p.name
                  WHERE p.name = $1 ORDER BY v.version DESC",
                 &[&name],
@@ -382,7 +389,7 @@ impl PgStore {
     }
 
     /// The version whose columns (version, sha256, size, deployed_at,
-    /// describe) start at `at` in `row`.
+    /// describe, allowed_outbound) start at `at` in `row`.
     fn stored_version(&self, row: &Row, at: usize) -> Result<StoredVersion, StoreError> {
         let deployed_at: OffsetDateTime = row.try_get(at + 3).map_err(self.err())?;
         Ok(StoredVersion {
@@ -391,6 +398,7 @@ impl PgStore {
             size: number(row.try_get(at + 2).map_err(self.err())?)?,
             deployed_at: deployed_at.format(&Rfc3339).context("formatting deployed_at")?,
             describe: row.try_get(at + 4).map_err(self.err())?,
+            allowed_outbound: row.try_get(at + 5).map_err(self.err())?,
         })
     }
 }
@@ -401,7 +409,14 @@ fn number(n: i64) -> Result<u64, StoreError> {
 }
 
 impl Store for PgStore {
-    fn publish(&self, name: &str, sha256: &str, bytes: &[u8], describe: &str) -> Result<StoredVersion, StoreError> {
+    fn publish_granting(
+        &self,
+        name: &str,
+        sha256: &str,
+        bytes: &[u8],
+        describe: &str,
+        allowed_outbound: &[String],
+    ) -> Result<StoredVersion, StoreError> {
         self.block(async {
             let size = i64::try_from(bytes.len()).context("module too large")?;
             let keep = i64::try_from(self.keep).unwrap_or(i64::MAX);
@@ -429,10 +444,10 @@ impl Store for PgStore {
             let version: i64 = row.try_get(0).map_err(self.err())?;
             let row = tx
                 .query_one(
-                    "INSERT INTO versions (name, version, sha256, size, deployed_at, describe)
-                     VALUES ($1, $2, $3, $4, date_trunc('second', now()), $5)
-                     RETURNING version, sha256, size, deployed_at, describe",
-                    &[&name, &version, &sha256, &size, &describe],
+                    "INSERT INTO versions (name, version, sha256, size, deployed_at, describe, allowed_outbound)
+                     VALUES ($1, $2, $3, $4, date_trunc('second', now()), $5, $6)
+                     RETURNING version, sha256, size, deployed_at, describe, allowed_outbound",
+                    &[&name, &version, &sha256, &size, &describe, &allowed_outbound],
                 )
                 .await
                 .map_err(self.err())?;
@@ -509,7 +524,7 @@ impl Store for PgStore {
             let client = self.client().await?;
             let rows = client
                 .query(
-                    "SELECT p.name, v.version, v.sha256, v.size, v.deployed_at, v.describe
+                    "SELECT p.name, v.version, v.sha256, v.size, v.deployed_at, v.describe, v.allowed_outbound
                      FROM procedures p JOIN versions v ON v.name = p.name AND v.version = p.serving
                      ORDER BY p.name",
                     &[],

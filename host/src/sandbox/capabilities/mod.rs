@@ -8,6 +8,8 @@ use wasmtime::component::Linker;
 
 use super::state::CallState;
 
+pub(super) mod config;
+pub(super) mod http;
 pub(super) mod keyvalue;
 pub(super) mod log;
 pub(super) mod nested;
@@ -24,7 +26,14 @@ pub(super) struct Capability {
 }
 
 /// Every capability a procedure may import.
-const CAPABILITIES: &[Capability] = &[wasi::CAPABILITY, log::CAPABILITY, nested::CAPABILITY, keyvalue::CAPABILITY];
+const CAPABILITIES: &[Capability] = &[
+    wasi::CAPABILITY,
+    log::CAPABILITY,
+    nested::CAPABILITY,
+    keyvalue::CAPABILITY,
+    config::CAPABILITY,
+    http::CAPABILITY,
+];
 
 /// Links every capability.
 pub(super) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
