@@ -61,6 +61,14 @@
 //!   procedure (`wasi:config`): `config::get("greeting")?` is an
 //!   `Option<String>`; `?` turns its errors into -32011 errors
 //!   ([`Error::CONFIG`]).
+//! * `remote` (the `remote` feature) calls the procedures of another
+//!   wasmrpc server over outgoing HTTP, which the deploy must grant:
+//!   `remote::Client::new("http://b:8080").call::<i64>("math.add", (2, 3))?`;
+//!   the remote procedure's error passes through, and a call that got no
+//!   answer (refused, nothing listening, timed out) is a -32012 error
+//!   ([`Error::REMOTE`]) naming the URL.
+//! * `http` (the `http` feature) sends any HTTP request through
+//!   `wasi:http`: the `wstd` crate's client, re-exported.
 
 // A public API: everything a procedure author can name is documented.
 #![warn(missing_docs)]
@@ -88,6 +96,31 @@ pub mod config;
 mod describe;
 pub mod kv;
 mod params;
+#[cfg(feature = "remote")]
+pub mod remote;
+
+/// Outgoing HTTP requests through `wasi:http` (the `http` feature): the
+/// [`wstd`](https://docs.rs/wstd) crate's `http` module, and its
+/// `block_on` to wait for a request from a (synchronous) procedure.
+///
+/// The server sends a procedure's requests only to the origins its deploy
+/// grants (`?allow-outbound=https://api.example.com`); a refused one fails
+/// with `wasi:http`'s `HTTP-request-denied` error code.
+///
+/// ```ignore
+/// use wasmrpc_guest::http::{block_on, Client, Request, Body};
+///
+/// let request = Request::get("https://api.example.com/v1/rates").body(Body::empty())?;
+/// let text = block_on(async {
+///     let mut response = Client::new().send(request).await?;
+///     Ok::<_, wasmrpc_guest::http::Error>(response.body_mut().str_contents().await?.to_owned())
+/// })?;
+/// ```
+#[cfg(feature = "http")]
+pub mod http {
+    pub use wstd::http::*;
+    pub use wstd::runtime::block_on;
+}
 
 pub use client::{call, call_json};
 
@@ -158,6 +191,12 @@ impl Error {
     /// A [`config`] read failed (`?` on a [`config::ConfigError`]): the
     /// message says what failed, `data.kind` which kind of failure it was.
     pub const CONFIG: i32 = -32011;
+    /// A call through a `remote::Client` got no JSON-RPC answer (the `remote`
+    /// feature): the deploy does not grant the server, nothing listens
+    /// there, it timed out, or what answered is no JSON-RPC server. The
+    /// message names the URL (and, when refused, the `--allow-outbound`
+    /// grant to add), `data.error` the `wasi:http` error code.
+    pub const REMOTE: i32 = -32012;
 
     /// An error with a code and a message, and no `data`.
     pub fn new(code: i32, message: impl Into<String>) -> Error {

@@ -283,3 +283,28 @@ async fn a_change_on_one_replica_reaches_calls_on_the_others_through_postgresql(
     );
     assert!(!restarted.log().contains(SECRET));
 }
+
+/// A guest built against Spin's `wasi:config@0.2.0-draft-2024-09-27` with
+/// plain wit-bindgen (`test_config_draft`) reads variables and secrets as
+/// the SDK's `@0.2.0-rc.1` does, and a bad key is an `upstream` error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_built_for_spins_draft_reads_variables_and_secrets() {
+    let _timing = support::timing().await;
+    let server = Server::start(&[]);
+    server.deploy_ok("spin", "test_config_draft").await;
+    assert_eq!(server.result("spin.all", json!([])).await, json!({}));
+    let (status, _) =
+        put_config(&server, "spin", json!({"variables": {"greeting": "hello"}, "secrets": {"api_key": SECRET}})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server.result("spin.get", json!(["greeting"])).await, json!("hello"));
+    assert_eq!(server.result("spin.get", json!({"key": "api_key"})).await, json!(SECRET));
+    assert_eq!(server.result("spin.get", json!(["nothing"])).await, Value::Null);
+    assert_eq!(server.result("spin.all", json!([])).await, json!({"api_key": SECRET, "greeting": "hello"}));
+    let error = server.error("spin.get", json!(["Not Valid"])).await;
+    assert_eq!(error["code"], -32011, "{error}");
+    assert!(error["message"].as_str().unwrap().starts_with("upstream: "), "{error}");
+    // The change reaches the next call here too.
+    put_config(&server, "spin", json!({"variables": {"greeting": null}})).await;
+    assert_eq!(server.result("spin.all", json!([])).await, json!({"api_key": SECRET}));
+    assert!(!server.log().contains(SECRET));
+}

@@ -433,3 +433,29 @@ fn new_and_dev_have_help() {
         }
     }
 }
+
+/// `wasmrpc dev --allow-outbound URL` deploys with that grant (a redeploy
+/// without it drops it); the grant itself is tested in `outbound.rs`.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_deploys_with_the_outbound_grant_it_is_given() {
+    let _heavy = heavy().await;
+    let server = Server::start(&[]);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("greet");
+    scaffold("greet", &dir);
+    let dir = dir.to_str().unwrap();
+    let grant = "http://127.0.0.1:9";
+    let out = tokio::task::block_in_place(|| {
+        run(&["dev", dir, "--once", "--server", &server.url, "--allow-outbound", grant])
+    });
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("deployed greet version 1"), "{stdout}");
+    let meta = server.request(hyper::Method::GET, "/procedures/greet", &[], Vec::new()).await.json().unwrap();
+    assert_eq!(meta["allowed_outbound"], json!([grant]), "{meta}");
+
+    let out = tokio::task::block_in_place(|| run(&["dev", dir, "--once", "--server", &server.url]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let meta = server.request(hyper::Method::GET, "/procedures/greet", &[], Vec::new()).await.json().unwrap();
+    assert_eq!((meta["version"].as_u64(), &meta["allowed_outbound"]), (Some(2), &json!([])), "{meta}");
+}

@@ -15,6 +15,7 @@ mod dashboard;
 mod dev;
 mod examples;
 mod faults;
+mod fetch;
 mod isolation;
 mod kv;
 mod kv_cluster;
@@ -25,10 +26,12 @@ mod oracle;
 mod outbound;
 mod persistence;
 mod reload;
+mod remote;
 /// The fuzz target `module_upload`'s seeds and the procedure template.
 #[path = "../../fuzz/seeds.rs"]
 mod seeds;
 mod spec;
 mod stubs;
 mod support;
+mod upstream;
 mod versions;

@@ -6,132 +6,43 @@
 //! private, link-local and metadata ranges are tested on the address
 //! check itself (`host/src/outbound.rs`), never with a packet.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::{timing, wasm, Server};
+use crate::support::{timing, Server};
+use crate::upstream::{deploy_with_grants, Reply, Request, Upstream};
 
 /// A loopback upstream: `/hello`, `/redirect` (302 to /hello), `/slow?ms=N`,
 /// `/big?bytes=N`, `/echo` (method and body back).
-struct Upstream {
-    port: u16,
-    /// Requests it has read, and connections closed before it answered.
-    requests: Arc<AtomicUsize>,
-    hello: Arc<AtomicUsize>,
-    cut: Arc<AtomicUsize>,
+async fn start_upstream() -> Upstream {
+    Upstream::start(route).await
 }
 
-impl Upstream {
-    async fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (requests, hello, cut): (Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>) = Default::default();
-        let counters = (Arc::clone(&requests), Arc::clone(&hello), Arc::clone(&cut));
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let counters = (counters.0.clone(), counters.1.clone(), counters.2.clone());
-                tokio::spawn(serve(stream, counters));
-            }
-        });
-        Upstream { port, requests, hello, cut }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn grant(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-async fn serve(mut stream: TcpStream, (requests, hello, cut): (Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>)) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    requests.fetch_add(1, Ordering::SeqCst);
-    let mut words = head.split_whitespace();
-    let (method, target) = (words.next().unwrap_or("").to_owned(), words.next().unwrap_or("/").to_owned());
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let number = |key: &str| {
-        query.split('&').find_map(|kv| kv.strip_prefix(&format!("{key}="))).and_then(|v| v.parse::<u64>().ok())
-    };
-    let (status, extra, body): (&str, String, Vec<u8>) = match path {
-        "/hello" => {
-            hello.fetch_add(1, Ordering::SeqCst);
-            ("200 OK", "x-upstream: yes\r\n".into(), b"hello from upstream".to_vec())
-        }
-        "/redirect" => ("302 Found", "location: /hello\r\n".into(), Vec::new()),
-        "/slow" => {
-            let wait = Duration::from_millis(number("ms").unwrap_or(500));
-            // Answer after `wait`, unless the caller hangs up first.
-            let mut probe = [0u8; 1];
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                _ = stream.read(&mut probe) => {
-                    cut.fetch_add(1, Ordering::SeqCst);
-                    return;
-                }
-            }
-            ("200 OK", String::new(), b"slow".to_vec())
-        }
-        "/big" => ("200 OK", String::new(), vec![b'x'; usize::try_from(number("bytes").unwrap_or(0)).unwrap()]),
+fn route(request: &Request) -> Reply {
+    match request.path.as_str() {
+        "/hello" => Reply::new("200 OK", "hello from upstream").header("x-upstream", "yes"),
+        "/redirect" => Reply::new("302 Found", "").header("location", "/hello"),
+        "/slow" => Reply::new("200 OK", "slow").after(Duration::from_millis(request.number("ms").unwrap_or(500))),
+        "/big" => Reply::new("200 OK", vec![b'x'; usize::try_from(request.number("bytes").unwrap_or(0)).unwrap()]),
         "/echo" => {
-            let mut body = format!("{method} ").into_bytes();
-            body.extend_from_slice(&buf[head_end..head_end + length]);
-            ("200 OK", String::new(), body)
+            let mut body = format!("{} ", request.method).into_bytes();
+            body.extend_from_slice(&request.body);
+            Reply::new("200 OK", body)
         }
-        _ => ("404 Not Found", String::new(), Vec::new()),
-    };
-    let head = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n", body.len());
-    let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(&body).await;
-    let _ = stream.shutdown().await;
+        _ => Reply::new("404 Not Found", ""),
+    }
+}
+
+/// How many `/hello`s `upstream` has answered.
+fn hellos(upstream: &Upstream) -> usize {
+    upstream.seen.lock().unwrap().iter().filter(|r| r.path == "/hello").count()
 }
 
 async fn deploy_granting(server: &Server, name: &str, grants: &[&str]) -> (StatusCode, Value) {
-    let query: String = grants
-        .iter()
-        .enumerate()
-        .map(|(i, g)| format!("{}allow-outbound={}", if i == 0 { "?" } else { "&" }, percent(g)))
-        .collect();
-    let answer =
-        server.request(Method::PUT, &format!("/procedures/{name}{query}"), &[], wasm("test_http_client")).await;
-    (answer.status, answer.json().unwrap_or_else(|e| panic!("{e:#}: {}", answer.text())))
-}
-
-fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    deploy_with_grants(server, name, "test_http_client", grants).await
 }
 
 /// The `wasi:http` error code a failed fetch named.
@@ -142,8 +53,8 @@ fn wasi_error(error: &Value) -> &str {
 
 #[tokio::test]
 async fn granted_hosts_are_reached_others_denied_and_redirects_not_followed() {
-    let upstream = Upstream::start().await;
-    let other = Upstream::start().await;
+    let upstream = start_upstream().await;
+    let other = start_upstream().await;
     let server = Server::start(&[]);
     let (status, meta) = deploy_granting(&server, "h", &[&upstream.grant()]).await;
     assert_eq!(status, StatusCode::CREATED, "{meta}");
@@ -158,11 +69,11 @@ async fn granted_hosts_are_reached_others_denied_and_redirects_not_followed() {
     assert_eq!(echoed["body"], "POST hi");
 
     // A redirect comes back as it is: the host does not follow it.
-    let hello_before = upstream.hello.load(Ordering::SeqCst);
+    let hello_before = hellos(&upstream);
     let got = server.result("h.fetch", json!({"url": upstream.url("/redirect")})).await;
     assert_eq!(got["status"], 302, "{got}");
     assert_eq!(got["headers"]["location"], "/hello");
-    assert_eq!(upstream.hello.load(Ordering::SeqCst), hello_before, "the redirect was not followed");
+    assert_eq!(hellos(&upstream), hello_before, "the redirect was not followed");
 
     // Another port of the same address is another grant: denied, never sent.
     let error = server.error("h.fetch", json!({"url": other.url("/hello")})).await;
@@ -186,7 +97,7 @@ async fn granted_hosts_are_reached_others_denied_and_redirects_not_followed() {
 
 #[tokio::test]
 async fn a_name_that_resolves_to_loopback_is_refused() {
-    let upstream = Upstream::start().await;
+    let upstream = start_upstream().await;
     let server = Server::start(&[]);
     let by_name = format!("http://localhost:{}", upstream.port);
     let (status, meta) = deploy_granting(&server, "h", &[&by_name]).await;
@@ -219,7 +130,7 @@ async fn bad_grants_are_refused_saying_why() {
 
 #[tokio::test]
 async fn the_response_cap_and_the_request_limit() {
-    let upstream = Upstream::start().await;
+    let upstream = start_upstream().await;
     let server = Server::start(&["--max-outbound-response-mib", "1", "--max-outbound-requests", "3"]);
     deploy_granting(&server, "h", &[&upstream.grant()]).await;
     let small = server.result("h.fetch", json!({"url": upstream.url("/big?bytes=1000")})).await;
@@ -236,7 +147,7 @@ async fn the_response_cap_and_the_request_limit() {
 #[tokio::test]
 async fn a_slow_upstream_is_cut_at_the_call_deadline() {
     let _timing = timing().await;
-    let upstream = Upstream::start().await;
+    let upstream = start_upstream().await;
     let server = Server::start(&["--time-limit-ms", "500"]);
     deploy_granting(&server, "h", &[&upstream.grant()]).await;
     let started = Instant::now();
@@ -254,7 +165,7 @@ async fn a_slow_upstream_is_cut_at_the_call_deadline() {
 #[tokio::test]
 async fn calls_waiting_on_the_network_lend_their_slots() {
     let _timing = timing().await;
-    let upstream = Upstream::start().await;
+    let upstream = start_upstream().await;
     // 64 calls on 32 slots: only lending lets all of them wait at once.
     let server = Server::start(&["--max-concurrent-calls", "32"]);
     deploy_granting(&server, "h", &[&upstream.grant()]).await;
@@ -296,7 +207,7 @@ async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = 
 
 #[tokio::test]
 async fn a_grant_is_kept_with_its_version_and_a_rollback_restores_it() {
-    let upstream = Upstream::start().await;
+    let upstream = start_upstream().await;
     let server = Server::start(&[]);
     let (_, v1) = deploy_granting(&server, "h", &[&upstream.grant()]).await;
     assert_eq!(v1["version"], 1);
@@ -322,4 +233,46 @@ async fn a_grant_is_kept_with_its_version_and_a_rollback_restores_it() {
     let server = server.restart();
     let got = server.result("h.fetch", json!({"url": upstream.url("/hello")})).await;
     assert_eq!(got["status"], 200);
+}
+
+/// `serve --watch DIR`: `DIR/h.toml` grants `DIR/h.wasm` its upstream, and
+/// an edit of the sidecar alone redeploys it with the new grant.
+#[tokio::test]
+async fn a_watched_modules_sidecar_grants_it_and_an_edit_redeploys() {
+    let _timing = timing().await;
+    let upstream = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = dir.path().join("h.toml");
+    std::fs::write(&sidecar, format!("allow-outbound = [\"{}\"]\n", upstream.grant())).unwrap();
+    std::fs::write(dir.path().join("h.wasm"), crate::support::wasm("test_http_client")).unwrap();
+    let server = Server::start(&["--watch", dir.path().to_str().unwrap()]);
+    let hello = json!({"url": upstream.url("/hello")});
+    server
+        .eventually(Duration::from_secs(20), "h deployed with its grant", || async {
+            server.call("h.fetch", hello.clone()).await["result"]["status"] == json!(200)
+        })
+        .await;
+    let meta = server.request(Method::GET, "/procedures/h", &[], Vec::new()).await.json().unwrap();
+    assert_eq!((meta["version"].as_u64(), &meta["allowed_outbound"]), (Some(1), &json!([upstream.grant()])));
+
+    // The grant removed: a new version, and the next call is refused.
+    std::fs::write(&sidecar, "allow-outbound = []\n").unwrap();
+    server
+        .eventually(Duration::from_secs(20), "h redeployed without the grant", || async {
+            let meta = server.request(Method::GET, "/procedures/h", &[], Vec::new()).await.json().unwrap();
+            meta["version"] == json!(2)
+        })
+        .await;
+    let meta = server.request(Method::GET, "/procedures/h", &[], Vec::new()).await.json().unwrap();
+    assert_eq!(meta["allowed_outbound"], json!([]), "{meta}");
+    let before = upstream.requests.load(Ordering::SeqCst);
+    let error = server.error("h.fetch", hello.clone()).await;
+    assert_eq!(wasi_error(&error), "HTTP-request-denied", "{error}");
+    assert_eq!(upstream.requests.load(Ordering::SeqCst), before, "the refused request was not sent");
+
+    // A sidecar that does not parse is logged; the version serving stays.
+    std::fs::write(&sidecar, "allow-outbound = \"not a list\"\n").unwrap();
+    server.wait_for_log(0, &["is not a valid sidecar"], Duration::from_secs(20)).await;
+    let meta = server.request(Method::GET, "/procedures/h", &[], Vec::new()).await.json().unwrap();
+    assert_eq!(meta["version"], 2, "{meta}");
 }

@@ -29,7 +29,7 @@ pub enum Command {
         name: String,
         /// The .wasm file.
         file: PathBuf,
-        /// Let this version send HTTP requests to URL: scheme://host[:port], http or https;
+        /// Let this version send HTTP requests to URL: scheme://host or scheme://host:port, http or https;
         /// `*.example.com` for every subdomain (not example.com itself). Repeat for more hosts;
         /// without it the version may send none.
         #[arg(long = "allow-outbound", value_name = "URL")]
@@ -170,6 +170,11 @@ pub struct StubArgs {
     /// `wasmrpc_guest::call`.
     #[arg(long)]
     pub guest: bool,
+    /// With --guest: calls to the procedures of another server (the one
+    /// --server or --file describes), through `wasmrpc_guest::remote::Client`,
+    /// which the calling code makes with that server's URL.
+    #[arg(long, requires = "guest")]
+    pub remote: bool,
 }
 
 #[derive(Debug, Args)]
@@ -184,7 +189,7 @@ pub struct DevArgs {
     /// starts a server.
     #[arg(long)]
     pub once: bool,
-    /// Let the procedure send HTTP requests to URL (scheme://host[:port]); repeatable.
+    /// Let the procedure send HTTP requests to URL (scheme://host or scheme://host:port); repeatable.
     /// Without it the procedure may send none.
     #[arg(long = "allow-outbound", value_name = "URL")]
     pub allow_outbound: Vec<String>,

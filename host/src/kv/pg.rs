@@ -23,8 +23,8 @@
 //!   statement and its commit, never across a round trip to this process.
 //!   An increment of a value that is not plain digits (whitespace, Unicode,
 //!   19 digits or more, not a number) is left to the next way, which parses
-//!   as [`incremented`] does.
-//! - A list is one transaction: `kv_begin_write` locks and reads, [`plan`]
+//!   as `incremented` does.
+//! - A list is one transaction: `kv_begin_write` locks and reads, `plan`
 //!   applies the writes here in order with the embedded backend's rules,
 //!   and `kv_finish_write` stores the final values and counts.
 //!

@@ -86,6 +86,7 @@ pub fn generate(doc: &Value, options: &StubArgs) -> anyhow::Result<Stub> {
         (Lang::Python, _) => python::emit(&api, &header),
         (Lang::Typescript, _) => typescript::emit(&api, &header),
         (Lang::Rust, false) => rust::emit(&api, &header, rust::Target::Client),
+        (Lang::Rust, true) if options.remote => rust::emit(&api, &header, rust::Target::Remote),
         (Lang::Rust, true) => rust::emit(&api, &header, rust::Target::Guest),
     };
     Ok(Stub { text, notes: api.notes })
@@ -117,6 +118,9 @@ fn command_line(options: &StubArgs) -> String {
     let mut command = format!("wasmrpc stub --lang {}", options.lang.name());
     if options.guest {
         command.push_str(" --guest");
+    }
+    if options.remote {
+        command.push_str(" --remote");
     }
     for only in &options.only {
         let _ = write!(command, " --only {only}");
@@ -304,6 +308,7 @@ mod tests {
             out: None,
             check: false,
             guest: false,
+            remote: false,
         };
         let one = generate(&doc(""), &options(&[])).unwrap().text;
         let more = r#", {"name": "b.y", "params": [], "result": {"name": "r", "schema": {}}}"#;

@@ -3,6 +3,9 @@
 //! file serves the async client, the blocking one and batches. For
 //! procedures calling procedures ([`Target::Guest`]): the same types, and a
 //! module per procedure whose functions go through `wasmrpc_guest::call`.
+//! For procedures calling another server's procedures
+//! ([`Target::Remote`]): the same types, and a struct per procedure whose
+//! methods go through a `wasmrpc_guest::remote::Client`.
 
 use std::fmt::Write as _;
 
@@ -16,6 +19,9 @@ pub enum Target {
     Client,
     /// A procedure calling other procedures, through `wasmrpc_guest::call`.
     Guest,
+    /// A procedure calling the procedures of another server, through
+    /// `wasmrpc_guest::remote::Client`.
+    Remote,
 }
 
 impl Target {
@@ -23,7 +29,7 @@ impl Target {
     fn krate(self) -> &'static str {
         match self {
             Target::Client => "wasmrpc_client",
-            Target::Guest => "wasmrpc_guest",
+            Target::Guest | Target::Remote => "wasmrpc_guest",
         }
     }
 }
@@ -90,6 +96,7 @@ const KEYWORDS: &[&str] = &[
     "with_timeout",
     "with_admin_token",
     "new",
+    "call_json",
 ];
 
 pub fn emit(api: &Api, header: &Header, target: Target) -> String {
@@ -100,7 +107,7 @@ pub fn emit(api: &Api, header: &Header, target: Target) -> String {
     let names: Vec<String> = api.procedures.iter().map(|p| p.name.escape_debug().to_string()).collect();
     let _ = write!(
         out,
-        "//!\n//! {}\n\n#![allow(dead_code, non_camel_case_types, non_snake_case, clippy::all)]\n\n",
+        "//!\n//! {}\n\n#![allow(dead_code, non_camel_case_types, non_snake_case, {}clippy::all)]\n\n",
         match target {
             Target::Client => format!(
                 "Client stub of the wasmrpc procedures {}: `use` this module's `Procedures`, then\n//! `client.<procedure>().<method>(...)` on a `wasmrpc_client::Client` (`.await` it), a\n//! `wasmrpc_client::blocking::Client` or a `Batch`.",
@@ -110,7 +117,14 @@ pub fn emit(api: &Api, header: &Header, target: Target) -> String {
                 "Typed calls from a procedure to the wasmrpc procedures {}:\n//! `<procedure>::<method>(...)` calls it through `wasmrpc_guest::call`.",
                 names.join(", ")
             ),
-        }
+            Target::Remote => format!(
+                "Typed calls from a procedure to the wasmrpc procedures {} of another server:\n//! `use` this module's `Procedures`, then `server.<procedure>().<method>(...)` on a\n//! `wasmrpc_guest::remote::Client::new(URL)` (the SDK's `remote` feature).",
+                names.join(", ")
+            ),
+        },
+        // A module of a procedure crate, which is no library: its `pub`
+        // items reach no other crate.
+        if target == Target::Remote { "unreachable_pub, " } else { "" }
     );
     if target == Target::Client {
         out.push_str("use wasmrpc_client::Call;\n");
@@ -122,6 +136,7 @@ pub fn emit(api: &Api, header: &Header, target: Target) -> String {
     match target {
         Target::Client => emit_client(&mut out, api),
         Target::Guest => emit_guest(&mut out, api),
+        Target::Remote => emit_remote(&mut out, api),
     }
     out
 }
@@ -193,6 +208,61 @@ fn emit_guest(out: &mut String, api: &Api) {
         }
         out.push_str("}\n");
     }
+}
+
+fn emit_remote(out: &mut String, api: &Api) {
+    for procedure in &api.procedures {
+        let _ = write!(
+            out,
+            "\n/// Procedure `{}` of the server a `remote::Client` calls.\npub struct {class}<'a>(&'a wasmrpc_guest::remote::Client);\n\nimpl {class}<'_> {{\n",
+            procedure.name.escape_debug(),
+            class = procedure.class
+        );
+        for (i, method) in procedure.methods.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            let (signature, body) = function(api, method, "wasmrpc_guest");
+            let result = rust_type(api, &method.result, "wasmrpc_guest");
+            out.push_str(&method_doc(method, "    "));
+            let _ = writeln!(
+                out,
+                "    pub fn {}(&self{signature}) -> Result<{result}, wasmrpc_guest::Error> {{\n{body}        self.0.call::<{result}>({}, Params {{ {} }})\n    }}",
+                fn_name(&method.name),
+                string(&method.wire),
+                params_fields(method).join(", ")
+            );
+        }
+        out.push_str("}\n");
+    }
+    out.push_str(
+        "\n/// The procedures of this stub on a remote server: `server.math().add(2, 3)`.\npub trait Procedures {\n",
+    );
+    for (i, procedure) in api.procedures.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(
+            out,
+            "    /// Procedure `{}`.\n    fn {}(&self) -> {}<'_>;",
+            procedure.name.escape_debug(),
+            accessor(procedure),
+            procedure.class
+        );
+    }
+    out.push_str("}\n\nimpl Procedures for wasmrpc_guest::remote::Client {\n");
+    for (i, procedure) in api.procedures.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(
+            out,
+            "    fn {}(&self) -> {class}<'_> {{\n        {class}(self)\n    }}",
+            accessor(procedure),
+            class = procedure.class
+        );
+    }
+    out.push_str("}\n");
 }
 
 /// The parameters after `&self` (each with a leading `, `), and the local
