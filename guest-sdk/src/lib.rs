@@ -99,29 +99,8 @@ mod params;
 #[cfg(feature = "remote")]
 pub mod remote;
 
-/// Outgoing HTTP requests through `wasi:http` (the `http` feature): the
-/// [`wstd`](https://docs.rs/wstd) crate's `http` module, and its
-/// `block_on` to wait for a request from a (synchronous) procedure.
-///
-/// The server sends a procedure's requests only to the origins its deploy
-/// grants (`?allow-outbound=https://api.example.com`); a refused one fails
-/// with `wasi:http`'s `HTTP-request-denied` error code.
-///
-/// ```ignore
-/// use wasmrpc_guest::http::{block_on, Client, Request, Body};
-///
-/// let request = Request::get("https://api.example.com/v1/rates").body(Body::empty())?;
-/// let text = block_on(async {
-///     let mut response = Client::new().send(request).await?;
-///     Ok::<_, wasmrpc_guest::http::Error>(response.body_mut().str_contents().await?.to_owned())
-/// })?;
-/// ```
 #[cfg(feature = "http")]
-pub mod http {
-    pub use wstd::http::*;
-    pub use wstd::runtime::block_on;
-}
-
+pub mod http;
 pub use client::{call, call_json};
 
 /// Calls allocate from a bump arena first (see `arena.rs`): fewer memory
@@ -197,6 +176,11 @@ impl Error {
     /// message names the URL (and, when refused, the `--allow-outbound`
     /// grant to add), `data.error` the `wasi:http` error code.
     pub const REMOTE: i32 = -32012;
+    /// An outgoing HTTP request got no response (the `http` feature's
+    /// [`http::Failure`](crate::http::Failure)): the message names the URL
+    /// and, when refused, the `--allow-outbound` grant to add; `data.error`
+    /// is the `wasi:http` error code.
+    pub const HTTP: i32 = -32013;
 
     /// An error with a code and a message, and no `data`.
     pub fn new(code: i32, message: impl Into<String>) -> Error {

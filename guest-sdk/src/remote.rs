@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::http::Failure;
 use crate::Error;
 
 /// How much of a response that is not JSON-RPC an error's `data.body` keeps.
@@ -135,40 +136,23 @@ impl Client {
     /// A `wasi:http` failure as a -32012 error.
     #[cfg(target_arch = "wasm32")]
     fn transport(&self, method: &str, e: &wstd::http::Error) -> Error {
-        match e.downcast_ref::<wstd::http::error::ErrorCode>() {
-            Some(code) => self.failed(method, code_name(code), &format!("{code:?}")),
-            None => self.failed(method, "other", &format!("{e:#}")),
-        }
+        let failure = Failure::of(&self.endpoint, e);
+        self.failed(method, failure.code, &failure.detail)
     }
 
     /// The -32012 error of a call to `method` that got no answer because
     /// of `wasi:http` error `code`.
-    fn failed(&self, method: &str, code: &str, detail: &str) -> Error {
+    fn failed(&self, method: &str, code: &'static str, detail: &str) -> Error {
         let url = &self.endpoint;
-        let origin = origin(url);
-        let why = match code {
-            "HTTP-request-denied" => format!(
-                "refused: this procedure may not send requests to {origin}; deploy it with `--allow-outbound \
-                 {origin}` (`?allow-outbound={origin}`)"
-            ),
-            "destination-IP-prohibited" => format!(
-                "refused: {origin} resolves to an address the server does not send to (grant a loopback or \
-                 private server by its literal address, e.g. `--allow-outbound http://127.0.0.1:8080`)"
-            ),
-            "connection-refused" => format!("connection refused: is the wasmrpc server at {origin} running?"),
-            "connection-timeout" => format!("no connection to {origin} in time"),
-            "timeout" => format!("{origin} did not answer in time ({detail})"),
-            "HTTP-response-timeout" | "connection-read-timeout" => format!("{origin} did not answer in time"),
-            "DNS-error" | "DNS-timeout" | "destination-not-found" => format!("cannot resolve {origin}"),
-            "HTTP-request-URI-invalid" => format!("{url} is not a URL the client can send to"),
-            other => format!("{other}: {detail}"),
-        };
-        Error::new(Error::REMOTE, format!("remote call {method} to {url} failed: {why}")).with_data(json!({
-            "url": url,
-            "method": method,
-            "error": code,
-            "detail": detail,
-        }))
+        let failure = Failure { url: url.clone(), code, detail: detail.to_owned() };
+        Error::new(Error::REMOTE, format!("remote call {method} to {url} failed: {}", failure.reason())).with_data(
+            json!({
+                "url": url,
+                "method": method,
+                "error": code,
+                "detail": detail,
+            }),
+        )
     }
 }
 
@@ -207,45 +191,6 @@ fn not_json_rpc(endpoint: &str, method: &str, status: u16, body: &[u8]) -> Error
     .with_data(json!({ "url": endpoint, "method": method, "error": "not-JSON-RPC", "status": status, "body": excerpt }))
 }
 
-/// `scheme://host[:port]` of `url`: what a grant names.
-fn origin(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find(['/', '?', '#']) {
-        Some(end) => &url[..after_scheme + end],
-        None => url,
-    }
-}
-
-/// The WIT name of a `wasi:http` error code (`HTTP-request-denied`).
-#[cfg(target_arch = "wasm32")]
-fn code_name(code: &wstd::http::error::ErrorCode) -> &'static str {
-    use wstd::http::error::ErrorCode;
-    match code {
-        ErrorCode::DnsTimeout => "DNS-timeout",
-        ErrorCode::DnsError(_) => "DNS-error",
-        ErrorCode::DestinationNotFound => "destination-not-found",
-        ErrorCode::DestinationUnavailable => "destination-unavailable",
-        ErrorCode::DestinationIpProhibited => "destination-IP-prohibited",
-        ErrorCode::DestinationIpUnroutable => "destination-IP-unroutable",
-        ErrorCode::ConnectionRefused => "connection-refused",
-        ErrorCode::ConnectionTerminated => "connection-terminated",
-        ErrorCode::ConnectionTimeout => "connection-timeout",
-        ErrorCode::ConnectionReadTimeout => "connection-read-timeout",
-        ErrorCode::ConnectionWriteTimeout => "connection-write-timeout",
-        ErrorCode::ConnectionLimitReached => "connection-limit-reached",
-        ErrorCode::TlsProtocolError => "TLS-protocol-error",
-        ErrorCode::TlsCertificateError => "TLS-certificate-error",
-        ErrorCode::HttpRequestDenied => "HTTP-request-denied",
-        ErrorCode::HttpRequestUriInvalid => "HTTP-request-URI-invalid",
-        ErrorCode::HttpResponseIncomplete => "HTTP-response-incomplete",
-        ErrorCode::HttpResponseBodySize(_) => "HTTP-response-body-size",
-        ErrorCode::HttpResponseTimeout => "HTTP-response-timeout",
-        ErrorCode::HttpProtocolError => "HTTP-protocol-error",
-        ErrorCode::InternalError(_) => "internal-error",
-        _ => "other",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,8 +200,6 @@ mod tests {
         assert_eq!(Client::new("http://127.0.0.1:8080").endpoint(), "http://127.0.0.1:8080/rpc");
         assert_eq!(Client::new("http://127.0.0.1:8080/").endpoint(), "http://127.0.0.1:8080/rpc");
         assert_eq!(Client::new("http://b:1/rpc").endpoint(), "http://b:1/rpc");
-        assert_eq!(origin("http://b:1/rpc"), "http://b:1");
-        assert_eq!(origin("https://b"), "https://b");
     }
 
     #[test]
@@ -281,7 +224,7 @@ mod tests {
         assert!(denied.message.contains("--allow-outbound http://127.0.0.1:9`"), "{denied}");
         assert_eq!(denied.data.unwrap()["error"], "HTTP-request-denied");
         let down = client.failed("math.add", "connection-refused", "");
-        assert!(down.message.contains("connection refused: is the wasmrpc server at http://127.0.0.1:9 running?"));
+        assert!(down.message.contains("connection refused: is the server at http://127.0.0.1:9 running?"));
         // Natively there is no wasi:http: a clear error, not a panic.
         let native = client.call::<i64>("math.add", (1, 2)).unwrap_err();
         assert_eq!(native.code, Error::REMOTE, "{native}");
