@@ -9,32 +9,18 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hyper::{Method, StatusCode};
+use hyper::StatusCode;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::support::{timing, wasm, wasmrpc, Server};
+use crate::support::{timing, wasmrpc, Server};
+use crate::upstream::deploy_with_grants;
 
 /// Deploys `test_remote_caller` on `server` as `name`, granted `grants`.
 async fn deploy_caller(server: &Server, name: &str, grants: &[&str]) -> Value {
-    let query: String = grants
-        .iter()
-        .enumerate()
-        .map(|(i, g)| format!("{}allow-outbound={}", if i == 0 { "?" } else { "&" }, percent(g)))
-        .collect();
-    let answer =
-        server.request(Method::PUT, &format!("/procedures/{name}{query}"), &[], wasm("test_remote_caller")).await;
-    assert!(matches!(answer.status, StatusCode::CREATED | StatusCode::OK), "{}", answer.text());
-    answer.json().unwrap()
-}
-
-fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    let (status, metadata) = deploy_with_grants(server, name, "test_remote_caller", grants).await;
+    assert!(matches!(status, StatusCode::CREATED | StatusCode::OK), "{metadata}");
+    metadata
 }
 
 #[tokio::test]

@@ -186,7 +186,8 @@ pub async fn deploy_with_grants(server: &Server, name: &str, module: &str, grant
     (answer.status, answer.json().unwrap_or_else(|e| panic!("{e:#}: {}", answer.text())))
 }
 
-fn percent(text: &str) -> String {
+/// `text` percent-encoded for a URL's query or path.
+pub fn percent(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),

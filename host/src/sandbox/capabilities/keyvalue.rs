@@ -201,6 +201,47 @@ fn refs(keys: &[String]) -> Vec<&str> {
     keys.iter().map(String::as_str).collect()
 }
 
+/// The `bucket` methods both drafts declare alike (`list-keys` differs:
+/// its cursor), for each draft's `HostBucket`.
+macro_rules! bucket_methods {
+    () => {
+        async fn get(&mut self, bucket: Resource<KvBucket>, key: String) -> Done<Option<Vec<u8>>> {
+            self.read_one(&bucket, &key).await
+        }
+
+        async fn set(&mut self, bucket: Resource<KvBucket>, key: String, value: Vec<u8>) -> Done<()> {
+            self.write_one(&bucket, Write::Set { key, value }).await.map(drop)
+        }
+
+        async fn delete(&mut self, bucket: Resource<KvBucket>, key: String) -> Done<()> {
+            self.write_one(&bucket, Write::Delete { key }).await.map(drop)
+        }
+
+        async fn exists(&mut self, bucket: Resource<KvBucket>, key: String) -> Done<bool> {
+            Ok(self.read_one(&bucket, &key).await?.is_some())
+        }
+
+        async fn drop(&mut self, bucket: Resource<KvBucket>) -> wasmtime::Result<()> {
+            self.table.delete(bucket)?;
+            Ok(())
+        }
+    };
+}
+
+/// The `batch` writes both drafts declare alike (`get-many` differs: its
+/// answer's shape).
+macro_rules! batch_writes {
+    () => {
+        async fn set_many(&mut self, bucket: Resource<KvBucket>, key_values: Vec<(String, Vec<u8>)>) -> Done<()> {
+            self.write(&bucket, sets(key_values)).await.map(drop)
+        }
+
+        async fn delete_many(&mut self, bucket: Resource<KvBucket>, keys: Vec<String>) -> Done<()> {
+            self.write(&bucket, deletes(keys)).await.map(drop)
+        }
+    };
+}
+
 // ---- wasi:keyvalue@0.2.0-draft2 ----
 
 impl d2::store::Host for CallState {
@@ -214,21 +255,7 @@ impl d2::store::Host for CallState {
 }
 
 impl d2::store::HostBucket for CallState {
-    async fn get(&mut self, bucket: Resource<KvBucket>, key: String) -> Done<Option<Vec<u8>>> {
-        self.read_one(&bucket, &key).await
-    }
-
-    async fn set(&mut self, bucket: Resource<KvBucket>, key: String, value: Vec<u8>) -> Done<()> {
-        self.write_one(&bucket, Write::Set { key, value }).await.map(drop)
-    }
-
-    async fn delete(&mut self, bucket: Resource<KvBucket>, key: String) -> Done<()> {
-        self.write_one(&bucket, Write::Delete { key }).await.map(drop)
-    }
-
-    async fn exists(&mut self, bucket: Resource<KvBucket>, key: String) -> Done<bool> {
-        Ok(self.read_one(&bucket, &key).await?.is_some())
-    }
+    bucket_methods!();
 
     async fn list_keys(&mut self, bucket: Resource<KvBucket>, cursor: Option<String>) -> Done<d2::store::KeyResponse> {
         let page = self.list(&bucket, cursor.map_or(Start::First, Start::After)).await?;
@@ -236,11 +263,6 @@ impl d2::store::HostBucket for CallState {
         let keys = CallState::keys_of(page);
         let cursor = if more { keys.last().cloned() } else { None };
         Ok(d2::store::KeyResponse { keys, cursor })
-    }
-
-    async fn drop(&mut self, bucket: Resource<KvBucket>) -> wasmtime::Result<()> {
-        self.table.delete(bucket)?;
-        Ok(())
     }
 }
 
@@ -300,13 +322,7 @@ impl d2::batch::Host for CallState {
         Ok(keys.into_iter().zip(values).collect())
     }
 
-    async fn set_many(&mut self, bucket: Resource<KvBucket>, key_values: Vec<(String, Vec<u8>)>) -> Done<()> {
-        self.write(&bucket, sets(key_values)).await.map(drop)
-    }
-
-    async fn delete_many(&mut self, bucket: Resource<KvBucket>, keys: Vec<String>) -> Done<()> {
-        self.write(&bucket, deletes(keys)).await.map(drop)
-    }
+    batch_writes!();
 }
 
 // ---- wasi:keyvalue@0.2.0-draft ----
@@ -322,21 +338,7 @@ impl d1::store::Host for CallState {
 }
 
 impl d1::store::HostBucket for CallState {
-    async fn get(&mut self, bucket: Resource<KvBucket>, key: String) -> Done<Option<Vec<u8>>> {
-        self.read_one(&bucket, &key).await
-    }
-
-    async fn set(&mut self, bucket: Resource<KvBucket>, key: String, value: Vec<u8>) -> Done<()> {
-        self.write_one(&bucket, Write::Set { key, value }).await.map(drop)
-    }
-
-    async fn delete(&mut self, bucket: Resource<KvBucket>, key: String) -> Done<()> {
-        self.write_one(&bucket, Write::Delete { key }).await.map(drop)
-    }
-
-    async fn exists(&mut self, bucket: Resource<KvBucket>, key: String) -> Done<bool> {
-        Ok(self.read_one(&bucket, &key).await?.is_some())
-    }
+    bucket_methods!();
 
     async fn list_keys(&mut self, bucket: Resource<KvBucket>, cursor: Option<u64>) -> Done<d1::store::KeyResponse> {
         let skip = cursor.unwrap_or(0);
@@ -345,11 +347,6 @@ impl d1::store::HostBucket for CallState {
         let keys = CallState::keys_of(page);
         let cursor = more.then(|| skip + keys.len() as u64);
         Ok(d1::store::KeyResponse { keys, cursor })
-    }
-
-    async fn drop(&mut self, bucket: Resource<KvBucket>) -> wasmtime::Result<()> {
-        self.table.delete(bucket)?;
-        Ok(())
     }
 }
 
@@ -373,13 +370,7 @@ impl d1::batch::Host for CallState {
         Ok(keys.into_iter().zip(values).map(|(k, v)| v.map(|v| (k, v))).collect())
     }
 
-    async fn set_many(&mut self, bucket: Resource<KvBucket>, key_values: Vec<(String, Vec<u8>)>) -> Done<()> {
-        self.write(&bucket, sets(key_values)).await.map(drop)
-    }
-
-    async fn delete_many(&mut self, bucket: Resource<KvBucket>, keys: Vec<String>) -> Done<()> {
-        self.write(&bucket, deletes(keys)).await.map(drop)
-    }
+    batch_writes!();
 }
 
 #[cfg(test)]
