@@ -155,3 +155,25 @@ async fn flipping_back_reuses_cached_code_and_stale_code_is_removed() {
     let restarted = server.log()[first_run..].to_owned();
     assert!(!restarted.contains("compiling"), "the restart compiled:\n{restarted}");
 }
+
+/// Identical code is loaded once: procedures (and versions) that serve the
+/// same component share one loaded copy, also after a restart, and code no
+/// serving version uses is dropped.
+#[tokio::test]
+async fn identical_code_is_loaded_once() {
+    let server = Server::start(&[]);
+    for name in ["a", "b", "c"] {
+        server.deploy_ok(name, "math").await;
+    }
+    server.deploy_ok("t", "text").await;
+    assert_eq!(server.metric("wasmrpc_loaded_components").await, Some(2.0));
+    for name in ["a", "b", "c"] {
+        assert_eq!(server.result(&format!("{name}.add"), json!([20, 22])).await, json!(42));
+    }
+    let server = server.restart();
+    assert_eq!(server.metric("wasmrpc_loaded_components").await, Some(2.0));
+    assert_eq!(server.result("b.add", json!([1, 2])).await, json!(3));
+    let removed = server.request(Method::DELETE, "/procedures/t", &[], Vec::new()).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    assert_eq!(server.metric("wasmrpc_loaded_components").await, Some(1.0));
+}

@@ -84,6 +84,8 @@ pub struct Loaded {
 }
 
 /// A component that passed every check at deploy, not yet described.
+/// Cheap to clone: clones share the loaded code.
+#[derive(Clone)]
 pub struct Compiled {
     pub component: Component,
     pre: ProcedurePre<CallState>,
