@@ -319,9 +319,7 @@ fn apply(
     write: &Write,
     quota: u64,
 ) -> Result<Result<Written, KvError>, redb::Error> {
-    let key = match write {
-        Write::Set { key, .. } | Write::Delete { key } | Write::Increment { key, .. } | Write::Swap { key, .. } => key,
-    };
+    let key = write.key();
     let full = entry_key(scope, key);
     let old = t.data.get(full.as_slice())?.map(|v| v.value().to_vec());
     let (new, answer) = match write {

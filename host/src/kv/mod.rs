@@ -105,11 +105,6 @@ impl KvError {
             other => other.to_string(),
         }
     }
-
-    /// Whether the caller's input was at fault (HTTP 400 in the admin API).
-    pub fn is_client_error(&self) -> bool {
-        !matches!(self, KvError::Storage(_))
-    }
 }
 
 impl From<anyhow::Error> for KvError {
@@ -143,7 +138,8 @@ pub enum Write {
 }
 
 impl Write {
-    fn key(&self) -> &str {
+    /// The key written.
+    pub(crate) fn key(&self) -> &str {
         match self {
             Write::Set { key, .. } | Write::Delete { key } | Write::Increment { key, .. } | Write::Swap { key, .. } => {
                 key
@@ -302,18 +298,13 @@ impl Kv {
         all
     }
 
-    fn count<T>(&self, procedure: &str, result: &Result<T, KvError>, read: u64, written: u64) {
+    /// Counts one read that returned `bytes` of values, or failed.
+    fn count_read<T>(&self, procedure: &str, result: &Result<T, KvError>, bytes: u64) {
         let stats = self.stats(procedure);
         match result {
             Ok(_) => {
-                if read > 0 || written == 0 {
-                    stats.reads.fetch_add(1, Ordering::Relaxed);
-                }
-                if written > 0 {
-                    stats.writes.fetch_add(1, Ordering::Relaxed);
-                }
-                stats.bytes_read.fetch_add(read, Ordering::Relaxed);
-                stats.bytes_written.fetch_add(written, Ordering::Relaxed);
+                stats.reads.fetch_add(1, Ordering::Relaxed);
+                stats.bytes_read.fetch_add(bytes, Ordering::Relaxed);
             }
             Err(_) => {
                 stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -329,8 +320,8 @@ impl Kv {
         keys: &[&str],
     ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
         let result = self.get_many_unmetered(procedure, bucket, keys).await;
-        let read = result.as_ref().map_or(0, |vs| vs.iter().flatten().map(|v| v.len() as u64).sum());
-        self.count(procedure, &result, read.max(1), 0);
+        let bytes = result.as_ref().map_or(0, |vs| vs.iter().flatten().map(|v| v.len() as u64).sum());
+        self.count_read(procedure, &result, bytes);
         result
     }
 
@@ -368,15 +359,18 @@ impl Kv {
     ) -> Result<Vec<Result<Written, KvError>>, KvError> {
         let written: u64 = writes.iter().map(Write::bytes).sum();
         let result = self.write_unmetered(procedure, bucket, writes).await;
-        let result = match result {
-            Ok(outcomes) if outcomes.iter().any(Result::is_err) => {
-                let failed = outcomes.iter().filter(|o| o.is_err()).count() as u64;
-                self.stats(procedure).errors.fetch_add(failed, Ordering::Relaxed);
-                Ok(outcomes)
+        // One write operation, and an error for each write refused (or one
+        // for the whole list).
+        let stats = self.stats(procedure);
+        let failed = match &result {
+            Ok(outcomes) => {
+                stats.writes.fetch_add(1, Ordering::Relaxed);
+                stats.bytes_written.fetch_add(written, Ordering::Relaxed);
+                outcomes.iter().filter(|o| o.is_err()).count() as u64
             }
-            other => other,
+            Err(_) => 1,
         };
-        self.count(procedure, &result, 0, written.max(1));
+        stats.errors.fetch_add(failed, Ordering::Relaxed);
         result
     }
 
@@ -439,7 +433,7 @@ impl Kv {
             Backend::Embedded(db) => db.list(procedure, bucket, prefix, start, limit, values),
             Backend::Postgres(db) => Box::pin(db.list(procedure, bucket, prefix, start, limit, values)).await,
         };
-        self.count(procedure, &result, 1, 0);
+        self.count_read(procedure, &result, 0);
         result
     }
 

@@ -155,8 +155,16 @@ impl CallState {
     }
 
     async fn write_one(&mut self, bucket: &Resource<KvBucket>, write: Write) -> Done<Written> {
-        let mut done = self.write(bucket, vec![write]).await?;
-        done.pop().ok_or_else(|| Fault::Other("a write went missing".into()))
+        let name = self.bucket_name(bucket)?;
+        self.write_one_in(&name, write).await
+    }
+
+    /// One write to bucket `bucket`, waiting for its commit with the slot lent.
+    async fn write_one_in(&mut self, bucket: &str, write: Write) -> Done<Written> {
+        let (dispatcher, procedure) = self.kv()?;
+        waiting(&dispatcher, true, dispatcher.kv().write_one(&procedure, bucket, write))
+            .await
+            .map_err(|e| self.fault(e))
     }
 
     async fn increment(&mut self, bucket: &Resource<KvBucket>, key: String, delta: i64) -> Done<i64> {
@@ -278,19 +286,13 @@ impl d2::atomics::Host for CallState {
     ) -> wasmtime::Result<Result<(), d2::atomics::CasError>> {
         let KvCas { bucket, key, current } = self.table.delete(cas)?;
         let write = Write::Swap { key: key.clone(), expected: current, value };
-        let outcome = match self.write_in(&bucket, vec![write]).await {
-            Ok(mut done) => {
-                done.pop().unwrap_or_else(|| Err(KvError::Storage(anyhow::anyhow!("a write went missing"))))
-            }
-            Err(fault) => return Ok(Err(d2::atomics::CasError::StoreError(fault.draft2()?))),
-        };
-        match outcome {
+        match self.write_one_in(&bucket, write).await {
             Ok(Written::SwapFailed(now)) => {
                 let retry = self.table.push(KvCas { bucket, key, current: now })?;
                 Ok(Err(d2::atomics::CasError::CasFailed(retry)))
             }
             Ok(_) => Ok(Ok(())),
-            Err(e) => Ok(Err(d2::atomics::CasError::StoreError(self.fault(e).draft2()?))),
+            Err(fault) => Ok(Err(d2::atomics::CasError::StoreError(fault.draft2()?))),
         }
     }
 }
