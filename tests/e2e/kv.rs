@@ -255,6 +255,51 @@ async fn paging_through_10000_keys_returns_each_once() {
     assert_eq!(seen, all);
 }
 
+/// Clients calling an increment over and over at a server or a proxy,
+/// counting the calls sent and those answered with a result.
+pub struct IncrementStream {
+    clients: Vec<tokio::task::JoinHandle<()>>,
+    counts: Arc<(AtomicU64, AtomicU64)>,
+}
+
+impl IncrementStream {
+    /// `clients` clients each calling `method` with `params` `calls` times
+    /// at `url`; with `stop_at_failure`, a client stops at its first call
+    /// without a result (its server is gone).
+    pub fn start(url: &str, method: &str, params: Value, clients: usize, calls: usize, stop_at_failure: bool) -> Self {
+        let rpc = format!("{url}/rpc");
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+        let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let clients = (0..clients)
+            .map(|_| {
+                let (rpc, body, counts) = (rpc.clone(), body.clone(), counts.clone());
+                tokio::spawn(async move {
+                    let http = HttpClient::new();
+                    for _ in 0..calls {
+                        counts.0.fetch_add(1, Ordering::SeqCst);
+                        let answer =
+                            http.send(Method::POST, &rpc, &[("content-type", "application/json")], body.clone()).await;
+                        if answer.is_ok_and(|a| a.json().is_ok_and(|a| a.get("result").is_some())) {
+                            counts.1.fetch_add(1, Ordering::SeqCst);
+                        } else if stop_at_failure {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        IncrementStream { clients, counts }
+    }
+
+    /// Waits for every client; the calls sent and those answered.
+    pub async fn finish(self) -> (u64, u64) {
+        for client in self.clients {
+            tokio::time::timeout(Duration::from_secs(60), client).await.expect("a client hung").unwrap();
+        }
+        (self.counts.0.load(Ordering::SeqCst), self.counts.1.load(Ordering::SeqCst))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn answered_increments_survive_kill_9() {
     let _machine = heavy().await;
@@ -262,39 +307,14 @@ async fn answered_increments_survive_kill_9() {
     server.deploy_ok("durable", "test_kv_draft2").await;
     let (mut sent, mut answered) = (0_u64, 0_u64);
     for round in 0..4_u64 {
-        let url = format!("{}/rpc", server.url);
-        let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         // Eight clients increment until the server dies under them.
-        let clients: Vec<_> = (0..8)
-            .map(|_| {
-                let (url, counts) = (url.clone(), counts.clone());
-                tokio::spawn(async move {
-                    let http = HttpClient::new();
-                    let body =
-                        json!({"jsonrpc": "2.0", "id": 1, "method": "durable.increment", "params": ["b", "n", 1]});
-                    for _ in 0..5_000 {
-                        counts.0.fetch_add(1, Ordering::SeqCst);
-                        let answer = http
-                            .send(Method::POST, &url, &[("content-type", "application/json")], body.to_string())
-                            .await;
-                        match answer {
-                            Ok(a) if a.json().is_ok_and(|a| a.get("result").is_some()) => {
-                                counts.1.fetch_add(1, Ordering::SeqCst);
-                            }
-                            _ => return,
-                        }
-                    }
-                })
-            })
-            .collect();
+        let stream = IncrementStream::start(&server.url, "durable.increment", json!(["b", "n", 1]), 8, 5_000, true);
         // A different moment each round: 150 to 600 ms into the stream.
         tokio::time::sleep(Duration::from_millis(150 + 150 * round)).await;
         let killed = server.kill();
-        for client in clients {
-            tokio::time::timeout(Duration::from_secs(30), client).await.expect("a client hung").unwrap();
-        }
-        sent += counts.0.load(Ordering::SeqCst);
-        answered += counts.1.load(Ordering::SeqCst);
+        let (round_sent, round_answered) = stream.finish().await;
+        sent += round_sent;
+        answered += round_answered;
         server = killed.start_again();
         let stored = server.result("durable.get", json!(["b", "n"])).await;
         let stored: u64 = stored.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{stored}"));

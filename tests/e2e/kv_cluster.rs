@@ -4,16 +4,13 @@
 //! the middle of a stream of writes, and data moved from one machine (a
 //! data dir) into the cluster with `wasmrpc kv export` and `import`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::Method;
 use serde_json::{json, Value};
-use wasmrpc_client::http::HttpClient;
 
 use crate::cluster::Cluster;
-use crate::kv::hammer;
+use crate::kv::{hammer, IncrementStream};
 use crate::support::{self, Server};
 
 const SETTLE: Duration = Duration::from_secs(10);
@@ -57,32 +54,10 @@ async fn replicas_share_key_value_state_through_postgresql() {
 
     // A replica killed under a stream of increments: every answered one is
     // stored, nothing is counted that was not sent.
-    let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
-    let url = format!("{nginx_url}/rpc");
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
-            let (url, counts) = (url.clone(), counts.clone());
-            tokio::spawn(async move {
-                let http = HttpClient::new();
-                let body =
-                    json!({"jsonrpc": "2.0", "id": 1, "method": "counter.increment", "params": ["default", "kill", 1]});
-                for _ in 0..300 {
-                    counts.0.fetch_add(1, Ordering::SeqCst);
-                    let answer =
-                        http.send(Method::POST, &url, &[("content-type", "application/json")], body.to_string());
-                    if answer.await.is_ok_and(|a| a.json().is_ok_and(|a| a.get("result").is_some())) {
-                        counts.1.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            })
-        })
-        .collect();
+    let stream = IncrementStream::start(&nginx_url, "counter.increment", json!(["default", "kill", 1]), 8, 300, false);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let killed = cluster.replicas.pop().expect("three replicas").kill();
-    for client in clients {
-        tokio::time::timeout(Duration::from_secs(60), client).await.expect("a client hung").unwrap();
-    }
-    let (sent, answered) = (counts.0.load(Ordering::SeqCst), counts.1.load(Ordering::SeqCst));
+    let (sent, answered) = stream.finish().await;
     let replica = killed.start_again();
     let stored = replica.result("counter.get", json!(["default", "kill"])).await;
     let stored: u64 = stored.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{stored}"));
