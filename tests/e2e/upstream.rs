@@ -145,12 +145,22 @@ async fn serve(mut stream: TcpStream, handler: Arc<Handler>, (requests, cut, see
     seen.lock().unwrap().push(request.clone());
     let reply = handler(&request);
     if !reply.delay.is_zero() {
-        let mut probe = [0u8; 1];
-        tokio::select! {
-            () = tokio::time::sleep(reply.delay) => {}
-            _ = stream.read(&mut probe) => {
-                cut.fetch_add(1, Ordering::SeqCst);
-                return;
+        // Only an end of stream (or an error) is a caller hanging up: bytes
+        // still arriving are the rest of its request (a chunked body's last
+        // chunk), read and dropped. Taking them for a hang-up closed the
+        // socket with unread data, a reset the caller saw as its answer.
+        let mut probe = [0u8; 64];
+        let wait = tokio::time::sleep(reply.delay);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                read = stream.read(&mut probe) => {
+                    if !matches!(read, Ok(n) if n > 0) {
+                        cut.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
             }
         }
     }
