@@ -95,6 +95,31 @@ async fn granted_hosts_are_reached_others_denied_and_redirects_not_followed() {
     assert_eq!(wasi_error(&error), "HTTP-request-denied");
 }
 
+/// A guest sends its request body while it waits for the answer (wstd
+/// does): a refusal, or an answer that needs no more of the body, must
+/// reach it as such, not as a write error on a body stream closed under it.
+#[tokio::test]
+async fn a_refusal_or_an_answer_reaches_a_guest_still_sending_its_body() {
+    let upstream = start_upstream().await;
+    let other = start_upstream().await;
+    let server = Server::start(&["--max-body-kib", "8192"]);
+    deploy_granting(&server, "h", &[&upstream.grant()]).await;
+    let body = "x".repeat(3 << 20);
+    for _ in 0..3 {
+        let error = server.error("h.fetch", json!({"url": other.url("/echo"), "method": "POST", "body": body})).await;
+        assert_eq!(wasi_error(&error), "HTTP-request-denied", "{error}");
+    }
+    assert_eq!(other.requests.load(Ordering::SeqCst), 0);
+    let got = server.result("h.fetch", json!({"url": upstream.url("/echo"), "method": "POST", "body": body})).await;
+    assert_eq!(got["status"], 200);
+    assert_eq!(got["body"].as_str().map(str::len), Some(body.len() + "POST ".len()));
+    // An empty body: the answer may come before the guest has finished it.
+    for _ in 0..20 {
+        let got = server.result("h.fetch", json!({"url": upstream.url("/hello")})).await;
+        assert_eq!(got["status"], 200);
+    }
+}
+
 #[tokio::test]
 async fn a_name_that_resolves_to_loopback_is_refused() {
     let upstream = start_upstream().await;

@@ -16,7 +16,10 @@
 //!    within the call's `--max-outbound-response-mib` (else
 //!    `HTTP-response-body-size`);
 //! 4. does all that with the call's slot lent to other calls
-//!    (`sandbox/slots.rs`), and within the call's deadline.
+//!    (`sandbox/slots.rs`), and within the call's deadline;
+//! 5. reads the guest's request body to its end even when the request no
+//!    longer needs it (refused, or answered early: [`Drained`]), so the
+//!    guest sees the answer, not a closed body stream.
 //!
 //! A refusal or a failure is a `wasi:http` error code for the guest,
 //! never a trap, with a log line that names the host and the grant or flag
@@ -136,6 +139,7 @@ impl WasiHttpHooks for Hooks {
         let dispatcher = self.dispatcher.clone();
         let (procedure, request_id, deadline) = (self.procedure.clone(), self.request_id, self.deadline);
         let received = self.received.clone();
+        let request = request.map(|body| Drained { body: Some(body), ended: false, deadline });
         Box::new(async move {
             let admitted = admitted?;
             let label = host_label(&admitted.entry);
@@ -234,12 +238,62 @@ impl Hooks {
     }
 }
 
+/// The guest's request body, read to its end even when the request no
+/// longer needs it: a guest writes its body while it waits for the answer
+/// (wstd does), and a body stream closed under it would hide that answer (a
+/// refusal, or a response that came before the last bytes were sent) behind
+/// a write error ("connection reset"). Dropped before its end, it is read
+/// to its end and discarded by a task of its own, which ends when the guest
+/// finishes or drops the body (at the latest when its call ends) or at the
+/// call's deadline.
+struct Drained {
+    body: Option<WasiBody>,
+    ended: bool,
+    deadline: Instant,
+}
+
+impl http_body::Body for Drained {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Error>>> {
+        let Some(body) = self.body.as_mut() else { return std::task::Poll::Ready(None) };
+        let frame = std::pin::Pin::new(body).poll_frame(cx);
+        if matches!(frame, std::task::Poll::Ready(None)) {
+            self.ended = true;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.as_ref().map(http_body::Body::size_hint).unwrap_or_default()
+    }
+}
+
+impl Drop for Drained {
+    fn drop(&mut self) {
+        let (Some(mut body), false) = (self.body.take(), self.ended) else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let deadline = self.deadline;
+        runtime.spawn(tokio::time::timeout_at(deadline.into(), async move {
+            while let Some(Ok(_)) = body.frame().await {}
+        }));
+    }
+}
+
 /// A failure, and its outcome label for the metrics.
 type Failed = (Error, &'static str);
 
 /// Resolves, checks, connects, sends and reads the whole response.
 async fn send(
-    mut request: http::Request<WasiBody>,
+    mut request: http::Request<Drained>,
     admitted: &Admitted,
     received: &AtomicU64,
     procedure: &str,
