@@ -280,12 +280,19 @@ function procedureView(name) {
     schedule(0);
   }
 
+  /** A version's instance reuse in words (`reuse` of its metadata). */
+  function reuseText(reuse) {
+    if (!reuse || !(reuse.calls > 1)) return "fresh per call";
+    const memory = reuse.memory_mib ? `, dropped above ${reuse.memory_mib} MiB` : "";
+    return `reused for up to ${reuse.calls} calls, idle ${reuse.idle_ms} ms${memory}`;
+  }
+
   function renderVersions(versions) {
     const serving = versions.find((v) => v.serving)?.version;
     return h(
       "table",
       { class: "versions" },
-      h("thead", {}, h("tr", {}, ["Version", "Deployed", "Size", "SHA-256", "Methods", "Outbound", ""].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, ["Version", "Deployed", "Size", "SHA-256", "Methods", "Outbound", "Reuse", ""].map((c) => h("th", { scope: "col" }, c)))),
       h(
         "tbody",
         {},
@@ -299,6 +306,7 @@ function procedureView(name) {
             h("td", { title: v.sha256 }, h("code", {}, String(v.sha256).slice(0, 12))),
             h("td", { title: (v.methods ?? []).join("\n") }, (v.methods ?? []).length),
             h("td", { title: (v.allowed_outbound ?? []).join("\n") || "none" }, (v.allowed_outbound ?? []).length),
+            h("td", { title: reuseText(v.reuse) }, v.reuse?.calls > 1 ? `${v.reuse.calls} calls` : "fresh"),
             h(
               "td",
               {},
@@ -365,7 +373,7 @@ function procedureView(name) {
     if (!current) return;
     removeButton.hidden = false;
     const outbound = current.allowed_outbound ?? [];
-    const metaKey = `${current.version} ${current.sha256} ${timeAgo(current.deployed_at)} ${outbound.join(" ")}`;
+    const metaKey = `${current.version} ${current.sha256} ${timeAgo(current.deployed_at)} ${outbound.join(" ")} ${reuseText(current.reuse)}`;
     if (meta.dataset.key !== metaKey) {
       meta.dataset.key = metaKey;
       replace(
@@ -379,6 +387,8 @@ function procedureView(name) {
         outbound.length
           ? h("span", { class: "outbound" }, outbound.map((url, i) => [i ? ", " : "", h("code", {}, url)]))
           : h("span", { class: "muted", title: "granted at deploy: ?allow-outbound=URL" }, "none"),
+        " · instances: ",
+        h("span", { class: "reuse", title: "chosen at deploy: ?reuse=N" }, reuseText(current.reuse)),
       );
     }
     const stats = metrics.get(name);

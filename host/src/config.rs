@@ -120,6 +120,11 @@ pub struct Config {
     /// pool holds twice this many instances more (a ready one, and a used
     /// one waiting to be dropped).
     pub ready_instances: usize,
+    /// Idle instances kept, across all procedures, for versions deployed
+    /// with `?reuse=N` (`--max-idle-instances`; 0: none is kept, each call
+    /// gets a fresh one): see `sandbox/reuse.rs`. The pool holds this many
+    /// instances more.
+    pub max_idle_instances: usize,
     /// How often the engine's epoch advances ([`EPOCH_TICK`]). A busy guest
     /// yields to tokio once per tick, and the deadline is checked at each
     /// tick, so this is also the resolution of the time limit. Only
@@ -162,6 +167,7 @@ impl Config {
             guard_pages: false,
             pool_instances: None,
             ready_instances: DEFAULT_READY_INSTANCES,
+            max_idle_instances: DEFAULT_MAX_IDLE_INSTANCES,
             epoch_tick: EPOCH_TICK,
             dashboard: true,
             kv: crate::kv::KvLimits::default(),
@@ -185,6 +191,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// two to 78; at 64 connections two cost 10-17% of the calls per second
 /// (two background tasks and two more live instances), one nothing.
 pub const DEFAULT_READY_INSTANCES: usize = 1;
+
+/// Idle reused instances kept by default, across procedures: 64, as many
+/// as the default call slots of a 2-core machine, each holding its memory
+/// (at most `--memory-limit-mib`).
+pub const DEFAULT_MAX_IDLE_INSTANCES: usize = 64;
 
 /// The most ready instances one procedure may hold: one per core, so a
 /// call on each worker can find one.

@@ -73,6 +73,8 @@ pub struct ProcStats {
     instantiate: Histogram<{ INSTANTIATE_BUCKETS.len() + 1 }>,
     /// Calls served by a ready instance (made ahead: `--ready-instances`).
     ready: AtomicU64,
+    /// Calls served by an instance that served an earlier call (`?reuse=N`).
+    reused: AtomicU64,
     errors: Mutex<BTreeMap<i32, u64>>,
     /// Outbound HTTP requests by granted host and outcome (locked per
     /// request, by calls that send one).
@@ -105,6 +107,11 @@ impl ProcStats {
     /// Records a call that took a ready instance, made ahead of it.
     pub fn record_ready_instance(&self) {
         self.ready.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a call that reused an instance an earlier call used.
+    pub fn record_reused_instance(&self) {
+        self.reused.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -158,6 +165,9 @@ pub fn render<'a>(
     let mut ready = String::from(
         "# HELP wasmrpc_ready_instance_calls_total Calls served by an instance made ahead of them (--ready-instances), per procedure.\n# TYPE wasmrpc_ready_instance_calls_total counter\n",
     );
+    let mut reused = String::from(
+        "# HELP wasmrpc_reused_instance_calls_total Calls served by an instance that served an earlier call (deployed with ?reuse=N), per procedure.\n# TYPE wasmrpc_reused_instance_calls_total counter\n",
+    );
     let mut latency = String::from(
         "# HELP wasmrpc_call_duration_seconds Time from dispatch to result, per procedure.\n# TYPE wasmrpc_call_duration_seconds histogram\n",
     );
@@ -178,6 +188,8 @@ pub fn render<'a>(
         let _ = writeln!(calls, "wasmrpc_calls_total{{procedure=\"{name}\"}} {total}");
         let served = stats.ready.load(Ordering::Relaxed);
         let _ = writeln!(ready, "wasmrpc_ready_instance_calls_total{{procedure=\"{name}\"}} {served}");
+        let again = stats.reused.load(Ordering::Relaxed);
+        let _ = writeln!(reused, "wasmrpc_reused_instance_calls_total{{procedure=\"{name}\"}} {again}");
         for (code, n) in stats.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(errors, "wasmrpc_errors_total{{procedure=\"{name}\",code=\"{code}\"}} {n}");
         }
@@ -187,7 +199,7 @@ pub fn render<'a>(
     let mut nested_calls = String::new();
     nested.render(&mut nested_calls);
     format!(
-        "# HELP wasmrpc_procedures_deployed Procedures serving now.\n# TYPE wasmrpc_procedures_deployed gauge\nwasmrpc_procedures_deployed {deployed}\n{calls}{errors}{ready}{nested_calls}{outbound}{latency}{instantiate}"
+        "# HELP wasmrpc_procedures_deployed Procedures serving now.\n# TYPE wasmrpc_procedures_deployed gauge\nwasmrpc_procedures_deployed {deployed}\n{calls}{errors}{ready}{reused}{nested_calls}{outbound}{latency}{instantiate}"
     )
 }
 

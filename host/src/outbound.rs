@@ -288,19 +288,6 @@ pub fn canonical_texts<S: AsRef<str>>(texts: &[S]) -> Result<Vec<String>, String
     Grant::parse(texts).map(|g| g.texts())
 }
 
-/// The query string that grants `texts` at deploy: `?allow-outbound=...&...`,
-/// or nothing when there is none.
-pub fn deploy_query<S: AsRef<str>>(texts: &[S]) -> String {
-    if texts.is_empty() {
-        return String::new();
-    }
-    let mut query = form_urlencoded::Serializer::new(String::from("?"));
-    for text in texts {
-        query.append_pair("allow-outbound", text.as_ref());
-    }
-    query.finish()
-}
-
 /// An IPv4-mapped (`::ffff:a.b.c.d`) address as the IPv4 address it is.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {

@@ -325,8 +325,10 @@ fn metrics(app: &App) -> HttpResponse {
     let kv = app.registry.kv();
     crate::metrics::render_kv(&mut text, &kv.all_stats(), kv.commits());
     let loaded = app.registry.loaded_components();
+    let idle = app.registry.idle_instances();
     text.push_str(&format!(
-        "# HELP wasmrpc_loaded_components Distinct compiled components loaded: identical code is loaded once, shared by every procedure and version that serves it.\n# TYPE wasmrpc_loaded_components gauge\nwasmrpc_loaded_components {loaded}\n"
+        "# HELP wasmrpc_loaded_components Distinct compiled components loaded: identical code is loaded once, shared by every procedure and version that serves it.\n# TYPE wasmrpc_loaded_components gauge\nwasmrpc_loaded_components {loaded}\n\
+         # HELP wasmrpc_idle_instances Instances kept between calls for procedures deployed with ?reuse=N (at most --max-idle-instances).\n# TYPE wasmrpc_idle_instances gauge\nwasmrpc_idle_instances {idle}\n"
     ));
     let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));

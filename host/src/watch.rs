@@ -3,10 +3,11 @@
 //! events, and a file being written must not be read half-way). `serve
 //! --watch DIR` uses it here to keep every `DIR/*.wasm` deployed under its
 //! file stem (a file that does not validate is logged while the previous
-//! version keeps serving), granted the outbound hosts its sidecar
-//! `DIR/NAME.toml` lists (`allow-outbound = ["https://api.example.com"]`;
-//! a change to it redeploys); `wasmrpc dev` uses it to rebuild on a source
-//! change.
+//! version keeps serving), with the settings its sidecar `DIR/NAME.toml`
+//! names, the keys of a deploy's query (`allow-outbound =
+//! ["https://api.example.com"]`, `reuse = 100`, `reuse-idle-ms`,
+//! `reuse-memory-mib`; a change to it redeploys); `wasmrpc dev` uses it to
+//! rebuild on a source change.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ use notify::{EventKind, RecursiveMode, Watcher as _};
 
 use crate::logtext::loggable;
 use crate::registry::{Registry, RegistryError};
+use crate::sandbox::Reuse;
+use crate::store::Settings;
 
 /// How long the watched files must stay quiet after a change before it is
 /// reported.
@@ -113,13 +116,13 @@ async fn sync(registry: &Arc<Registry>, path: &Path) {
     let shown = path.display();
     match tokio::fs::read(path).await {
         Ok(bytes) => {
-            let allowed = match sidecar(&path.with_extension("toml")).await {
-                Ok(allowed) => allowed,
+            let settings = match sidecar(&path.with_extension("toml")).await {
+                Ok(settings) => settings,
                 Err(e) => {
                     return tracing::error!(procedure = name, "watch: not deploying {shown}: {}", loggable(&e));
                 }
             };
-            deploy(registry, name, bytes, &allowed, path).await;
+            deploy(registry, name, bytes, settings, path).await;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match registry.remove(name).await {
             Ok(()) => tracing::info!(procedure = name, "watch: {shown} removed; undeployed"),
@@ -130,30 +133,45 @@ async fn sync(registry: &Arc<Registry>, path: &Path) {
     }
 }
 
-/// The sidecar of a watched module: `allow-outbound = [URL, ...]` (none
+/// The sidecar of a watched module: `allow-outbound = [URL, ...]`,
+/// `reuse = N`, `reuse-idle-ms = T`, `reuse-memory-mib = M` (the defaults
 /// when the file is absent).
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Sidecar {
     #[serde(default, rename = "allow-outbound")]
     allow_outbound: Vec<String>,
+    reuse: Option<i64>,
+    #[serde(rename = "reuse-idle-ms")]
+    reuse_idle_ms: Option<i64>,
+    #[serde(rename = "reuse-memory-mib")]
+    reuse_memory_mib: Option<i64>,
 }
 
-/// The hosts `path` (a module's `NAME.toml`) grants, or what is wrong with it.
-async fn sidecar(path: &Path) -> Result<Vec<String>, String> {
-    match tokio::fs::read_to_string(path).await {
-        Ok(text) => toml::from_str::<Sidecar>(&text).map(|s| s.allow_outbound).map_err(|e| {
-            format!("{} is not a valid sidecar (allow-outbound = [\"https://host\", ...]): {e}", path.display())
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-    }
+/// The settings `path` (a module's `NAME.toml`) names, or what is wrong with it.
+async fn sidecar(path: &Path) -> Result<Settings, String> {
+    let shown = path.display();
+    let sidecar = match tokio::fs::read_to_string(path).await {
+        Ok(text) => toml::from_str::<Sidecar>(&text).map_err(|e| {
+            format!("{shown} is not a valid sidecar (allow-outbound = [\"https://host\", ...], reuse = N): {e}")
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Sidecar::default(),
+        Err(e) => return Err(format!("cannot read {shown}: {e}")),
+    };
+    let numbers = [
+        ("reuse", sidecar.reuse),
+        ("reuse-idle-ms", sidecar.reuse_idle_ms),
+        ("reuse-memory-mib", sidecar.reuse_memory_mib),
+    ];
+    let reuse = Reuse::from_pairs(numbers.iter().filter_map(|(key, n)| n.map(|n| (*key, n.to_string()))))
+        .map_err(|e| format!("{shown}: {e}"))?;
+    Ok(Settings { allowed_outbound: sidecar.allow_outbound, reuse })
 }
 
-async fn deploy(registry: &Arc<Registry>, name: &str, bytes: Vec<u8>, allowed: &[String], path: &Path) {
+async fn deploy(registry: &Arc<Registry>, name: &str, bytes: Vec<u8>, settings: Settings, path: &Path) {
     let shown = path.display();
     {
-        match registry.deploy_granting(name, bytes.into(), allowed).await {
+        match registry.deploy_with(name, bytes.into(), settings).await {
             Ok((meta, _)) => {
                 tracing::info!(procedure = name, version = meta.version, "watch: deployed {shown}")
             }

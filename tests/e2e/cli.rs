@@ -24,6 +24,19 @@ async fn deploy_call_list_remove() {
     let (ok, out, err) = tokio::task::block_in_place(|| run(vec!["call", "math.add", "[2, 40]"]));
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "42");
+
+    // Reuse is chosen at deploy; the server says what is wrong with it.
+    let reuse = vec!["deploy", "math", math, "--reuse", "50", "--reuse-idle-ms", "1500", "--reuse-memory-mib", "8"];
+    let (ok, out, err) = tokio::task::block_in_place(|| run(reuse));
+    assert!(ok, "{err}");
+    assert!(out.contains("updated math version 2"), "{out}");
+    assert!(out.contains("reuse: up to 50 calls per instance, idle 1500 ms, dropped above 8 MiB"), "{out}");
+    let (ok, _, err) = tokio::task::block_in_place(|| run(vec!["deploy", "math", math, "--reuse", "0"]));
+    assert!(!ok);
+    assert!(err.contains("invalid reuse=0"), "{err}");
+    let (ok, _, err) = tokio::task::block_in_place(|| run(vec!["deploy", "math", math, "--reuse-idle-ms", "5"]));
+    assert!(!ok);
+    assert!(err.contains("--reuse"), "{err}");
     let (ok, out, _) = tokio::task::block_in_place(|| run(vec!["call", "math.add", r#"{"a": 1, "b": 2}"#]));
     assert!(ok);
     assert_eq!(out.trim(), "3");
@@ -40,7 +53,7 @@ async fn deploy_call_list_remove() {
 
     let (ok, out, _) = tokio::task::block_in_place(|| run(vec!["list"]));
     assert!(ok);
-    assert!(out.contains("math v1"), "{out}");
+    assert!(out.contains("math v2"), "{out}");
 
     let (ok, out, _) = tokio::task::block_in_place(|| run(vec!["remove", "math"]));
     assert!(ok);

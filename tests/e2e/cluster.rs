@@ -474,8 +474,9 @@ async fn rollback_and_remove_on_one_replica_reach_the_others_and_every_replica_d
 /// rollback and removal keeping the history, migrations applied once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_store_numbers_keeps_and_forgets_like_the_data_dir() {
+    use wasmrpc::sandbox::Reuse;
     use wasmrpc::store::pg::{PgStore, PgTarget};
-    use wasmrpc::store::{Store as _, StoreError};
+    use wasmrpc::store::{Settings, Store as _, StoreError};
 
     let pg = Postgres::start();
     let target = PgTarget::parse(&pg.url(), None).unwrap();
@@ -526,12 +527,25 @@ async fn the_postgres_store_numbers_keeps_and_forgets_like_the_data_dir() {
         let again = store.publish("n", &sha256_hex(b"again"), b"again", "{}").unwrap();
         assert_eq!(again.version, 21);
         assert!(again.deployed_at.ends_with('Z'), "{}", again.deployed_at);
+        // A version's settings are kept with it, as in the data dir.
+        assert_eq!(again.settings, Settings::default());
+        let settings = Settings {
+            allowed_outbound: vec!["http://127.0.0.1:9".into()],
+            reuse: Reuse { calls: 5, idle_ms: 1000, memory_mib: Some(16) },
+        };
+        let with = store.publish_with("n", &sha256_hex(b"again"), b"again", "{}", &settings).unwrap();
+        assert_eq!((with.version, &with.settings), (22, &settings));
+        assert_eq!(store.history("n").unwrap().versions[0], with);
+        assert_eq!(store.serving().unwrap()[0].1, with);
     })
     .await
     .unwrap();
-    // 20 publishes, an activate, an unpublish, a publish; refusals record nothing.
-    assert_eq!(store.last_change().await.unwrap(), 23);
-    assert_eq!(store.changes_since(21).await.unwrap(), [(22, "n".to_owned()), (23, "n".to_owned())]);
+    // 20 publishes, an activate, an unpublish, two publishes; refusals record nothing.
+    assert_eq!(store.last_change().await.unwrap(), 24);
+    assert_eq!(
+        store.changes_since(21).await.unwrap(),
+        [(22, "n".to_owned()), (23, "n".to_owned()), (24, "n".to_owned())]
+    );
 }
 
 // PostgreSQL chaos: a crash in the middle of deploys, a killed LISTEN

@@ -434,10 +434,11 @@ fn new_and_dev_have_help() {
     }
 }
 
-/// `wasmrpc dev --allow-outbound URL` deploys with that grant (a redeploy
-/// without it drops it); the grant itself is tested in `outbound.rs`.
+/// `wasmrpc dev --allow-outbound URL --reuse N` deploys with that grant
+/// and reuse (a redeploy without them drops them); the grant itself is
+/// tested in `outbound.rs`, reuse in `reuse.rs`.
 #[tokio::test(flavor = "multi_thread")]
-async fn dev_deploys_with_the_outbound_grant_it_is_given() {
+async fn dev_deploys_with_the_settings_it_is_given() {
     let _heavy = heavy().await;
     let server = Server::start(&[]);
     let temp = tempfile::tempdir().unwrap();
@@ -446,13 +447,14 @@ async fn dev_deploys_with_the_outbound_grant_it_is_given() {
     let dir = dir.to_str().unwrap();
     let grant = "http://127.0.0.1:9";
     let out = tokio::task::block_in_place(|| {
-        run(&["dev", dir, "--once", "--server", &server.url, "--allow-outbound", grant])
+        run(&["dev", dir, "--once", "--server", &server.url, "--allow-outbound", grant, "--reuse", "10"])
     });
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("deployed greet version 1"), "{stdout}");
     let meta = server.request(hyper::Method::GET, "/procedures/greet", &[], Vec::new()).await.json().unwrap();
     assert_eq!(meta["allowed_outbound"], json!([grant]), "{meta}");
+    assert_eq!(meta["reuse"]["calls"], 10, "{meta}");
 
     let out = tokio::task::block_in_place(|| run(&["dev", dir, "--once", "--server", &server.url]));
     assert!(out.status.success(), "{}", text(&out.stderr));

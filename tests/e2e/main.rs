@@ -27,6 +27,7 @@ mod outbound;
 mod persistence;
 mod reload;
 mod remote;
+mod reuse;
 /// The fuzz target `module_upload`'s seeds and the procedure template.
 #[path = "../../fuzz/seeds.rs"]
 mod seeds;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{timing, Server};
+use crate::support::{join_all, timing, Server};
 use crate::upstream::{deploy_with_grants, Reply, Request, Upstream};
 
 /// A loopback upstream: `/hello`, `/redirect` (302 to /hello), `/slow?ms=N`,
@@ -198,37 +198,13 @@ async fn calls_waiting_on_the_network_lend_their_slots() {
     let started = Instant::now();
     let url = upstream.url("/slow?ms=500");
     let calls = (0..64).map(|_| server.call("h.fetch", json!({ "url": url })));
-    let answers = futures_join_all(calls).await;
+    let answers = join_all(calls).await;
     let elapsed = started.elapsed();
     for answer in &answers {
         assert_eq!(answer["result"]["body"], "slow", "{answer}");
     }
     println!("64 calls each waiting 500 ms upstream, on 32 call slots: {elapsed:?}");
     assert!(elapsed < Duration::from_millis(1500), "64 waiting calls took {elapsed:?}");
-}
-
-/// Runs every future at once on this task.
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut set: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in set.iter_mut().enumerate() {
-            if outputs[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(out) => outputs[i] = Some(out),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().map(Option::unwrap).collect()
 }
 
 #[tokio::test]
@@ -264,7 +240,7 @@ async fn a_grant_is_kept_with_its_version_and_a_rollback_restores_it() {
 /// `serve --watch DIR`: `DIR/h.toml` grants `DIR/h.wasm` its upstream, and
 /// an edit of the sidecar alone redeploys it with the new grant.
 #[tokio::test]
-async fn a_watched_modules_sidecar_grants_it_and_an_edit_redeploys() {
+async fn a_watched_modules_sidecar_sets_it_up_and_an_edit_redeploys() {
     let _timing = timing().await;
     let upstream = start_upstream().await;
     let dir = tempfile::tempdir().unwrap();
@@ -281,8 +257,8 @@ async fn a_watched_modules_sidecar_grants_it_and_an_edit_redeploys() {
     let meta = server.request(Method::GET, "/procedures/h", &[], Vec::new()).await.json().unwrap();
     assert_eq!((meta["version"].as_u64(), &meta["allowed_outbound"]), (Some(1), &json!([upstream.grant()])));
 
-    // The grant removed: a new version, and the next call is refused.
-    std::fs::write(&sidecar, "allow-outbound = []\n").unwrap();
+    // The grant removed (and reuse chosen): a new version, and the next call is refused.
+    std::fs::write(&sidecar, "allow-outbound = []\nreuse = 20\nreuse-idle-ms = 900\n").unwrap();
     server
         .eventually(Duration::from_secs(20), "h redeployed without the grant", || async {
             let meta = server.request(Method::GET, "/procedures/h", &[], Vec::new()).await.json().unwrap();
@@ -291,6 +267,7 @@ async fn a_watched_modules_sidecar_grants_it_and_an_edit_redeploys() {
         .await;
     let meta = server.request(Method::GET, "/procedures/h", &[], Vec::new()).await.json().unwrap();
     assert_eq!(meta["allowed_outbound"], json!([]), "{meta}");
+    assert_eq!(meta["reuse"], json!({"calls": 20, "idle_ms": 900, "memory_mib": null}), "{meta}");
     let before = upstream.requests.load(Ordering::SeqCst);
     let error = server.error("h.fetch", hello.clone()).await;
     assert_eq!(wasi_error(&error), "HTTP-request-denied", "{error}");
@@ -298,7 +275,10 @@ async fn a_watched_modules_sidecar_grants_it_and_an_edit_redeploys() {
 
     // A sidecar that does not parse is logged; the version serving stays.
     std::fs::write(&sidecar, "allow-outbound = \"not a list\"\n").unwrap();
-    server.wait_for_log(0, &["is not a valid sidecar"], Duration::from_secs(20)).await;
+    let seen = server.wait_for_log(0, &["is not a valid sidecar"], Duration::from_secs(20)).await;
+    // So is a reuse setting out of range.
+    std::fs::write(&sidecar, "reuse = 0\n").unwrap();
+    server.wait_for_log(seen, &["h.toml: invalid reuse=0"], Duration::from_secs(20)).await;
     let meta = server.request(Method::GET, "/procedures/h", &[], Vec::new()).await.json().unwrap();
     assert_eq!(meta["version"], 2, "{meta}");
 }

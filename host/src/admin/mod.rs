@@ -21,6 +21,8 @@ use crate::body::{self, BodyError};
 use crate::config::Config;
 use crate::http_error::{json_response, HttpError, HttpResponse};
 use crate::registry::{check_name, Registry, RegistryError};
+use crate::sandbox::Reuse;
+use crate::store::Settings;
 
 impl From<RegistryError> for HttpError {
     fn from(err: RegistryError) -> Self {
@@ -69,8 +71,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// `PUT /procedures/{name}[?allow-outbound=URL...]`: 201 with metadata on a
-/// first deploy, 200 on a replace; 400 for a bad `allow-outbound` entry.
+/// `PUT /procedures/{name}[?allow-outbound=URL...][&reuse=N[&reuse-idle-ms=T][&reuse-memory-mib=M]]`:
+/// 201 with metadata on a first deploy, 200 on a replace; 400 for a bad
+/// `allow-outbound` entry or reuse setting.
 pub async fn deploy(
     registry: &Arc<Registry>,
     config: &Config,
@@ -82,6 +85,7 @@ pub async fn deploy(
     check_name(name)?;
     let allowed_outbound = allow_outbound(req.uri().query());
     crate::outbound::Grant::parse(&allowed_outbound).map_err(HttpError::BadRequest)?;
+    let reuse = Reuse::from_query(req.uri().query()).map_err(HttpError::BadRequest)?;
     let limit = config.max_module_bytes;
     let body = body::read(req, limit, config.body_read_timeout).await.map_err(|e| match e {
         BodyError::TooLarge => HttpError::TooLarge(format!(
@@ -99,7 +103,7 @@ pub async fn deploy(
             "the request body is empty: send the .wasm bytes, e.g. `curl -X PUT --data-binary @f.wasm`".into(),
         ));
     }
-    let (metadata, created) = registry.deploy_granting(name, body, &allowed_outbound).await?;
+    let (metadata, created) = registry.deploy_with(name, body, Settings { allowed_outbound, reuse }).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(json_response(status, to_json(&metadata)))
 }

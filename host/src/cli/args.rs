@@ -29,11 +29,8 @@ pub enum Command {
         name: String,
         /// The .wasm file.
         file: PathBuf,
-        /// Let this version send HTTP requests to URL: scheme://host or scheme://host:port, http or https;
-        /// `*.example.com` for every subdomain (not example.com itself). Repeat for more hosts;
-        /// without it the version may send none.
-        #[arg(long = "allow-outbound", value_name = "URL")]
-        allow_outbound: Vec<String>,
+        #[command(flatten)]
+        settings: DeploySettings,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -189,12 +186,55 @@ pub struct DevArgs {
     /// starts a server.
     #[arg(long)]
     pub once: bool,
-    /// Let the procedure send HTTP requests to URL (scheme://host or scheme://host:port); repeatable.
-    /// Without it the procedure may send none.
-    #[arg(long = "allow-outbound", value_name = "URL")]
-    pub allow_outbound: Vec<String>,
+    #[command(flatten)]
+    pub settings: DeploySettings,
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+/// What a deploy chooses besides the code (`wasmrpc deploy`, `wasmrpc dev`):
+/// the query of `PUT /procedures/{name}`, checked by the server.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeploySettings {
+    /// Let this version send HTTP requests to URL: scheme://host or scheme://host:port, http or https;
+    /// `*.example.com` for every subdomain (not example.com itself). Repeat for more hosts;
+    /// without it the version may send none.
+    #[arg(long = "allow-outbound", value_name = "URL")]
+    pub allow_outbound: Vec<String>,
+    /// Serve up to N calls, one at a time, with one instance: its memory and globals persist
+    /// between calls of this procedure (caches stay warm). 1, the default: a fresh instance per call.
+    #[arg(long, value_name = "N")]
+    pub reuse: Option<u64>,
+    /// With --reuse: drop an instance idle this long [server's default: 30000].
+    #[arg(long, value_name = "MS", requires = "reuse")]
+    pub reuse_idle_ms: Option<u64>,
+    /// With --reuse: drop an instance after a call that leaves its memory above this.
+    #[arg(long, value_name = "MIB", requires = "reuse")]
+    pub reuse_memory_mib: Option<u64>,
+}
+
+impl DeploySettings {
+    /// The query string that asks for these settings (`?allow-outbound=...&reuse=...`),
+    /// or nothing for the defaults.
+    pub fn query(&self) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for text in &self.allow_outbound {
+            query.append_pair("allow-outbound", text);
+        }
+        for (key, value) in
+            [("reuse", self.reuse), ("reuse-idle-ms", self.reuse_idle_ms), ("reuse-memory-mib", self.reuse_memory_mib)]
+        {
+            if let Some(value) = value {
+                query.append_pair(key, &value.to_string());
+            }
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            query
+        } else {
+            format!("?{query}")
+        }
+    }
 }
 
 /// `wasmrpc kv`'s subcommands.
@@ -430,6 +470,11 @@ pub struct ServeArgs {
     /// written, while the server has idle time. 0: every call makes its instance itself.
     #[arg(long, env = "WASMRPC_READY_INSTANCES", default_value_t = config::DEFAULT_READY_INSTANCES as u64, value_parser = clap::value_parser!(u64).range(0..=1024))]
     pub ready_instances: u64,
+    /// Idle instances kept between calls, across all procedures, for versions deployed with
+    /// `?reuse=N` (an instance serves up to N calls): past it the longest idle is dropped.
+    /// 0: none is kept, and every call gets a fresh instance.
+    #[arg(long, env = "WASMRPC_MAX_IDLE_INSTANCES", default_value_t = config::DEFAULT_MAX_IDLE_INSTANCES as u64, value_parser = clap::value_parser!(u64).range(0..=4096))]
+    pub max_idle_instances: u64,
     /// Bytes of key-value data (keys and values, all buckets) one procedure may keep, in MiB.
     /// A write past it fails with a message to the guest; deletes always work.
     #[arg(long, env = "WASMRPC_KV_QUOTA_MIB", default_value_t = crate::kv::DEFAULT_QUOTA_MIB)]
@@ -518,6 +563,8 @@ impl ServeArgs {
         config.pagemap_scan = !self.no_pagemap_scan;
         config.guard_pages = self.guard_pages;
         config.ready_instances = usize::try_from(self.ready_instances).unwrap_or(config::DEFAULT_READY_INSTANCES);
+        config.max_idle_instances =
+            usize::try_from(self.max_idle_instances).unwrap_or(config::DEFAULT_MAX_IDLE_INSTANCES);
         config.dashboard = !self.no_dashboard;
         config.outbound = crate::outbound::Limits {
             max_requests: self.max_outbound_requests,

@@ -19,7 +19,7 @@ use notify::RecursiveMode;
 use serde_json::Value;
 
 use super::admin_client::{self, AdminClient, AdminFailure};
-use super::DevArgs;
+use super::{DeploySettings, DevArgs};
 use crate::config::Config;
 use crate::registry;
 use crate::watch::FileWatcher;
@@ -99,7 +99,7 @@ async fn dev(options: &DevArgs, local: &mut Option<LocalServer>) -> anyhow::Resu
         );
     }
     let mut deployer = Deployer::new(name, server, options.server.admin_token.clone()).await;
-    deployer.allow_outbound = options.allow_outbound.clone();
+    deployer.settings = options.settings.clone();
     if options.once {
         let ok = deployer.round(&dir).await;
         return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
@@ -186,14 +186,14 @@ struct Deployer {
     admin: AdminClient,
     version: Option<u64>,
     methods: Option<Vec<String>>,
-    /// Hosts each deploy grants outbound HTTP to (`--allow-outbound`).
-    allow_outbound: Vec<String>,
+    /// What each deploy chooses besides the code (`--allow-outbound`, `--reuse`, ...).
+    settings: DeploySettings,
 }
 
 impl Deployer {
     async fn new(name: String, server: String, admin_token: Option<String>) -> Deployer {
         let admin = AdminClient::new(&server, admin_token.as_deref());
-        let mut deployer = Deployer { name, admin, version: None, methods: None, allow_outbound: Vec::new() };
+        let mut deployer = Deployer { name, admin, version: None, methods: None, settings: DeploySettings::default() };
         let path = format!("/procedures/{}", deployer.name);
         if let Ok(answer) = deployer.admin.request(Method::GET, &path, Vec::new()).await {
             deployer.version = answer.json().ok().and_then(|meta| meta["version"].as_u64());
@@ -256,7 +256,7 @@ impl Deployer {
         let bytes = tokio::fs::read(artifact)
             .await
             .with_context(|| format!("cannot read the build's output {}", artifact.display()))?;
-        let path = format!("/procedures/{}{}", self.name, crate::outbound::deploy_query(&self.allow_outbound));
+        let path = format!("/procedures/{}{}", self.name, self.settings.query());
         let answer = self.admin.request(Method::PUT, &path, bytes).await?;
         let meta = answer.json().map_err(anyhow::Error::from)?;
         let version = meta["version"].as_u64().context("the server's answer has no version")?;

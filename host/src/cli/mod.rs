@@ -20,15 +20,15 @@ use anyhow::{bail, Context as _};
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
-pub use args::{Cli, Command, ConfigCommand, DevArgs, KvCommand, LogFormat, ServeArgs, ServerArgs, StubArgs};
+pub use args::{
+    Cli, Command, ConfigCommand, DeploySettings, DevArgs, KvCommand, LogFormat, ServeArgs, ServerArgs, StubArgs,
+};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Deploy { name, file, allow_outbound, server } => {
-            client_command(deploy_file(name, file, allow_outbound, server))
-        }
+        Command::Deploy { name, file, settings, server } => client_command(deploy_file(name, file, settings, server)),
         Command::Call { method, params, server } => client_command(call(method, params, server)),
         Command::List { server } => client_command(list(server)),
         Command::Remove { name, server } => client_command(remove(name, server)),
@@ -79,11 +79,11 @@ async fn admin_request(
 async fn deploy_file(
     name: String,
     file: PathBuf,
-    allow_outbound: Vec<String>,
+    settings: DeploySettings,
     server: ServerArgs,
 ) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let path = format!("/procedures/{name}{}", crate::outbound::deploy_query(&allow_outbound));
+    let path = format!("/procedures/{name}{}", settings.query());
     let answer = admin_request(&server, Method::PUT, &path, bytes).await?;
     let meta = answer.json()?;
     let verb = if answer.status == StatusCode::CREATED { "deployed" } else { "updated" };
@@ -97,6 +97,11 @@ async fn deploy_file(
     if let Some(hosts) = meta["allowed_outbound"].as_array().filter(|h| !h.is_empty()) {
         let hosts: Vec<&str> = hosts.iter().filter_map(Value::as_str).collect();
         println!("  allowed outbound: {}", hosts.join(", "));
+    }
+    if let Some(calls) = meta["reuse"]["calls"].as_u64().filter(|&n| n > 1) {
+        let memory =
+            meta["reuse"]["memory_mib"].as_u64().map(|m| format!(", dropped above {m} MiB")).unwrap_or_default();
+        println!("  reuse: up to {calls} calls per instance, idle {} ms{memory}", meta["reuse"]["idle_ms"]);
     }
     Ok(ExitCode::SUCCESS)
 }

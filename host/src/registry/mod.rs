@@ -26,11 +26,11 @@ use crate::config::Config;
 use crate::kv::Kv;
 use crate::metrics::{NestedCalls, ProcStats};
 pub use crate::sandbox::{CallContext, CallError};
-use crate::sandbox::{Compiled, InvalidModule, Loaded, Sandbox};
+use crate::sandbox::{Compiled, InvalidModule, Loaded, Reuse, Sandbox};
 use crate::store::compiled::CompiledCache;
 use crate::store::data_dir::DataDir;
 use crate::store::sha256_hex;
-use crate::store::{Store, StoreError, StoredVersion};
+use crate::store::{Settings, Store, StoreError, StoredVersion};
 use crate::vars::Vars;
 
 /// What the admin API shows of a deployed version.
@@ -46,6 +46,16 @@ pub struct Metadata {
     /// The hosts this version may send HTTP requests to, as granted at
     /// deploy (`allow-outbound`); empty: none.
     pub allowed_outbound: Vec<String>,
+    /// Its instance reuse, as chosen at deploy (`reuse`, `reuse-idle-ms`,
+    /// `reuse-memory-mib`); `calls` 1: a fresh instance per call.
+    pub reuse: Reuse,
+}
+
+impl Metadata {
+    /// What the deploy chose besides the code.
+    fn settings(&self) -> Settings {
+        Settings { allowed_outbound: self.allowed_outbound.clone(), reuse: self.reuse }
+    }
 }
 
 /// One kept version of a name, as `GET /procedures/{name}/versions` lists it.
@@ -179,6 +189,11 @@ impl Registry {
         self.loaded.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// How many instances are kept idle for versions that reuse them.
+    pub fn idle_instances(&self) -> usize {
+        self.sandbox.idle_instances()
+    }
+
     /// The key-value state of every procedure.
     pub fn kv(&self) -> &Kv {
         &self.kv
@@ -310,23 +325,25 @@ impl Registry {
     /// new (first deploy, or first since a delete). Bytes identical to the
     /// serving version change nothing.
     pub async fn deploy(self: &Arc<Self>, name: &str, bytes: bytes::Bytes) -> Result<(Metadata, bool), RegistryError> {
-        self.deploy_granting(name, bytes, &[]).await
+        self.deploy_with(name, bytes, Settings::default()).await
     }
 
-    /// [`Registry::deploy`], the new version granted outbound HTTP to
-    /// `allowed_outbound` (`scheme://host[:port]` entries, checked here:
-    /// [`RegistryError::BadGrant`] says what is wrong). The same bytes with
-    /// another grant are a new version.
-    pub async fn deploy_granting(
+    /// [`Registry::deploy`], the new version with `settings`: its grant of
+    /// outbound HTTP (`scheme://host[:port]` entries, checked here:
+    /// [`RegistryError::BadGrant`] says what is wrong) and its instance
+    /// reuse. The same bytes with other settings are a new version.
+    pub async fn deploy_with(
         self: &Arc<Self>,
         name: &str,
         bytes: bytes::Bytes,
-        allowed_outbound: &[String],
+        mut settings: Settings,
     ) -> Result<(Metadata, bool), RegistryError> {
         check_name(name)?;
-        let allowed_outbound = crate::outbound::canonical_texts(allowed_outbound).map_err(RegistryError::BadGrant)?;
+        settings.allowed_outbound =
+            crate::outbound::canonical_texts(&settings.allowed_outbound).map_err(RegistryError::BadGrant)?;
+        let settings = settings;
         let sha256 = sha256_hex(&bytes);
-        if let Some(unchanged) = self.unchanged(name, &sha256, &allowed_outbound).await? {
+        if let Some(unchanged) = self.unchanged(name, &sha256, &settings).await? {
             return Ok((unchanged, false));
         }
         let this = self.clone();
@@ -350,7 +367,7 @@ impl Registry {
         // acknowledge bytes the store no longer serves (an acknowledged
         // deploy that never serves). The store must agree.
         if let Some(current) =
-            self.get(name).filter(|d| d.metadata.sha256 == sha256 && d.metadata.allowed_outbound == allowed_outbound)
+            self.get(name).filter(|d| d.metadata.sha256 == sha256 && d.metadata.settings() == settings)
         {
             let (this, owned_name, number) = (self.clone(), name.to_owned(), current.metadata.version);
             if blocking(move || Ok(this.store.history(&owned_name)?.serving == Some(number))).await? {
@@ -364,7 +381,7 @@ impl Registry {
             if fresh {
                 this.cache_compiled(&sha256, &compiled);
             }
-            let stored = this.store.publish_granting(&owned_name, &sha256, &bytes, &describe, &allowed_outbound)?;
+            let stored = this.store.publish_with(&owned_name, &sha256, &bytes, &describe, &settings)?;
             Ok(this.assemble(&owned_name, compiled, stored)?)
         })
         .await?;
@@ -383,14 +400,12 @@ impl Registry {
         self: &Arc<Self>,
         name: &str,
         sha256: &str,
-        allowed_outbound: &[String],
+        settings: &Settings,
     ) -> Result<Option<Metadata>, RegistryError> {
         let this = self.clone();
         let owned_name = name.to_owned();
         let history = blocking(move || Ok(this.store.history(&owned_name)?)).await?;
-        let Some(serving) =
-            history.serving_version().filter(|v| v.sha256 == sha256 && v.allowed_outbound == allowed_outbound)
-        else {
+        let Some(serving) = history.serving_version().filter(|v| v.sha256 == sha256 && v.settings == *settings) else {
             return Ok(None);
         };
         if self.get(name).is_none_or(|v| v.metadata.version != serving.version) {
@@ -403,7 +418,7 @@ impl Registry {
         }
         Ok(self
             .get(name)
-            .filter(|v| v.metadata.sha256 == sha256 && v.metadata.allowed_outbound == allowed_outbound)
+            .filter(|v| v.metadata.sha256 == sha256 && v.metadata.settings() == *settings)
             .map(|v| v.metadata.clone()))
     }
 
@@ -536,7 +551,7 @@ impl Registry {
         let grant = crate::outbound::Grant::parse(&metadata.allowed_outbound).map_err(anyhow::Error::msg)?;
         let outbound = crate::sandbox::Outbound { grant, limits: self.sandbox.outbound_limits(), stats: stats.clone() };
         self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(metadata.sha256.clone(), compiled.clone());
-        let loaded = compiled.into_loaded(name, methods, outbound);
+        let loaded = compiled.into_loaded(name, methods, outbound, metadata.reuse);
         Ok(Version { metadata, loaded, method_objects: prefixed, stats })
     }
 }
@@ -550,7 +565,8 @@ fn metadata(name: &str, stored: StoredVersion, method_objects: &[Value]) -> Meta
         sha256: stored.sha256,
         size: stored.size,
         deployed_at: stored.deployed_at,
-        allowed_outbound: stored.allowed_outbound,
+        allowed_outbound: stored.settings.allowed_outbound,
+        reuse: stored.settings.reuse,
         methods: method_objects.iter().map(|m| format!("{name}.{}", m["name"].as_str().unwrap_or_default())).collect(),
     }
 }

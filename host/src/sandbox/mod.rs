@@ -22,7 +22,8 @@
 //!
 //! While the server has idle time, the next call's instance is made ahead,
 //! and a used one dropped, off the answer's path (`ready.rs`); each
-//! instance still serves exactly one call.
+//! instance serves exactly one call, unless its version opted in to reuse
+//! (`reuse.rs`): then it serves up to N calls, one at a time.
 
 mod call;
 mod capabilities;
@@ -30,6 +31,7 @@ mod check;
 mod engine;
 mod output;
 mod ready;
+mod reuse;
 mod slots;
 mod state;
 
@@ -47,12 +49,14 @@ pub use call::{BoxFuture, CallContext, CallError, Dispatcher, ErrorObject};
 pub use capabilities::http::Outbound;
 pub use check::{InvalidModule, STUB_EXPORT};
 pub use output::GuestOutput;
+pub use reuse::{Reuse, DEFAULT_REUSE_IDLE_MS};
 pub use slots::Slots;
 
 use crate::config::{self, Config, MAX_GUEST_OUTPUT_BYTES};
 use crate::metrics::ProcStats;
 use call::{until, TimedOut};
 use ready::Ready;
+use reuse::Idle;
 use state::{new_store, set_deadline, CallState, DeadlinePassed, Tree};
 
 mod bindings {
@@ -81,6 +85,8 @@ pub struct Loaded {
     /// The version's outbound grant: `None` unless the component imports
     /// `wasi:http`, so other calls pay nothing for it.
     outbound: Option<Arc<Outbound>>,
+    /// The version's instance reuse: `None` for a fresh instance per call.
+    reuse: Option<Reuse>,
 }
 
 /// A component that passed every check at deploy, not yet described.
@@ -106,12 +112,22 @@ pub struct Sandbox {
     max_nested_calls: u32,
     outbound_limits: crate::outbound::Limits,
     ready: Arc<Ready<ReadyInstance>>,
+    /// Idle instances of versions that reuse them (`reuse.rs`).
+    idle: Arc<Idle<Reused>>,
 }
 
 /// A fresh instance and its store, made ahead of a call (see [`ready`]).
 struct ReadyInstance {
     store: Store<CallState>,
     instance: Procedure,
+}
+
+/// An instance that served `served` calls of a version that reuses
+/// instances, with its store, between two calls (see [`reuse`]).
+struct Reused {
+    store: Store<CallState>,
+    instance: Procedure,
+    served: u32,
 }
 
 /// What a run does in its instance.
@@ -138,7 +154,11 @@ impl Sandbox {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         // Each ready instance may be held while a used one waits in its
         // background task to be dropped, after its call freed its slot.
-        let ready = u32::try_from(config.ready_instances).unwrap_or(u32::MAX).saturating_mul(2);
+        // And each idle reused instance holds one.
+        let ready = u32::try_from(config.ready_instances)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(2)
+            .saturating_add(u32::try_from(config.max_idle_instances).unwrap_or(u32::MAX));
         let instances = config.pool_instances.unwrap_or_else(|| engine::pool_instances(config)).saturating_add(ready);
         let pagemap =
             engine::pagemap_scan(config.pagemap_scan, &std::fs::read_to_string("/proc/swaps").unwrap_or_default());
@@ -166,6 +186,7 @@ impl Sandbox {
             max_nested_calls: config.max_nested_calls,
             outbound_limits: config.outbound,
             ready: Arc::new(Ready::new(config.ready_instances, config::ready_instances_per_procedure())),
+            idle: Arc::new(Idle::new(config.max_idle_instances)),
         })
     }
 
@@ -176,6 +197,11 @@ impl Sandbox {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut hasher);
         format!("{:016x}", hasher.finish())
+    }
+
+    /// How many instances are kept idle for versions that reuse them.
+    pub fn idle_instances(&self) -> usize {
+        self.idle.len()
     }
 
     /// The call slots (lent while a call waits on storage).
@@ -233,8 +259,8 @@ impl Sandbox {
     async fn run(&self, op: Op<'_>, ctx: CallContext) -> Result<String, CallError> {
         let nested = ctx.nested.is_some();
         let (_slot, deadline) = self.admit(&ctx).await?;
-        let (mut store, ready) = self.store_for(&op, ctx, deadline);
-        let work = execute(&mut store, ready, &op);
+        let (mut store, mut instance, served) = self.store_for(&op, ctx, deadline);
+        let work = execute(&mut store, &mut instance, &op);
         // A nested call runs inside its top-level call's timeout, which
         // ends at the same deadline and drops the whole tree: a timer of its
         // own would only add work. (The epoch callback stops guest code
@@ -243,7 +269,13 @@ impl Sandbox {
         flush_output(&mut store);
         let result = self.judge(outcome, store.data());
         if let Op::Call { loaded, stats, .. } = op {
-            self.recycle(store, loaded, stats);
+            match (loaded.reuse, instance) {
+                (Some(reuse), Some(instance)) if keeps(&result, &reuse, served, store.data()) => {
+                    let used = Reused { store, instance, served: served + 1 };
+                    drop(self.idle.put(&loaded.key, used, Duration::from_millis(reuse.idle_ms)));
+                }
+                _ => self.recycle(store, loaded, stats),
+            }
         }
         result
     }
@@ -268,20 +300,20 @@ impl Sandbox {
         }
     }
 
-    /// The call's store, with its own state and deadline: a ready instance's
-    /// (made ahead, never called), which then comes with it, or a new one.
-    fn store_for(&self, op: &Op<'_>, ctx: CallContext, deadline: Instant) -> (Store<CallState>, Option<Procedure>) {
-        let (procedure, dispatcher, ready, outbound) = match op {
-            Op::Describe { procedure, .. } => (procedure.clone(), None, None, None),
-            Op::Call { loaded, dispatcher, stats, .. } => {
-                let ready = self.ready.take(&loaded.key);
-                if ready.is_some() {
-                    stats.record_ready_instance();
-                }
-                (loaded.name.clone(), Some(dispatcher.clone()), ready, loaded.outbound.clone())
-            }
+    /// The call's store, with its own state and deadline, the instance that
+    /// comes with it and how many calls that instance served before: an
+    /// idle reused instance's (its version reuses them), a ready instance's
+    /// (made ahead, never called), or a new store (no instance yet).
+    fn store_for(
+        &self,
+        op: &Op<'_>,
+        ctx: CallContext,
+        deadline: Instant,
+    ) -> (Store<CallState>, Option<Procedure>, u32) {
+        let dispatcher = match op {
+            Op::Describe { .. } => None,
+            Op::Call { dispatcher, .. } => Some(dispatcher.clone()),
         };
-        let stderr = GuestOutput::new(procedure.clone(), ctx.request_id, "stderr");
         let tree = Tree {
             depth: ctx.depth(),
             deadline,
@@ -289,6 +321,25 @@ impl Sandbox {
             dispatcher,
             deadline_hit: false,
         };
+        let (procedure, ready, outbound) = match op {
+            Op::Describe { procedure, .. } => (procedure.clone(), None, None),
+            Op::Call { loaded, stats, .. } => {
+                if let Some(Reused { mut store, instance, served }) =
+                    loaded.reuse.and_then(|_| self.idle.take(&loaded.key))
+                {
+                    stats.record_reused_instance();
+                    store.data_mut().next_call(ctx.request_id, tree);
+                    set_deadline(&mut store, deadline);
+                    return (store, Some(instance), served);
+                }
+                let ready = self.ready.take(&loaded.key);
+                if ready.is_some() {
+                    stats.record_ready_instance();
+                }
+                (loaded.name.clone(), ready, loaded.outbound.clone())
+            }
+        };
+        let stderr = GuestOutput::new(procedure.clone(), ctx.request_id, "stderr");
         let mut state = CallState::new(procedure, ctx.request_id, stderr, self.memory_limit_bytes, tree);
         state.outbound = outbound;
         let (mut store, instance) = match ready {
@@ -299,7 +350,7 @@ impl Sandbox {
             None => (new_store(&self.engine, state), None),
         };
         set_deadline(&mut store, deadline);
-        (store, instance)
+        (store, instance, 0)
     }
 
     /// What the outcome of a run means for its caller.
@@ -378,16 +429,17 @@ impl Sandbox {
     }
 }
 
-/// Instantiates (unless a ready instance came with the store) and runs `op`.
-async fn execute(store: &mut Store<CallState>, ready: Option<Procedure>, op: &Op<'_>) -> Answered {
-    let instance = match (ready, op) {
+/// Instantiates (unless an instance came with the store: then `instance`
+/// holds it) and runs `op`; `instance` is left holding the instance.
+async fn execute(store: &mut Store<CallState>, instance: &mut Option<Procedure>, op: &Op<'_>) -> Answered {
+    let instance = match (instance.as_ref(), op) {
         (Some(instance), _) => instance,
-        (None, Op::Describe { pre, .. }) => pre.instantiate_async(&mut *store).await?,
+        (None, Op::Describe { pre, .. }) => instance.insert(pre.instantiate_async(&mut *store).await?),
         (None, Op::Call { loaded, stats, .. }) => {
             let started = Instant::now();
-            let instance = loaded.pre.instantiate_async(&mut *store).await?;
+            let made = loaded.pre.instantiate_async(&mut *store).await?;
             stats.record_instantiate(started.elapsed());
-            instance
+            instance.insert(made)
         }
     };
     let stub = instance.wasmrpc_procedure_stub();
@@ -395,6 +447,17 @@ async fn execute(store: &mut Store<CallState>, ready: Option<Procedure>, op: &Op
         Op::Describe { .. } => stub.call_describe(&mut *store).await.map(Ok),
         Op::Call { method, params, .. } => stub.call_call(&mut *store, method, params).await,
     }
+}
+
+/// Whether an instance of a version that reuses them (`reuse`) may serve
+/// another call after one that ended in `result`, its `served + 1`th: only
+/// after an answer or the guest's own error (never after a trap, a limit or
+/// another error the host raised), before its N calls are used up, and
+/// with its memory within the version's ceiling.
+fn keeps(result: &Result<String, CallError>, reuse: &Reuse, served: u32, state: &CallState) -> bool {
+    let ended_well = matches!(result, Ok(_) | Err(CallError::Guest { .. }));
+    let memory_ok = reuse.memory_mib.is_none_or(|mib| state.limiter.bytes <= mib << 20);
+    ended_well && served + 1 < reuse.calls && memory_ok && !state.tree.deadline_hit
 }
 
 /// Logs what the guest printed or logged and did not end with a newline,
@@ -424,10 +487,12 @@ impl Compiled {
     }
 
     /// Ready to serve, once `describe` has named its methods, under the
-    /// version's `outbound` grant (kept only if it imports `wasi:http`).
-    pub fn into_loaded(self, name: &str, methods: HashSet<String>, outbound: Outbound) -> Loaded {
+    /// version's `outbound` grant (kept only if it imports `wasi:http`) and
+    /// its instance `reuse`.
+    pub fn into_loaded(self, name: &str, methods: HashSet<String>, outbound: Outbound, reuse: Reuse) -> Loaded {
         let outbound = self.imports_http.then(|| Arc::new(outbound));
-        Loaded { pre: self.pre, name: name.into(), methods: Arc::new(methods), key: Arc::new(()), outbound }
+        let reuse = (!reuse.is_fresh()).then_some(reuse);
+        Loaded { pre: self.pre, name: name.into(), methods: Arc::new(methods), key: Arc::new(()), outbound, reuse }
     }
 }
 
@@ -443,7 +508,10 @@ mod tests {
         // More address space than any machine has: an error, not on-demand allocation.
         config.pool_instances = Some(1 << 28);
         let err = Sandbox::new(&config).err().expect("no such pool can be reserved");
-        let expected = format!("cannot reserve a pool of {} instances", (1 << 28) + 2 * config.ready_instances);
+        let expected = format!(
+            "cannot reserve a pool of {} instances",
+            (1 << 28) + 2 * config.ready_instances + config.max_idle_instances
+        );
         assert!(format!("{err:#}").contains(&expected), "{err:#}");
     }
 }

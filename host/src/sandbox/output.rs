@@ -69,6 +69,17 @@ impl GuestOutput {
         }
     }
 
+    /// Starts the stream's next call (a reused instance's), tagged
+    /// `request_id`, with its own output budget and trap tail.
+    pub fn next_call(&self, request_id: u64) {
+        let mut inner = self.lock();
+        inner.request_id = request_id;
+        inner.line.clear();
+        inner.logged = 0;
+        inner.dropped = 0;
+        inner.tail.clear();
+    }
+
     /// The last `TAIL_BYTES` bytes written, as text.
     pub fn tail(&self) -> String {
         String::from_utf8_lossy(&self.lock().tail).trim_end().to_owned()

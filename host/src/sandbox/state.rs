@@ -76,13 +76,30 @@ impl CallState {
             wasi: None,
             stderr,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter { limit: memory_limit, refused: false },
+            limiter: MemoryLimiter { limit: memory_limit, refused: false, bytes: 0 },
             procedure,
             request_id,
             log: LogState::default(),
             tree,
             outbound: None,
             http: None,
+        }
+    }
+}
+
+impl CallState {
+    /// Readies the state of a reused instance (`reuse.rs`) for its next
+    /// call, tagged `request_id`, at its place `tree`: what is per call
+    /// starts again (output and log budgets, outgoing HTTP counts), what the
+    /// guest holds (its WASI context, its resources, its memory) is kept.
+    pub(super) fn next_call(&mut self, request_id: u64, tree: Tree) {
+        self.request_id = request_id;
+        self.tree = tree;
+        self.log = LogState::default();
+        self.http = None;
+        self.stderr.next_call(request_id);
+        if let Some((_, stdout)) = &self.wasi {
+            stdout.next_call(request_id);
         }
     }
 }
@@ -117,14 +134,18 @@ pub(super) struct DeadlinePassed;
 pub(super) struct MemoryLimiter {
     limit: u64,
     pub(super) refused: bool,
+    /// The linear memory the instance holds: every size it was allowed to
+    /// grow by, from its creation (a memory never shrinks).
+    pub(super) bytes: u64,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired as u64 > self.limit {
             self.refused = true;
             return Ok(false);
         }
+        self.bytes += desired.saturating_sub(current) as u64;
         Ok(true)
     }
 

@@ -21,7 +21,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::files::{create_and_clear, retain, write_atomic};
-use super::{now_rfc3339, sha256_hex, History, Store, StoreError, StoredVersion};
+use super::{now_rfc3339, sha256_hex, History, Settings, Store, StoreError, StoredVersion};
 
 /// The on-disk record of one procedure name.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -118,13 +118,13 @@ impl DataDir {
 }
 
 impl Store for DataDir {
-    fn publish_granting(
+    fn publish_with(
         &self,
         name: &str,
         sha256: &str,
         bytes: &[u8],
         describe: &str,
-        allowed_outbound: &[String],
+        settings: &Settings,
     ) -> Result<StoredVersion, StoreError> {
         let mut history = self.history(name)?;
         // A module file already there is reused only if it is intact: a
@@ -139,7 +139,7 @@ impl Store for DataDir {
             size: bytes.len() as u64,
             deployed_at: now_rfc3339(),
             describe: describe.to_owned(),
-            allowed_outbound: allowed_outbound.to_vec(),
+            settings: settings.clone(),
         };
         let forgot = history.push(stored.clone(), self.keep);
         self.save(name, &history)?;

@@ -32,6 +32,8 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::sandbox::Reuse;
+
 /// One version of a name as stored: all that is needed to serve it again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredVersion {
@@ -42,10 +44,23 @@ pub struct StoredVersion {
     pub deployed_at: String,
     /// The module's `describe` output, kept so serving it again need not run it.
     pub describe: String,
+    /// What its deploy chose besides the code.
+    #[serde(flatten)]
+    pub settings: Settings,
+}
+
+/// What a deploy chooses for a version besides its code (the query of
+/// `PUT /procedures/{name}`): kept with the version, so a rollback restores
+/// it, and part of what makes a deploy "unchanged".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
     /// The hosts this version may send HTTP requests to (`allow-outbound`,
     /// canonical `scheme://host[:port]` entries); empty: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_outbound: Vec<String>,
+    /// Its instance reuse (`reuse`, `reuse-idle-ms`, `reuse-memory-mib`).
+    #[serde(default, skip_serializing_if = "Reuse::is_fresh")]
+    pub reuse: Reuse,
 }
 
 /// What a store knows of one name.
@@ -121,20 +136,20 @@ pub trait Store: Send + Sync {
     /// Stores `bytes` (hash `sha256`, if not stored yet) and a new version of
     /// `name` made of them, numbered one above the highest the name ever had,
     /// and makes it serve; versions beyond the `keep` newest are forgotten.
-    /// The version grants no outbound HTTP.
+    /// The version has the default settings (no outbound HTTP, fresh instances).
     fn publish(&self, name: &str, sha256: &str, bytes: &[u8], describe: &str) -> Result<StoredVersion, StoreError> {
-        self.publish_granting(name, sha256, bytes, describe, &[])
+        self.publish_with(name, sha256, bytes, describe, &Settings::default())
     }
 
-    /// [`Store::publish`], the version granting `allowed_outbound`
-    /// (canonical entries of [`crate::outbound::Grant`]).
-    fn publish_granting(
+    /// [`Store::publish`], the version with `settings` (whose grant holds
+    /// canonical entries of [`crate::outbound::Grant`]).
+    fn publish_with(
         &self,
         name: &str,
         sha256: &str,
         bytes: &[u8],
         describe: &str,
-        allowed_outbound: &[String],
+        settings: &Settings,
     ) -> Result<StoredVersion, StoreError>;
 
     /// Makes kept version `version` of `name` serve again, under its own

@@ -33,7 +33,8 @@ use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, GenericClient, NoTls, Row};
 
-use super::{sha256_hex, History, Store, StoreError, StoredVersion};
+use super::{sha256_hex, History, Settings, Store, StoreError, StoredVersion};
+use crate::sandbox::Reuse;
 
 /// The channel replicas LISTEN on. A notification is only a wake-up: its
 /// payload is the change id, and a replica reads `changes` for the rest.
@@ -47,7 +48,14 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "kv", include_str!("../../migrations/0002_kv.sql")),
     (3, "config", include_str!("../../migrations/0003_config.sql")),
     (4, "outbound", include_str!("../../migrations/0004_outbound.sql")),
+    (5, "reuse", include_str!("../../migrations/0005_reuse.sql")),
 ];
+
+/// The columns of `versions` a [`StoredVersion`] is read from, in the order
+/// [`PgStore::stored_version`] reads them (no other table of its queries
+/// has columns of these names).
+const VERSION_COLUMNS: &str = "version, sha256, size, deployed_at, describe, allowed_outbound, \
+                               reuse_calls, reuse_idle_ms, reuse_memory_mib";
 
 /// Advisory lock held while migrating, so replicas starting together do not
 /// migrate twice.
@@ -357,10 +365,11 @@ impl PgStore {
     async fn history_in(&self, client: &impl GenericClient, name: &str) -> Result<History, StoreError> {
         let rows = client
             .query(
-                "SELECT p.last_version, p.serving, v.version, v.sha256, v.size, v.deployed_at, v.describe,
-                        v.allowed_outbound
-                 FROM procedures p LEFT JOIN versions v ON v.name = p.name
-                 WHERE p.name = $1 ORDER BY v.version DESC",
+                &format!(
+                    "SELECT p.last_version, p.serving, {VERSION_COLUMNS}
+                     FROM procedures p LEFT JOIN versions v ON v.name = p.name
+                     WHERE p.name = $1 ORDER BY v.version DESC"
+                ),
                 &[&name],
             )
             .await
@@ -388,17 +397,23 @@ impl PgStore {
         rows.iter().map(|row| row.try_get(0)).collect::<Result<C, _>>().map_err(self.err())
     }
 
-    /// The version whose columns (version, sha256, size, deployed_at,
-    /// describe, allowed_outbound) start at `at` in `row`.
+    /// The version whose columns ([`VERSION_COLUMNS`]) start at `at` in `row`.
     fn stored_version(&self, row: &Row, at: usize) -> Result<StoredVersion, StoreError> {
         let deployed_at: OffsetDateTime = row.try_get(at + 3).map_err(self.err())?;
+        let calls: i32 = row.try_get(at + 6).map_err(self.err())?;
+        let memory_mib: Option<i64> = row.try_get(at + 8).map_err(self.err())?;
+        let reuse = Reuse {
+            calls: u32::try_from(calls).context("reuse_calls out of range")?,
+            idle_ms: number(row.try_get(at + 7).map_err(self.err())?)?,
+            memory_mib: memory_mib.map(number).transpose()?,
+        };
         Ok(StoredVersion {
             version: number(row.try_get(at).map_err(self.err())?)?,
             sha256: row.try_get(at + 1).map_err(self.err())?,
             size: number(row.try_get(at + 2).map_err(self.err())?)?,
             deployed_at: deployed_at.format(&Rfc3339).context("formatting deployed_at")?,
             describe: row.try_get(at + 4).map_err(self.err())?,
-            allowed_outbound: row.try_get(at + 5).map_err(self.err())?,
+            settings: Settings { allowed_outbound: row.try_get(at + 5).map_err(self.err())?, reuse },
         })
     }
 }
@@ -409,13 +424,13 @@ fn number(n: i64) -> Result<u64, StoreError> {
 }
 
 impl Store for PgStore {
-    fn publish_granting(
+    fn publish_with(
         &self,
         name: &str,
         sha256: &str,
         bytes: &[u8],
         describe: &str,
-        allowed_outbound: &[String],
+        settings: &Settings,
     ) -> Result<StoredVersion, StoreError> {
         self.block(async {
             let size = i64::try_from(bytes.len()).context("module too large")?;
@@ -442,12 +457,30 @@ impl Store for PgStore {
                 .await
                 .map_err(self.err())?;
             let version: i64 = row.try_get(0).map_err(self.err())?;
+            let reuse = settings.reuse;
+            let calls = i32::try_from(reuse.calls).context("reuse out of range")?;
+            let idle_ms = i64::try_from(reuse.idle_ms).context("reuse-idle-ms out of range")?;
+            let memory_mib =
+                reuse.memory_mib.map(i64::try_from).transpose().context("reuse-memory-mib out of range")?;
             let row = tx
                 .query_one(
-                    "INSERT INTO versions (name, version, sha256, size, deployed_at, describe, allowed_outbound)
-                     VALUES ($1, $2, $3, $4, date_trunc('second', now()), $5, $6)
-                     RETURNING version, sha256, size, deployed_at, describe, allowed_outbound",
-                    &[&name, &version, &sha256, &size, &describe, &allowed_outbound],
+                    &format!(
+                        "INSERT INTO versions (name, version, sha256, size, deployed_at, describe, allowed_outbound,
+                                               reuse_calls, reuse_idle_ms, reuse_memory_mib)
+                         VALUES ($1, $2, $3, $4, date_trunc('second', now()), $5, $6, $7, $8, $9)
+                         RETURNING {VERSION_COLUMNS}"
+                    ),
+                    &[
+                        &name,
+                        &version,
+                        &sha256,
+                        &size,
+                        &describe,
+                        &settings.allowed_outbound,
+                        &calls,
+                        &idle_ms,
+                        &memory_mib,
+                    ],
                 )
                 .await
                 .map_err(self.err())?;
@@ -524,9 +557,11 @@ impl Store for PgStore {
             let client = self.client().await?;
             let rows = client
                 .query(
-                    "SELECT p.name, v.version, v.sha256, v.size, v.deployed_at, v.describe, v.allowed_outbound
-                     FROM procedures p JOIN versions v ON v.name = p.name AND v.version = p.serving
-                     ORDER BY p.name",
+                    &format!(
+                        "SELECT p.name, {VERSION_COLUMNS}
+                         FROM procedures p JOIN versions v ON v.name = p.name AND v.version = p.serving
+                         ORDER BY p.name"
+                    ),
                     &[],
                 )
                 .await
