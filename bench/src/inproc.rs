@@ -1,6 +1,6 @@
-//! In-process cost of a fresh instance: `Registry::call` on a deployed
-//! module, timed one call at a time, with no HTTP or JSON-RPC envelope
-//! around it. Epoch interruption and the memory limit are on, as in the
+//! In-process cost of a fresh instance (or, deployed with reuse, of a
+//! reused one): `Registry::call` on a deployed module, timed one call at a
+//! time, with no HTTP or JSON-RPC envelope around it. Epoch interruption and the memory limit are on, as in the
 //! server.
 
 use std::path::Path;
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use wasmrpc::config::Config;
 use wasmrpc::registry::Registry;
-use wasmrpc::sandbox::CallContext;
+use wasmrpc::sandbox::{CallContext, Reuse};
+use wasmrpc::store::Settings;
 
 /// What `iterations` instantiate + call pairs took (after a warm-up).
 pub struct InProcess {
@@ -42,6 +43,8 @@ pub struct Setup<'a> {
     /// Idle time before each measured call (a thread sleep), as between the
     /// requests of one connection: caches and TLB cool down.
     pub pause: Duration,
+    /// Deploy the measured module with `?reuse=N` (calls per instance).
+    pub reuse: Option<u32>,
 }
 
 /// Calls `method` of `module` with `params`, which must answer `expect`;
@@ -73,7 +76,9 @@ pub fn measure(
         for (name, bytes) in deps {
             registry.deploy(name, bytes::Bytes::copy_from_slice(bytes)).await?;
         }
-        registry.deploy("p", bytes::Bytes::copy_from_slice(module)).await?;
+        let reuse = setup.reuse.map_or_else(Reuse::default, |calls| Reuse { calls, ..Reuse::default() });
+        let settings = Settings { reuse, ..Settings::default() };
+        registry.deploy_with("p", bytes::Bytes::copy_from_slice(module), settings).await?;
         let method = format!("p.{method}");
         let call = || registry.call(&method, params, CallContext::new(0));
         // One call at a time on a current-thread runtime that never parks:

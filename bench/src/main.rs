@@ -6,6 +6,7 @@
 //! wasmrpc-bench native --listen ADDR     (the baseline server alone)
 //! wasmrpc-bench inproc --module F.wasm [--call METHOD PARAMS EXPECTED] [--with NAME=F.wasm]...
 //!                      [--iterations N] [--warmup N] [--data DIR] [--pool-instances N] [--time-limit-ms MS] [--epoch-tick-ms MS]
+//!                      [--reuse N]
 //! wasmrpc-bench load --addr A --body B [--connections N] [--seconds S]
 //! wasmrpc-bench callgrind [--wasm-dir DIR] [--out DIR]   (instructions per call)
 //! wasmrpc-bench devloop [--out DIR]   (`wasmrpc dev` save-to-answer)
@@ -110,6 +111,8 @@ fn main() -> anyhow::Result<()> {
             time_limit: flag(&args, "--time-limit-ms").map(str::parse).transpose()?.map(Duration::from_millis),
             // --pause-us N: idle time between calls, as a server at low load has.
             pause: Duration::from_micros(flag(&args, "--pause-us").map_or(Ok(0), str::parse)?),
+            // --reuse N: the module deployed with `?reuse=N`.
+            reuse: flag(&args, "--reuse").map(str::parse).transpose()?,
         };
         let mut m = inproc::measure(&module, call, &deps, &setup)?;
         m.samples.sort_unstable();
@@ -161,6 +164,19 @@ struct Workload {
     body: Vec<u8>,
     /// The answer is an error by design (`nope.x`: the path without Wasm).
     error_expected: bool,
+    /// The same call of the same code deployed with `?reuse=N` (its own
+    /// procedure name), measured in the same rounds as [`REUSE`].
+    reused: Option<Vec<u8>>,
+}
+
+/// The server column of rows measured on a procedure deployed with reuse.
+const REUSE: &str = "wasmrpc+reuse";
+/// Calls per instance of the benchmark's reusing procedures.
+const REUSE_CALLS: u32 = 10_000;
+
+/// `name` deployed again as `{name}_reuse` with `?reuse=REUSE_CALLS`.
+fn reused_name(name: &str) -> String {
+    format!("{name}_reuse")
 }
 
 /// One measured row of the table.
@@ -262,6 +278,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
         epoch_tick: None,
         time_limit: None,
         pause: Duration::ZERO,
+        reuse: None,
     };
     let mut inproc = inproc::measure(&math, MATH_ADD, &[], &setup(iterations))?;
     inproc.samples.sort_unstable();
@@ -299,7 +316,11 @@ fn side_by_side(
     options: &Options,
 ) -> anyhow::Result<Vec<Row>> {
     let wasm = |name: &str| wasmrpc_testkit::read_wasm(&options.wasm_dir, name);
-    let deploy = |name: &str| wasmrpc.deploy(runtime, client, name, wasm(name)?);
+    let deploy = |name: &str| {
+        wasmrpc.deploy(runtime, client, name, wasm(name)?)?;
+        let query = format!("?reuse={REUSE_CALLS}");
+        wasmrpc.deploy_with(runtime, client, &reused_name(name), &query, wasm(name)?)
+    };
     deploy("math")?;
     deploy("json")?;
     deploy("calc")?;
@@ -308,13 +329,21 @@ fn side_by_side(
         deploy("jsstrings")?;
         deploy("pystats")?;
     }
+    // `name.method` with `params`, and the same call of its reusing twin.
+    let call = |label: &'static str, name: &str, method: &str, params: serde_json::Value| Workload {
+        label,
+        body: rpc(&format!("{name}.{method}"), params.clone()),
+        error_expected: false,
+        reused: Some(rpc(&format!("{}.{method}", reused_name(name)), params)),
+    };
 
     let workloads = [
-        Workload { label: "math.add", body: rpc("math.add", json!([1, 2])), error_expected: false },
+        call("math.add", "math", "add", json!([1, 2])),
         Workload {
             label: "json.invoice (10 KB)",
             body: rpc("json.invoice", invoice_order(200)),
             error_expected: false,
+            reused: None,
         },
     ];
     let mut rows = Vec::new();
@@ -330,46 +359,55 @@ fn side_by_side(
                 String::from_utf8_lossy(&native_answer)
             );
         }
+        if let Some(reused) = &workload.reused {
+            let reused_answer = answer(runtime, client, wasmrpc, reused, workload.error_expected)?;
+            if reused_answer != expect {
+                bail!("{}: the reusing procedure answers differently", workload.label);
+            }
+        }
         for connections in [1, 64] {
-            let (mut a, mut b) = ((Outcome::default(), Duration::ZERO), (Outcome::default(), Duration::ZERO));
+            let mut runs = vec![(native, "native", &workload.body), (wasmrpc, "wasmrpc", &workload.body)];
+            runs.extend(workload.reused.as_ref().map(|body| (wasmrpc, REUSE, body)));
+            let mut totals: Vec<(Outcome, Duration)> = runs.iter().map(|_| Default::default()).collect();
             for _ in 0..options.rounds {
-                for (server, total) in [(native, &mut a), (wasmrpc, &mut b)] {
-                    let (outcome, cpu) =
-                        measure(server, &workload.body, Expect::Bytes(&expect), connections, duration)?;
+                for ((server, _, body), total) in runs.iter().zip(&mut totals) {
+                    let (outcome, cpu) = measure(server, body, Expect::Bytes(&expect), connections, duration)?;
                     total.0.merge(outcome);
                     total.1 += cpu;
                 }
             }
-            let native_row = row(workload.label, "native", connections, a, None);
-            let mut wasm_row = row(workload.label, "wasmrpc", connections, b, None);
-            wasm_row.ratio = Some(wasm_row.requests_per_second / native_row.requests_per_second);
+            let mut measured = runs
+                .iter()
+                .zip(totals)
+                .map(|((_, label, _), total)| row(workload.label, label, connections, total, None));
+            let Some(native_row) = measured.next() else { continue };
+            let native_per_second = native_row.requests_per_second;
             rows.push(native_row);
-            rows.push(wasm_row);
+            for mut wasm_row in measured {
+                wasm_row.ratio = Some(wasm_row.requests_per_second / native_per_second);
+                rows.push(wasm_row);
+            }
         }
     }
     // Paths with no native twin: no Wasm at all (an unknown method), and
     // procedures written in other languages.
     let mut extra = vec![
-        Workload { label: "nope.x (no Wasm)", body: rpc("nope.x", json!([])), error_expected: true },
+        Workload { label: "nope.x (no Wasm)", body: rpc("nope.x", json!([])), error_expected: true, reused: None },
         // A procedure calling procedures: 1 call + 3 nested calls of math.
-        Workload { label: "calc.hypot (3 nested)", body: rpc("calc.hypot", json!([3, 4])), error_expected: false },
+        call("calc.hypot (3 nested)", "calc", "hypot", json!([3, 4])),
     ];
     if others {
-        extra.push(Workload {
-            label: "jsstrings.vowels",
-            body: rpc("jsstrings.vowels", json!(["education"])),
-            error_expected: false,
-        });
-        extra.push(Workload {
-            label: "pystats.mean",
-            body: rpc("pystats.mean", json!([[1, 2, 3, 4]])),
-            error_expected: false,
-        });
+        extra.push(call("jsstrings.vowels", "jsstrings", "vowels", json!(["education"])));
+        extra.push(call("pystats.mean", "pystats", "mean", json!([[1, 2, 3, 4]])));
     }
     for workload in &extra {
         let expect = answer(runtime, client, wasmrpc, &workload.body, workload.error_expected)?;
-        let (outcome, cpu) = measure(wasmrpc, &workload.body, Expect::Bytes(&expect), 1, duration)?;
-        rows.push(row(workload.label, "wasmrpc", 1, (outcome, cpu), None));
+        let mut runs = vec![("wasmrpc", &workload.body)];
+        runs.extend(workload.reused.as_ref().map(|body| (REUSE, body)));
+        for (label, body) in runs {
+            let (outcome, cpu) = measure(wasmrpc, body, Expect::Bytes(&expect), 1, duration)?;
+            rows.push(row(workload.label, label, 1, (outcome, cpu), None));
+        }
     }
     Ok(rows)
 }
@@ -481,14 +519,14 @@ fn report(rows: &[Row], extras: Option<&Extras<'_>>, options: &Options) -> anyho
     let kv_rows: Vec<&Row> = rows.iter().filter(is_kv).collect();
     if !main_rows.is_empty() {
         println!(
-            "{:<22} {:<8} {:>5} {:>10} {:>9} {:>9} {:>9} {:>7}",
+            "{:<22} {:<13} {:>5} {:>10} {:>9} {:>9} {:>9} {:>7}",
             "workload", "server", "conns", "req/s", "p50 us", "p99 us", "CPU us", "ratio"
         );
     }
     for r in &main_rows {
         let ratio = r.ratio.map_or(String::new(), |x| format!("{x:.2}x"));
         println!(
-            "{:<22} {:<8} {:>5} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7}",
+            "{:<22} {:<13} {:>5} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7}",
             r.workload, r.server, r.connections, r.requests_per_second, r.p50_us, r.p99_us, r.cpu_us_per_request, ratio
         );
     }
@@ -545,6 +583,44 @@ fn report(rows: &[Row], extras: Option<&Extras<'_>>, options: &Options) -> anyho
             format!("native + {extra:.1} us"),
             extra <= 20.0,
         ));
+    }
+    if let (Some(n64), Some(r64), Some(n1), Some(r1)) = (
+        find("math.add", "native", 64),
+        find("math.add", REUSE, 64),
+        find("math.add", "native", 1),
+        find("math.add", REUSE, 1),
+    ) {
+        let ratio = r64.requests_per_second / n64.requests_per_second;
+        targets.push(target(
+            "math.add with reuse, 64 conn.: req/s >= 0.8x native",
+            format!("{ratio:.2}x"),
+            ratio >= 0.8,
+        ));
+        let extra = r64.cpu_us_per_request - n64.cpu_us_per_request;
+        targets.push(target(
+            "math.add with reuse, 64 conn.: CPU <= native + 5 us",
+            format!("native + {extra:.1} us"),
+            extra <= 5.0,
+        ));
+        let extra = r1.p50_us - n1.p50_us;
+        targets.push(target(
+            "math.add with reuse, 1 connection: p50 <= native + 5 us",
+            format!("native + {extra:.1} us"),
+            extra <= 5.0,
+        ));
+    }
+    for workload in ["pystats.mean", "jsstrings.vowels"] {
+        if let (Some(fresh), Some(reused)) = (find(workload, "wasmrpc", 1), find(workload, REUSE, 1)) {
+            let fewer = fresh.cpu_us_per_request / reused.cpu_us_per_request.max(f64::MIN_POSITIVE);
+            targets.push(target(
+                &format!("{workload} with reuse: >= 20x fewer CPU us per call than fresh"),
+                format!(
+                    "{fewer:.1}x ({:.0} us fresh, {:.1} us reused)",
+                    fresh.cpu_us_per_request, reused.cpu_us_per_request
+                ),
+                fewer >= 20.0,
+            ));
+        }
     }
     for connections in [1, 64] {
         if let (Some(n), Some(w)) =

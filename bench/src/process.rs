@@ -41,7 +41,19 @@ impl Server {
         name: &str,
         bytes: Vec<u8>,
     ) -> anyhow::Result<()> {
-        let url = format!("{}/procedures/{name}", self.url());
+        self.deploy_with(runtime, client, name, "", bytes)
+    }
+
+    /// [`Server::deploy`] with a query string (`?reuse=N`).
+    pub fn deploy_with(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        client: &wasmrpc_client::http::HttpClient,
+        name: &str,
+        query: &str,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let url = format!("{}/procedures/{name}{query}", self.url());
         let answer = runtime.block_on(client.send(hyper::Method::PUT, &url, &[], bytes))?;
         if !answer.status.is_success() {
             bail!("deploying {name}: {} {}", answer.status, answer.text());

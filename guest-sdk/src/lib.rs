@@ -177,7 +177,7 @@ impl Error {
     /// grant to add), `data.error` the `wasi:http` error code.
     pub const REMOTE: i32 = -32012;
     /// An outgoing HTTP request got no response (the `http` feature's
-    /// [`http::Failure`](crate::http::Failure)): the message names the URL
+    /// `http::Failure`): the message names the URL
     /// and, when refused, the `--allow-outbound` grant to add; `data.error`
     /// is the `wasi:http` error code.
     pub const HTTP: i32 = -32013;

@@ -1,13 +1,15 @@
 //! Reading a request's body within its size and time limits. Every upload and
 //! every JSON-RPC body goes through [`read`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::CONTENT_LENGTH;
 use hyper::Request;
+
+use crate::timeout::until;
 
 /// Why a body could not be read.
 pub enum BodyError {
@@ -37,7 +39,7 @@ pub async fn read(req: Request<Incoming>, limit: u64, timeout: Duration) -> Resu
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let collect = Limited::new(req.into_body(), limit).collect();
-    match tokio::time::timeout(timeout, collect).await {
+    match until(Instant::now() + timeout, collect).await {
         Err(_) => Err(BodyError::Timeout),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),

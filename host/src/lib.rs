@@ -75,5 +75,6 @@ pub mod rpc;
 pub mod sandbox;
 pub mod server;
 pub mod store;
+pub mod timeout;
 pub mod vars;
 pub mod watch;

@@ -1,14 +1,13 @@
 //! One call as the rest of the server sees it: who is calling and where the
 //! call sits in its call tree ([`CallContext`]), how it can fail
 //! ([`CallError`], with the one table of JSON-RPC codes, messages and data
-//! for every failure), where a guest's own calls go ([`Dispatcher`]), and
-//! the deadline every top-level call runs under ([`until`]).
+//! for every failure) and where a guest's own calls go ([`Dispatcher`]).
+//! The deadline every top-level call runs under is [`crate::timeout::until`]'s.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -208,29 +207,6 @@ pub trait Dispatcher: Send + Sync {
         ctx: CallContext,
     ) -> BoxFuture<'a, Result<String, ErrorObject>>;
 }
-
-/// `work`, or `Err(TimedOut)` once `deadline` has passed: what
-/// `tokio::time::timeout_at` does, except that the timer is only made if
-/// `work` does not finish in its first poll (a guest waiting on the host, or
-/// yielding at an epoch tick). Most calls finish in one poll, and a new timer
-/// earlier than every other one wakes the worker parked on tokio's driver
-/// to re-arm it: one `write` to its eventfd, a wake-up of the other core and
-/// another `epoll_wait` per call, measured with `strace -c` at 1 connection.
-pub(super) async fn until<F: Future>(deadline: Instant, work: F) -> Result<F::Output, TimedOut> {
-    let mut work = std::pin::pin!(work);
-    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(output) = work.as_mut().poll(cx) {
-            return Poll::Ready(Ok(output));
-        }
-        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
-        timer.as_mut().poll(cx).map(|()| Err(TimedOut))
-    })
-    .await
-}
-
-/// [`until`]'s deadline passed.
-pub(super) struct TimedOut;
 
 #[cfg(test)]
 mod tests {

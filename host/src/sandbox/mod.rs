@@ -54,7 +54,7 @@ pub use slots::Slots;
 
 use crate::config::{self, Config, MAX_GUEST_OUTPUT_BYTES};
 use crate::metrics::ProcStats;
-use call::{until, TimedOut};
+use crate::timeout::{until, TimedOut};
 use ready::Ready;
 use reuse::Idle;
 use state::{new_store, set_deadline, CallState, DeadlinePassed, Tree};
