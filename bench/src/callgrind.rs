@@ -27,11 +27,14 @@ const POOL_INSTANCES: u32 = 4;
 
 /// One measured call: a module, its method, params and answer, and the
 /// modules it calls, deployed first under their names.
+#[derive(Clone)]
 pub struct Case<'a> {
     pub label: &'a str,
     pub module: PathBuf,
     pub call: (&'a str, &'a str, &'a str),
     pub deps: Vec<(&'a str, PathBuf)>,
+    /// Deployed with `?reuse=N`: calls run in a reused instance.
+    pub reuse: Option<u32>,
 }
 
 /// Instructions of one call of `case` (its whole instantiate + call + drop).
@@ -75,13 +78,16 @@ fn run(case: &Case<'_>, data: &Path, iterations: usize, tool_args: &[String]) ->
     for (name, file) in &case.deps {
         command.arg("--with").arg(format!("{name}={}", file.display()));
     }
+    if let Some(calls) = case.reuse {
+        command.args(["--reuse", &calls.to_string()]);
+    }
     command.arg("--data").arg(data);
     command.args(["--iterations", &iterations.to_string(), "--warmup", &WARMUP.to_string()]);
     command.args(["--pool-instances", &POOL_INSTANCES.to_string()]);
     // A call runs 50-100 times slower, longer still on a loaded machine;
     // and epoch ticks as long as the time limit, so that a call does not
     // stop at ticks it finishes well before at full speed (each costs a
-    // yield to tokio, and a lazily made timer: see `until` in `sandbox/call.rs`).
+    // yield to tokio, and a lazily made timer: see `until` in `timeout.rs`).
     command.args(["--time-limit-ms", "60000", "--epoch-tick-ms", "60000"]);
     let output = command
         .stdin(Stdio::null())
@@ -126,6 +132,8 @@ pub struct Instructions {
     /// which adds in place with the same params (the same component, so
     /// its instantiate, params, call and drop cancel out).
     pub nested: f64,
+    /// One call of `math.add` in a reused instance (deployed `?reuse=N`).
+    pub reused: f64,
 }
 
 impl Instructions {
@@ -138,12 +146,14 @@ impl Instructions {
 /// Counts `math.add`, `calc.hypot` and a nested call with the modules of `wasm_dir`.
 pub fn measure(wasm_dir: &Path, out: &Path) -> anyhow::Result<Instructions> {
     let math = wasm_dir.join("math.wasm");
-    let top = Case { label: "math.add", module: math.clone(), call: crate::MATH_ADD, deps: vec![] };
+    let top = Case { label: "math.add", module: math.clone(), call: crate::MATH_ADD, deps: vec![], reuse: None };
+    let reused = Case { label: "math.add reused", reuse: Some(1_000_000), ..top.clone() };
     let hypot = Case {
         label: "calc.hypot",
         module: wasm_dir.join("calc.wasm"),
         call: crate::CALC_HYPOT,
         deps: vec![("math", math.clone())],
+        reuse: None,
     };
     let nested = wasm_dir.join("test_nested.wasm");
     let here = Case {
@@ -151,23 +161,27 @@ pub fn measure(wasm_dir: &Path, out: &Path) -> anyhow::Result<Instructions> {
         module: nested.clone(),
         call: ("sum_here", r#"["math.add",1,2]"#, "3"),
         deps: vec![],
+        reuse: None,
     };
     let via = Case {
         label: "test_nested.sum_via",
         module: nested,
         call: ("sum_via", r#"["math.add",1,2]"#, "3"),
         deps: vec![("math", math)],
+        reuse: None,
     };
     let top_level = per_call(&top, out)?;
+    let reused = per_call(&reused, out)?;
     let hypot = per_call(&hypot, out)?;
     let nested = per_call(&via, out)? - per_call(&here, out)?;
-    Ok(Instructions { top_level, hypot, nested })
+    Ok(Instructions { top_level, hypot, nested, reused })
 }
 
 /// The figures as `make bench-callgrind` prints them.
 pub fn print(i: &Instructions, out: &Path) {
     println!("instructions per call (callgrind, {MANY} calls minus {FEW}, start-up excluded):");
     println!("  math.add   instantiate + call + drop     {:>9.0}", i.top_level);
+    println!("  math.add   in a reused instance (?reuse) {:>9.0}", i.reused);
     println!("  calc.hypot 1 call + 3 nested calls       {:>9.0}", i.hypot);
     println!(
         "  one nested call of math.add              {:>9.0}  = {:.2}x a top-level instantiate + call",

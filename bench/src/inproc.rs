@@ -61,6 +61,11 @@ pub fn measure(
     }
     let mut config = Config::new(setup.data.to_owned());
     config.pool_instances = setup.pool_instances;
+    if setup.pool_instances.is_some() {
+        // A small pool (valgrind): one idle instance is all one caller at a
+        // time can reuse.
+        config.max_idle_instances = 1;
+    }
     if let Some(n) = setup.ready_instances {
         config.ready_instances = n;
     }

@@ -10,6 +10,7 @@
 //! wasmrpc-bench load --addr A --body B [--connections N] [--seconds S]
 //! wasmrpc-bench callgrind [--wasm-dir DIR] [--out DIR]   (instructions per call)
 //! wasmrpc-bench devloop [--out DIR]   (`wasmrpc dev` save-to-answer)
+//! wasmrpc-bench scale [--wasm-dir DIR] [--out DIR]   (many procedures: memory, restart, cold calls)
 //! ```
 //!
 //! The run starts both servers, checks they answer each workload with the
@@ -30,6 +31,7 @@ mod kv;
 mod load;
 mod native;
 mod process;
+mod scale;
 mod startup;
 
 use std::path::{Path, PathBuf};
@@ -136,6 +138,15 @@ fn main() -> anyhow::Result<()> {
         .or_else(|| std::env::var_os("WASMRPC_WASM_DIR").map(PathBuf::from))
         .context("set --wasm-dir or WASMRPC_WASM_DIR to the built procedures")?;
     let out = flag(&args, "--out").map_or_else(|| PathBuf::from("target/bench"), PathBuf::from);
+    if args.first().map(String::as_str) == Some("scale") {
+        let read = |name: &str| wasmrpc_testkit::read_wasm(&wasm_dir, name);
+        std::fs::create_dir_all(&out)?;
+        let scale = scale::measure(&process::sibling_binary("wasmrpc")?, &read("math")?, &read("test_raw")?, &out)?;
+        let (lines, targets) = scale.report();
+        lines.iter().for_each(|l| println!("{l}"));
+        print_targets("issue 24, many procedures", &targets);
+        return Ok(());
+    }
     if args.first().map(String::as_str) == Some("callgrind") {
         let counts = callgrind::measure(&wasm_dir, &out)?;
         callgrind::print(&counts, &out);
@@ -285,6 +296,8 @@ fn run(options: &Options) -> anyhow::Result<()> {
     let mut nested = inproc::measure(&wasm("calc")?, CALC_HYPOT, &[("math", &math)], &setup(iterations / 4))?;
     nested.samples.sort_unstable();
     let startup = if options.quick { None } else { Some(startup::measure(&wasmrpc_bin, &math, &options.out, 100, 3)?) };
+    let scale =
+        if options.quick { None } else { Some(scale::measure(&wasmrpc_bin, &math, &wasm("test_raw")?, &options.out)?) };
     let dev = if options.quick { None } else { Some(devloop::measure(&wasmrpc_bin, &options.out, DEV_ROUNDS)?) };
 
     // Instruction counts: minutes under valgrind, so not in a quick run.
@@ -300,6 +313,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
         inproc: &inproc,
         nested: &nested,
         startup: startup.as_ref(),
+        scale: scale.as_ref(),
         dev: dev.as_deref(),
         instructions: instructions.as_ref(),
     };
@@ -417,6 +431,7 @@ struct Extras<'a> {
     inproc: &'a inproc::InProcess,
     nested: &'a inproc::InProcess,
     startup: Option<&'a startup::Startup>,
+    scale: Option<&'a scale::Scale>,
     dev: Option<&'a [Duration]>,
     instructions: Option<&'a callgrind::Instructions>,
 }
@@ -684,6 +699,11 @@ fn report(rows: &[Row], extras: Option<&Extras<'_>>, options: &Options) -> anyho
                 s.cold.as_secs_f64()
             );
         }
+        if let Some(scale) = x.scale {
+            let (lines, scale_targets) = scale.report();
+            lines.iter().for_each(|l| println!("{l}"));
+            targets.extend(scale_targets);
+        }
         if let Some(times) = x.dev {
             let shown: Vec<String> = times.iter().map(|d| format!("{:.2} s", d.as_secs_f64())).collect();
             println!("wasmrpc dev, math example (wasi = false), save to new answer: {}", shown.join(", "));
@@ -788,7 +808,7 @@ fn print_targets(title: &str, targets: &[serde_json::Value]) {
     }
 }
 
-fn target(name: &str, measured: String, met: bool) -> serde_json::Value {
+pub fn target(name: &str, measured: String, met: bool) -> serde_json::Value {
     json!({"target": name, "measured": measured, "met": met})
 }
 

@@ -61,6 +61,17 @@ impl Server {
         Ok(())
     }
 
+    /// The process's resident memory now, in bytes (`VmRSS`).
+    pub fn rss(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .context("no VmRSS in /proc/PID/status")?;
+        Ok(kib << 10)
+    }
+
     /// User plus system CPU time the process has used so far, all threads included.
     pub fn cpu_time(&self) -> anyhow::Result<Duration> {
         cpu_time(self.child.id())

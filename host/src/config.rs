@@ -125,6 +125,10 @@ pub struct Config {
     /// gets a fresh one): see `sandbox/reuse.rs`. The pool holds this many
     /// instances more.
     pub max_idle_instances: usize,
+    /// Compiled code kept loaded, across all procedures (`--max-loaded-mib`):
+    /// past it the least recently called is unloaded, and loaded again from
+    /// the compiled-code cache at its next call (`registry/code.rs`).
+    pub max_loaded_bytes: u64,
     /// How often the engine's epoch advances ([`EPOCH_TICK`]). A busy guest
     /// yields to tokio once per tick, and the deadline is checked at each
     /// tick, so this is also the resolution of the time limit. Only
@@ -168,6 +172,7 @@ impl Config {
             pool_instances: None,
             ready_instances: DEFAULT_READY_INSTANCES,
             max_idle_instances: DEFAULT_MAX_IDLE_INSTANCES,
+            max_loaded_bytes: DEFAULT_MAX_LOADED_MIB << 20,
             epoch_tick: EPOCH_TICK,
             dashboard: true,
             kv: crate::kv::KvLimits::default(),
@@ -196,6 +201,11 @@ pub const DEFAULT_READY_INSTANCES: usize = 1;
 /// as the default call slots of a 2-core machine, each holding its memory
 /// (at most `--memory-limit-mib`).
 pub const DEFAULT_MAX_IDLE_INSTANCES: usize = 64;
+
+/// Compiled code kept loaded by default: 256 MiB, a few hundred distinct
+/// components of a few hundred KB (a component's code is 2-6 times its
+/// size); identical code counts once however many procedures serve it.
+pub const DEFAULT_MAX_LOADED_MIB: u64 = 256;
 
 /// The most ready instances one procedure may hold: one per core, so a
 /// call on each worker can find one.

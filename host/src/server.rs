@@ -324,10 +324,12 @@ fn metrics(app: &App) -> HttpResponse {
     );
     let kv = app.registry.kv();
     crate::metrics::render_kv(&mut text, &kv.all_stats(), kv.commits());
-    let loaded = app.registry.loaded_components();
+    let (loaded, bytes, loads) = app.registry.loaded_code();
     let idle = app.registry.idle_instances();
     text.push_str(&format!(
         "# HELP wasmrpc_loaded_components Distinct compiled components loaded: identical code is loaded once, shared by every procedure and version that serves it.\n# TYPE wasmrpc_loaded_components gauge\nwasmrpc_loaded_components {loaded}\n\
+         # HELP wasmrpc_loaded_code_bytes Bytes of the loaded components' code (at most --max-loaded-mib, unless one component alone is larger).\n# TYPE wasmrpc_loaded_code_bytes gauge\nwasmrpc_loaded_code_bytes {bytes}\n\
+         # HELP wasmrpc_code_loads_total Loads of a procedure's code at a call: its first call since start or deploy elsewhere, or after it was unloaded past --max-loaded-mib.\n# TYPE wasmrpc_code_loads_total counter\nwasmrpc_code_loads_total {loads}\n\
          # HELP wasmrpc_idle_instances Instances kept between calls for procedures deployed with ?reuse=N (at most --max-idle-instances).\n# TYPE wasmrpc_idle_instances gauge\nwasmrpc_idle_instances {idle}\n"
     ));
     let mut response = Response::new(Full::new(Bytes::from(text)));

@@ -170,10 +170,47 @@ async fn identical_code_is_loaded_once() {
     for name in ["a", "b", "c"] {
         assert_eq!(server.result(&format!("{name}.add"), json!([20, 22])).await, json!(42));
     }
+    // After a restart code is loaded at a version's first call: once for
+    // a, b and c.
     let server = server.restart();
-    assert_eq!(server.metric("wasmrpc_loaded_components").await, Some(2.0));
+    assert_eq!(server.metric("wasmrpc_loaded_components").await, Some(0.0));
     assert_eq!(server.result("b.add", json!([1, 2])).await, json!(3));
+    assert_eq!(server.result("c.add", json!([1, 2])).await, json!(3));
+    assert_eq!(server.result("t.upper", json!(["x"])).await, json!("X"));
+    assert_eq!(server.metric("wasmrpc_loaded_components").await, Some(2.0));
     let removed = server.request(Method::DELETE, "/procedures/t", &[], Vec::new()).await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT);
     assert_eq!(server.metric("wasmrpc_loaded_components").await, Some(1.0));
+}
+
+/// `--max-loaded-mib`: past the bound the least recently called code is
+/// unloaded, and its next call loads it again from the compiled-code
+/// cache, answering as before.
+#[tokio::test]
+async fn loaded_code_is_bounded_and_unloaded_code_loads_again_at_a_call() {
+    let server = Server::start(&["--max-loaded-mib", "1"]);
+    for (name, file) in [("m", "math"), ("t", "text"), ("j", "json")] {
+        server.deploy_ok(name, file).await;
+    }
+    // Each component's code is larger than 1 MiB alone: the newest stays.
+    assert_eq!(server.metric("wasmrpc_loaded_components").await, Some(1.0));
+    let loads = || async { server.metric("wasmrpc_code_loads_total").await.unwrap() };
+    let before = loads().await;
+    for round in 0..3 {
+        assert_eq!(server.result("m.add", json!([round, 1])).await, json!(round + 1));
+        assert_eq!(server.result("t.upper", json!(["ab"])).await, json!("AB"));
+    }
+    assert_eq!(loads().await - before, 6.0, "each call after the other's loaded its code again");
+    assert_eq!(server.metric("wasmrpc_loaded_components").await, Some(1.0));
+    let bytes = server.metric("wasmrpc_loaded_code_bytes").await.unwrap();
+    assert!(bytes > 0.0, "{bytes}");
+
+    // With room for all, code stays loaded between calls.
+    let server = server.restart_with(&["--max-loaded-mib", "64"]);
+    for _ in 0..3 {
+        server.result("m.add", json!([1, 1])).await;
+        server.result("t.upper", json!(["ab"])).await;
+    }
+    assert_eq!(server.metric("wasmrpc_code_loads_total").await, Some(2.0));
+    assert_eq!(server.metric("wasmrpc_loaded_components").await, Some(2.0));
 }

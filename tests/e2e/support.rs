@@ -241,6 +241,13 @@ impl Server {
         self.kill().start_again()
     }
 
+    /// [`Server::restart`] with the flags `args` instead of its own.
+    pub fn restart_with(self, args: &[&str]) -> Server {
+        let mut killed = self.kill();
+        killed.args = args.iter().map(|a| (*a).to_owned()).collect();
+        killed.start_again()
+    }
+
     /// Kills the server (SIGKILL) and waits for it to be gone: its data dir
     /// is as the kill left it until [`Killed::start_again`].
     pub fn kill(mut self) -> Killed {

@@ -475,6 +475,11 @@ pub struct ServeArgs {
     /// 0: none is kept, and every call gets a fresh instance.
     #[arg(long, env = "WASMRPC_MAX_IDLE_INSTANCES", default_value_t = config::DEFAULT_MAX_IDLE_INSTANCES as u64, value_parser = clap::value_parser!(u64).range(0..=4096))]
     pub max_idle_instances: u64,
+    /// Compiled code kept in memory, across all procedures, in MiB: a procedure's code is loaded
+    /// at its first call, and past this the least recently called is unloaded (its next call loads
+    /// it again from the compiled-code cache, in milliseconds). Identical code counts once.
+    #[arg(long, env = "WASMRPC_MAX_LOADED_MIB", default_value_t = config::DEFAULT_MAX_LOADED_MIB, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_loaded_mib: u64,
     /// Bytes of key-value data (keys and values, all buckets) one procedure may keep, in MiB.
     /// A write past it fails with a message to the guest; deletes always work.
     #[arg(long, env = "WASMRPC_KV_QUOTA_MIB", default_value_t = crate::kv::DEFAULT_QUOTA_MIB)]
@@ -563,6 +568,7 @@ impl ServeArgs {
         config.pagemap_scan = !self.no_pagemap_scan;
         config.guard_pages = self.guard_pages;
         config.ready_instances = usize::try_from(self.ready_instances).unwrap_or(config::DEFAULT_READY_INSTANCES);
+        config.max_loaded_bytes = self.max_loaded_mib << 20;
         config.max_idle_instances =
             usize::try_from(self.max_idle_instances).unwrap_or(config::DEFAULT_MAX_IDLE_INSTANCES);
         config.dashboard = !self.no_dashboard;

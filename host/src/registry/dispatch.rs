@@ -5,15 +5,16 @@
 //! is refused `rpc.` methods and has its params checked, since they come
 //! from a guest rather than through the JSON-RPC envelope.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::Registry;
+use super::{Registry, Version};
 use crate::logtext::loggable;
-use crate::sandbox::{BoxFuture, CallContext, CallError, Dispatcher, ErrorObject};
+use crate::sandbox::{BoxFuture, CallContext, CallError, Compiled, Dispatcher, ErrorObject};
 
 impl Registry {
     /// Calls `method` (`module.method`, or `name` for `name.name`) with
@@ -47,21 +48,54 @@ impl Registry {
         ctx: CallContext,
         started: Instant,
     ) -> Result<String, CallError> {
-        let version =
-            self.get(module).filter(|v| v.loaded.methods.contains(function)).ok_or(CallError::MethodNotFound)?;
+        let version = self.get(module).filter(|v| v.methods.contains(function)).ok_or(CallError::MethodNotFound)?;
         if let Some(caller) = ctx.caller() {
             self.nested.record(caller, module);
         }
+        let since_open = u64::try_from(started.saturating_duration_since(self.opened).as_millis()).unwrap_or(u64::MAX);
+        version.last_call.store(since_open, Ordering::Relaxed);
+        let code = match version.code.load_full() {
+            Some(code) => code,
+            None => self.load_for_call(&version, ctx.request_id).await?,
+        };
         let dispatcher = self.clone();
-        let outcome =
-            self.sandbox.call(&version.loaded, function, params, ctx, &version.stats, dispatcher).await.and_then(
-                |json| match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
-                    Ok(_) => Ok(json),
-                    Err(e) => Err(CallError::InvalidOutput(e.to_string())),
-                },
-            );
+        let outcome = self
+            .sandbox
+            .call(&code, &version.serving, function, params, ctx, &version.stats, dispatcher)
+            .await
+            .and_then(|json| match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
+                Ok(_) => Ok(json),
+                Err(e) => Err(CallError::InvalidOutput(e.to_string())),
+            });
         version.stats.record(started.elapsed(), outcome.as_ref().err().map(CallError::code));
         outcome
+    }
+
+    /// Loads `version`'s code for a call (`code.rs`): it was not loaded
+    /// yet (by this version: another of the same code may have), or was
+    /// unloaded. A failure is logged with the request id; the caller gets
+    /// an internal error without the details.
+    async fn load_for_call(
+        self: &Arc<Self>,
+        version: &Arc<Version>,
+        request_id: u64,
+    ) -> Result<Arc<Compiled>, CallError> {
+        if let Some(code) = self.code.get(&version.metadata.sha256) {
+            return Ok(self.keep_code(version, code));
+        }
+        let (this, sha256) = (self.clone(), version.metadata.sha256.clone());
+        let loaded = super::blocking(move || this.load_code(&sha256)).await;
+        match loaded {
+            Ok(code) => {
+                self.code.record_load();
+                Ok(self.keep_code(version, code))
+            }
+            Err(e) => {
+                let procedure = version.metadata.name.as_str();
+                tracing::error!(procedure, request_id, "cannot load the procedure's code: {e:#}");
+                Err(CallError::Unloadable)
+            }
+        }
     }
 }
 

@@ -11,14 +11,19 @@
 //!
 //! Calls go through [`Registry::call`] (`registry/dispatch.rs`), from a
 //! request or from a procedure: a nested call goes sandbox -> registry ->
-//! sandbox without climbing back to the protocol layer.
+//! sandbox without climbing back to the protocol layer. A version's code
+//! is loaded at its first call and may be unloaded past `--max-loaded-mib`
+//! (`registry/code.rs`).
 
+mod code;
 mod dispatch;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -26,7 +31,7 @@ use crate::config::Config;
 use crate::kv::Kv;
 use crate::metrics::{NestedCalls, ProcStats};
 pub use crate::sandbox::{CallContext, CallError};
-use crate::sandbox::{Compiled, InvalidModule, Loaded, Reuse, Sandbox};
+use crate::sandbox::{Compiled, InvalidModule, Reuse, Sandbox, Serving};
 use crate::store::compiled::CompiledCache;
 use crate::store::data_dir::DataDir;
 use crate::store::sha256_hex;
@@ -70,7 +75,16 @@ pub struct KeptVersion {
 /// One serving version: what calls need and what the admin API shows.
 struct Version {
     metadata: Metadata,
-    loaded: Loaded,
+    /// Method names (without the module prefix) from `describe`.
+    methods: HashSet<String>,
+    /// What its calls need besides the code.
+    serving: Serving,
+    /// Its code while loaded: `None` until its first call (or its deploy),
+    /// and again once unloaded past `--max-loaded-mib` (`code.rs`).
+    code: ArcSwapOption<Compiled>,
+    /// When it was last called, in ms since the registry opened: the least
+    /// recently called code is unloaded first.
+    last_call: AtomicU64,
     /// OpenRPC Method Objects from `describe`, names prefixed with the module.
     method_objects: Vec<Value>,
     stats: Arc<ProcStats>,
@@ -127,10 +141,12 @@ pub struct Registry {
     vars: Vars,
     store: Box<dyn Store>,
     cache: CompiledCache,
-    /// The loaded code of every sha256 a serving version uses: identical
-    /// code is loaded once, shared by every procedure and version that
-    /// serves it (each load maps and links the code anew: about 0.6-1 MB).
-    loaded: Mutex<HashMap<String, Compiled>>,
+    /// The loaded code, by sha256: identical code is loaded once, shared by
+    /// every procedure and version that serves it (each load maps and links
+    /// the code anew: about 0.6-1 MB), and bounded.
+    code: code::LoadedCode,
+    /// When the registry opened: versions' `last_call` count from it.
+    opened: Instant,
     live: ArcSwap<HashMap<String, Arc<Version>>>,
     /// Counters by name, kept across versions and deletes.
     stats: Mutex<HashMap<String, Arc<ProcStats>>>,
@@ -183,10 +199,12 @@ impl Registry {
         &self.vars
     }
 
-    /// How many distinct components are loaded: one per sha256 that a
-    /// serving version uses, however many procedures share it.
-    pub fn loaded_components(&self) -> usize {
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).len()
+    /// How many distinct components are loaded (one per sha256 whose code
+    /// is in memory, however many procedures share it), the bytes of their
+    /// code, and how many loads calls have made (a version whose code was
+    /// not in memory).
+    pub fn loaded_code(&self) -> (usize, u64, u64) {
+        self.code.figures()
     }
 
     /// How many instances are kept idle for versions that reuse them.
@@ -210,16 +228,22 @@ impl Registry {
             vars,
             store,
             cache,
-            loaded: Mutex::default(),
+            code: code::LoadedCode::new(config.max_loaded_bytes),
+            opened: Instant::now(),
             live: ArcSwap::from_pointee(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
             nested: NestedCalls::default(),
             deploy_lock: tokio::sync::Mutex::new(()),
         };
         let mut table = HashMap::new();
+        // Code shared by many procedures is checked once.
+        let mut checked = HashSet::new();
         for (name, stored) in registry.store.serving().map_err(RegistryError::from)? {
-            match registry.prepare(&name, stored) {
+            let sha256 = stored.sha256.clone();
+            let check = || if checked.contains(&sha256) { Ok(()) } else { registry.check_code(&sha256) };
+            match check().and_then(|()| Ok(registry.assemble(&name, stored, None)?)) {
                 Ok(version) => {
+                    checked.insert(sha256);
                     table.insert(name, Arc::new(version));
                 }
                 // The store went away while loading: the whole load fails (a
@@ -234,25 +258,78 @@ impl Registry {
         Ok(registry)
     }
 
-    /// A stored version made ready to serve: its bytes from the store,
-    /// compiled (or loaded from the cache), assembled. Blocking.
+    /// A stored version made ready to serve ([`Registry::check_code`]),
+    /// its code not loaded until its first call. Blocking.
     fn prepare(&self, name: &str, stored: StoredVersion) -> Result<Version, RegistryError> {
-        let bytes = self.store.module(&stored.sha256)?;
-        let (compiled, fresh) = self.compile(&stored.sha256, &bytes)?;
-        if fresh {
-            self.cache_compiled(&stored.sha256, &compiled);
-        }
-        Ok(self.assemble(name, compiled, stored)?)
+        self.check_code(&stored.sha256)?;
+        Ok(self.assemble(name, stored, None)?)
     }
 
-    /// The compiled form of the module `bytes` (hash `sha256`): loaded from
-    /// the on-disk cache when this engine compiled it before (a version
-    /// deployed earlier, a restart), else compiled and checked (`true`: not
-    /// cached yet; callers cache it once the module is accepted).
+    /// Makes sure the code of `sha256` can be loaded at a call without
+    /// compiling: it is loaded, or the compiled-code cache has a file that
+    /// looks like compiled code (its header: no load, so a start with many
+    /// procedures stays fast), or else it is compiled from the stored module
+    /// now (checked against its hash) and cached. A version whose code
+    /// fails here never serves. Blocking.
+    fn check_code(&self, sha256: &str) -> Result<(), RegistryError> {
+        if self.code.get(sha256).is_some() || Sandbox::looks_compiled(&self.cache.path(sha256)) {
+            return Ok(());
+        }
+        self.load_code(sha256).map(drop)
+    }
+
+    /// The code of `sha256`: loaded already, else from the compiled cache,
+    /// else compiled from the stored module (and cached). Blocking.
+    fn load_code(&self, sha256: &str) -> Result<Compiled, RegistryError> {
+        let (compiled, fresh) = self.compile(sha256, || Ok(self.store.module(sha256)?.into()))?;
+        if fresh {
+            self.cache_compiled(sha256, &compiled);
+        }
+        Ok(compiled)
+    }
+
+    /// Keeps `code` as `version`'s (and loaded for every version of its
+    /// sha256), unloading the least recently called code past the bound.
+    fn keep_code(&self, version: &Version, code: Compiled) -> Arc<Compiled> {
+        let sha256 = &version.metadata.sha256;
+        let (code, unloaded) = self.code.insert(sha256, code, || self.last_calls());
+        if !unloaded.is_empty() {
+            let unloaded: HashSet<&str> = unloaded.iter().map(String::as_str).collect();
+            for other in self.live.load().values() {
+                if unloaded.contains(other.metadata.sha256.as_str()) {
+                    other.code.store(None);
+                }
+            }
+        }
+        let code = Arc::new(code);
+        version.code.store(Some(code.clone()));
+        code
+    }
+
+    /// The latest call of any serving version of each sha256.
+    fn last_calls(&self) -> HashMap<String, u64> {
+        let mut latest: HashMap<String, u64> = HashMap::new();
+        for version in self.live.load().values() {
+            let at = version.last_call.load(std::sync::atomic::Ordering::Relaxed);
+            let entry = latest.entry(version.metadata.sha256.clone()).or_default();
+            *entry = (*entry).max(at);
+        }
+        latest
+    }
+
+    /// The compiled form of the module `bytes()` (hash `sha256`): loaded
+    /// already, or from the on-disk cache when this engine compiled it before
+    /// (a version deployed earlier, a restart), else compiled and checked
+    /// (`true`: not cached yet; callers cache it once the module is
+    /// accepted). The bytes are asked for only to compile.
     /// CPU-heavy: call from a blocking thread.
-    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Compiled, bool), RegistryError> {
-        if let Some(loaded) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(sha256) {
-            return Ok((loaded.clone(), false));
+    fn compile(
+        &self,
+        sha256: &str,
+        bytes: impl FnOnce() -> Result<bytes::Bytes, RegistryError>,
+    ) -> Result<(Compiled, bool), RegistryError> {
+        if let Some(loaded) = self.code.get(sha256) {
+            return Ok((loaded, false));
         }
         let cached = self.cache.path(sha256);
         if cached.exists() {
@@ -263,7 +340,7 @@ impl Registry {
         } else {
             tracing::info!(sha256, "compiling (no cached code)");
         }
-        Ok((self.sandbox.compile(bytes)?, true))
+        Ok((self.sandbox.compile(&bytes()?)?, true))
     }
 
     fn cache_compiled(&self, sha256: &str, compiled: &Compiled) {
@@ -349,7 +426,7 @@ impl Registry {
         let this = self.clone();
         let compile_bytes = bytes.clone();
         let compile_sha = sha256.clone();
-        let (compiled, fresh) = blocking(move || this.compile(&compile_sha, &compile_bytes)).await?;
+        let (compiled, fresh) = blocking(move || this.compile(&compile_sha, || Ok(compile_bytes))).await?;
         let describe = self.sandbox.describe(name, &compiled, CallContext::new(0)).await.map_err(|e| match e {
             CallError::Overloaded(limit) => RegistryError::Overloaded(format!(
                 "the server is overloaded: all {limit} call slots are busy, so the module's `describe` \
@@ -382,7 +459,7 @@ impl Registry {
                 this.cache_compiled(&sha256, &compiled);
             }
             let stored = this.store.publish_with(&owned_name, &sha256, &bytes, &describe, &settings)?;
-            Ok(this.assemble(&owned_name, compiled, stored)?)
+            Ok(this.assemble(&owned_name, stored, Some(compiled))?)
         })
         .await?;
         let metadata = version.metadata.clone();
@@ -526,7 +603,7 @@ impl Registry {
     /// uses, and loaded code no serving version uses. Blocking.
     fn collect_garbage(&self) {
         let serving: HashSet<String> = self.live.load().values().map(|v| v.metadata.sha256.clone()).collect();
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).retain(|sha256, _| serving.contains(sha256));
+        self.code.retain(|sha256| serving.contains(sha256));
         match self.store.kept_modules() {
             Ok(mut in_use) => {
                 in_use.extend(self.live.load().values().map(|v| v.metadata.sha256.clone()));
@@ -536,7 +613,8 @@ impl Registry {
         }
     }
 
-    fn assemble(&self, name: &str, compiled: Compiled, stored: StoredVersion) -> anyhow::Result<Version> {
+    /// The version `stored` of `name`, with its code if at hand.
+    fn assemble(&self, name: &str, stored: StoredVersion, code: Option<Compiled>) -> anyhow::Result<Version> {
         let method_objects = parse_describe(&stored.describe)?;
         let metadata = metadata(name, stored, &method_objects);
         let mut methods = HashSet::new();
@@ -550,9 +628,20 @@ impl Registry {
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_owned()).or_default().clone();
         let grant = crate::outbound::Grant::parse(&metadata.allowed_outbound).map_err(anyhow::Error::msg)?;
         let outbound = crate::sandbox::Outbound { grant, limits: self.sandbox.outbound_limits(), stats: stats.clone() };
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(metadata.sha256.clone(), compiled.clone());
-        let loaded = compiled.into_loaded(name, methods, outbound, metadata.reuse);
-        Ok(Version { metadata, loaded, method_objects: prefixed, stats })
+        let serving = Serving::new(name, outbound, metadata.reuse);
+        let version = Version {
+            metadata,
+            methods,
+            serving,
+            code: ArcSwapOption::empty(),
+            last_call: AtomicU64::new(0),
+            method_objects: prefixed,
+            stats,
+        };
+        if let Some(code) = code {
+            self.keep_code(&version, code);
+        }
+        Ok(version)
     }
 }
 

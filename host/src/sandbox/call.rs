@@ -46,6 +46,10 @@ pub enum CallError {
     /// No procedure of that name is deployed, or it has no such method.
     #[error("method not found")]
     MethodNotFound,
+    /// The version's code could not be loaded for the call (the compiled
+    /// cache and the stored module both failed: the server log says why).
+    #[error("the procedure's code could not be loaded; the server log has the details")]
+    Unloadable,
 }
 
 impl CallError {
@@ -56,7 +60,7 @@ impl CallError {
             CallError::TimedOut(_) => -32001,
             CallError::MemoryLimit { .. } => -32002,
             CallError::Overloaded(_) => -32003,
-            CallError::InvalidOutput(_) => INTERNAL_ERROR,
+            CallError::InvalidOutput(_) | CallError::Unloadable => INTERNAL_ERROR,
             CallError::CallDepth(_) | CallError::NestedCalls(_) => -32004,
             CallError::InvalidRequest(_) => -32600,
             CallError::MethodNotFound => -32601,
@@ -71,7 +75,7 @@ impl CallError {
             CallError::TimedOut(_) => "Procedure timed out",
             CallError::MemoryLimit { .. } => "Procedure exceeded its memory limit",
             CallError::Overloaded(_) => "Server overloaded",
-            CallError::InvalidOutput(_) => "Internal error",
+            CallError::InvalidOutput(_) | CallError::Unloadable => "Internal error",
             CallError::CallDepth(_) => "Call depth limit reached (--max-call-depth)",
             CallError::NestedCalls(_) => "Nested call limit reached (--max-nested-calls)",
             CallError::InvalidRequest(_) => "Invalid Request",
@@ -94,7 +98,7 @@ impl CallError {
         };
         match self {
             CallError::Trapped { stderr, .. } if !stderr.is_empty() => detail(json!({ "stderr": stderr })),
-            CallError::Trapped { .. } | CallError::InvalidOutput(_) => detail(json!({})),
+            CallError::Trapped { .. } | CallError::InvalidOutput(_) | CallError::Unloadable => detail(json!({})),
             CallError::TimedOut(limit) => {
                 detail(json!({ "limit_ms": u64::try_from(limit.as_millis()).unwrap_or(u64::MAX) }))
             }

@@ -35,7 +35,6 @@ mod reuse;
 mod slots;
 mod state;
 
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,27 +69,34 @@ mod bindings {
 
 use bindings::{Procedure, ProcedurePre};
 
-/// A deployed version, compiled and pre-linked: instantiating it is all a call does.
-#[derive(Clone)]
-pub struct Loaded {
-    pre: ProcedurePre<CallState>,
+/// A serving version as its calls see it, besides its code (a
+/// [`Compiled`], which the registry may unload between calls and load
+/// again): its name, its grant and its reuse.
+pub struct Serving {
     /// The procedure's name, made once per deploy and shared by every call's
     /// log lines and output streams.
     name: Arc<str>,
-    /// Method names (without the module prefix) from `describe`.
-    pub methods: Arc<HashSet<String>>,
-    /// Names this version among the ready instances: dropped with the
-    /// version, which lets [`Ready`] drop the instances made for it.
+    /// Names this version among the ready and idle instances: dropped with
+    /// the version, which lets [`Ready`] and [`Idle`] drop its instances.
     key: Arc<()>,
-    /// The version's outbound grant: `None` unless the component imports
-    /// `wasi:http`, so other calls pay nothing for it.
-    outbound: Option<Arc<Outbound>>,
+    /// The version's outbound grant, given to a call only if its component
+    /// imports `wasi:http`, so other calls pay nothing for it.
+    outbound: Arc<Outbound>,
     /// The version's instance reuse: `None` for a fresh instance per call.
     reuse: Option<Reuse>,
 }
 
-/// A component that passed every check at deploy, not yet described.
-/// Cheap to clone: clones share the loaded code.
+impl Serving {
+    /// Version `name` under its `outbound` grant and its instance `reuse`.
+    pub fn new(name: &str, outbound: Outbound, reuse: Reuse) -> Serving {
+        let reuse = (!reuse.is_fresh()).then_some(reuse);
+        Serving { name: name.into(), key: Arc::new(()), outbound: Arc::new(outbound), reuse }
+    }
+}
+
+/// A component that passed every check at deploy, compiled and pre-linked:
+/// instantiating it is all a call does. Cheap to clone: clones share the
+/// loaded code.
 #[derive(Clone)]
 pub struct Compiled {
     pub component: Component,
@@ -134,9 +140,10 @@ struct Reused {
 enum Op<'a> {
     /// `describe` of a module being deployed.
     Describe { procedure: Arc<str>, pre: &'a ProcedurePre<CallState> },
-    /// A call of a deployed version, whose guest calls go to `dispatcher`.
+    /// A call of a serving version, whose guest calls go to `dispatcher`.
     Call {
-        loaded: &'a Loaded,
+        code: &'a Compiled,
+        version: &'a Serving,
         stats: &'a Arc<ProcStats>,
         dispatcher: Arc<dyn Dispatcher>,
         method: &'a str,
@@ -234,23 +241,32 @@ impl Sandbox {
         check::check(&self.engine, &self.linker, component).map_err(|e| anyhow!(e.0))
     }
 
+    /// Whether `path` starts like a compiled component (its header only:
+    /// [`Sandbox::load_compiled`] may still refuse it). Reads a few bytes.
+    pub fn looks_compiled(path: &std::path::Path) -> bool {
+        matches!(Engine::detect_precompiled_file(path), Ok(Some(wasmtime::Precompiled::Component)))
+    }
+
     /// Runs `describe` once in a fresh instance.
     pub async fn describe(&self, name: &str, compiled: &Compiled, ctx: CallContext) -> Result<String, CallError> {
         self.run(Op::Describe { procedure: name.into(), pre: &compiled.pre }, ctx).await
     }
 
-    /// Runs one call in a fresh instance of `loaded`; records the time the
-    /// instance took to create in `stats`. The guest's own calls go to `dispatcher`.
+    /// Runs one call of `version` in a fresh instance of its `code` (or a
+    /// reused one, if it reuses them); records the time the instance took to
+    /// create in `stats`. The guest's own calls go to `dispatcher`.
+    #[allow(clippy::too_many_arguments, reason = "one call's parts, each from another owner")]
     pub async fn call(
         &self,
-        loaded: &Loaded,
+        code: &Compiled,
+        version: &Serving,
         method: &str,
         params: &str,
         ctx: CallContext,
         stats: &Arc<ProcStats>,
         dispatcher: Arc<dyn Dispatcher>,
     ) -> Result<String, CallError> {
-        self.run(Op::Call { loaded, stats, dispatcher, method, params }, ctx).await
+        self.run(Op::Call { code, version, stats, dispatcher, method, params }, ctx).await
     }
 
     /// One run, in its steps: admit it, give it a store and an instance,
@@ -268,13 +284,13 @@ impl Sandbox {
         let outcome = if nested { Ok(work.await) } else { until(deadline, work).await };
         flush_output(&mut store);
         let result = self.judge(outcome, store.data());
-        if let Op::Call { loaded, stats, .. } = op {
-            match (loaded.reuse, instance) {
+        if let Op::Call { code, version, stats, .. } = op {
+            match (version.reuse, instance) {
                 (Some(reuse), Some(instance)) if keeps(&result, &reuse, served, store.data()) => {
                     let used = Reused { store, instance, served: served + 1 };
-                    drop(self.idle.put(&loaded.key, used, Duration::from_millis(reuse.idle_ms)));
+                    drop(self.idle.put(&version.key, used, Duration::from_millis(reuse.idle_ms)));
                 }
-                _ => self.recycle(store, loaded, stats),
+                _ => self.recycle(store, code, version, stats),
             }
         }
         result
@@ -323,20 +339,21 @@ impl Sandbox {
         };
         let (procedure, ready, outbound) = match op {
             Op::Describe { procedure, .. } => (procedure.clone(), None, None),
-            Op::Call { loaded, stats, .. } => {
+            Op::Call { code, version, stats, .. } => {
                 if let Some(Reused { mut store, instance, served }) =
-                    loaded.reuse.and_then(|_| self.idle.take(&loaded.key))
+                    version.reuse.and_then(|_| self.idle.take(&version.key))
                 {
                     stats.record_reused_instance();
                     store.data_mut().next_call(ctx.request_id, tree);
                     set_deadline(&mut store, deadline);
                     return (store, Some(instance), served);
                 }
-                let ready = self.ready.take(&loaded.key);
+                let ready = self.ready.take(&version.key);
                 if ready.is_some() {
                     stats.record_ready_instance();
                 }
-                (loaded.name.clone(), ready, loaded.outbound.clone())
+                let outbound = code.imports_http.then(|| version.outbound.clone());
+                (version.name.clone(), ready, outbound)
             }
         };
         let stderr = GuestOutput::new(procedure.clone(), ctx.request_id, "stderr");
@@ -374,19 +391,20 @@ impl Sandbox {
     /// per call at 64 connections); the store is then dropped in place. With
     /// ready instances off, nothing but that drop happens here: no runtime
     /// metrics are read and no shared counter is written.
-    fn recycle(&self, used: Store<CallState>, loaded: &Loaded, stats: &Arc<ProcStats>) {
+    fn recycle(&self, used: Store<CallState>, code: &Compiled, version: &Serving, stats: &Arc<ProcStats>) {
         if !self.ready.enabled() || !self.ready.idle_since_last_call() || !self.ready.start_task() {
             return;
         }
         let ready = self.ready.clone();
-        let (loaded, stats, engine) = (loaded.clone(), stats.clone(), self.engine.clone());
+        let (pre, name, key) = (code.pre.clone(), version.name.clone(), version.key.clone());
+        let (stats, engine) = (stats.clone(), self.engine.clone());
         let (memory_limit, time_limit) = (self.memory_limit_bytes, self.time_limit);
         tokio::spawn(async move {
             drop(used);
-            let (make, evicted) = ready.reserve(&loaded.key);
+            let (make, evicted) = ready.reserve(&key);
             drop(evicted);
             if make {
-                let procedure = loaded.name.clone();
+                let procedure = name;
                 // Placeholders until a call takes it and sets its own state.
                 let stderr = GuestOutput::new(procedure.clone(), 0, "stderr");
                 let deadline = Instant::now() + time_limit;
@@ -394,12 +412,12 @@ impl Sandbox {
                 let mut store = new_store(&engine, CallState::new(procedure, 0, stderr, memory_limit, tree));
                 set_deadline(&mut store, deadline);
                 let started = Instant::now();
-                match loaded.pre.instantiate_async(&mut store).await {
+                match pre.instantiate_async(&mut store).await {
                     // Its start-up used no WASI: nothing in its state is
                     // tied to this placeholder call.
                     Ok(instance) if store.data().wasi.is_none() => {
                         stats.record_instantiate(started.elapsed());
-                        ready.put(&loaded.key, ReadyInstance { store, instance });
+                        ready.put(&key, ReadyInstance { store, instance });
                     }
                     _ => ready.unreserve(),
                 }
@@ -435,9 +453,9 @@ async fn execute(store: &mut Store<CallState>, instance: &mut Option<Procedure>,
     let instance = match (instance.as_ref(), op) {
         (Some(instance), _) => instance,
         (None, Op::Describe { pre, .. }) => instance.insert(pre.instantiate_async(&mut *store).await?),
-        (None, Op::Call { loaded, stats, .. }) => {
+        (None, Op::Call { code, stats, .. }) => {
             let started = Instant::now();
-            let made = loaded.pre.instantiate_async(&mut *store).await?;
+            let made = code.pre.instantiate_async(&mut *store).await?;
             stats.record_instantiate(started.elapsed());
             instance.insert(made)
         }
@@ -486,13 +504,10 @@ impl Compiled {
         self.component.serialize().map_err(anyhow::Error::from).context("serialising compiled code")
     }
 
-    /// Ready to serve, once `describe` has named its methods, under the
-    /// version's `outbound` grant (kept only if it imports `wasi:http`) and
-    /// its instance `reuse`.
-    pub fn into_loaded(self, name: &str, methods: HashSet<String>, outbound: Outbound, reuse: Reuse) -> Loaded {
-        let outbound = self.imports_http.then(|| Arc::new(outbound));
-        let reuse = (!reuse.is_fresh()).then_some(reuse);
-        Loaded { pre: self.pre, name: name.into(), methods: Arc::new(methods), key: Arc::new(()), outbound, reuse }
+    /// The bytes of memory its compiled code takes once loaded.
+    pub fn code_bytes(&self) -> u64 {
+        let range = self.component.image_range();
+        (range.end as u64).saturating_sub(range.start as u64)
     }
 }
 
