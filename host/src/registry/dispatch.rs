@@ -48,7 +48,8 @@ impl Registry {
         ctx: CallContext,
         started: Instant,
     ) -> Result<String, CallError> {
-        let version = self.get(module).filter(|v| v.methods.contains(function)).ok_or(CallError::MethodNotFound)?;
+        let version =
+            self.get(module).filter(|v| v.described.methods.contains(function)).ok_or(CallError::MethodNotFound)?;
         if let Some(caller) = ctx.caller() {
             self.nested.record(caller, module);
         }

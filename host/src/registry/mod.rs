@@ -75,8 +75,8 @@ pub struct KeptVersion {
 /// One serving version: what calls need and what the admin API shows.
 struct Version {
     metadata: Metadata,
-    /// Method names (without the module prefix) from `describe`.
-    methods: HashSet<String>,
+    /// Its methods, from `describe`: shared by the versions of one code.
+    described: Arc<Described>,
     /// What its calls need besides the code.
     serving: Serving,
     /// Its code while loaded: `None` until its first call (or its deploy),
@@ -85,9 +85,19 @@ struct Version {
     /// When it was last called, in ms since the registry opened: the least
     /// recently called code is unloaded first.
     last_call: AtomicU64,
-    /// OpenRPC Method Objects from `describe`, names prefixed with the module.
-    method_objects: Vec<Value>,
     stats: Arc<ProcStats>,
+}
+
+/// A version's `describe` output, checked and parsed: the same for every
+/// version of the same code, so parsed once and shared (10,000 procedures
+/// of one component held a parsed copy each: about 20 KB apiece).
+struct Described {
+    /// The text it was parsed from.
+    text: String,
+    /// OpenRPC Method Objects, their names without the module prefix.
+    objects: Vec<Value>,
+    /// Method names (without the module prefix).
+    methods: HashSet<String>,
 }
 
 /// Why a change or a lookup failed; the admin API maps each case to a status.
@@ -147,6 +157,9 @@ pub struct Registry {
     code: code::LoadedCode,
     /// When the registry opened: versions' `last_call` count from it.
     opened: Instant,
+    /// Parsed `describe` outputs by sha256, shared by the versions of that
+    /// code.
+    described: Mutex<HashMap<String, Arc<Described>>>,
     live: ArcSwap<HashMap<String, Arc<Version>>>,
     /// Counters by name, kept across versions and deletes.
     stats: Mutex<HashMap<String, Arc<ProcStats>>>,
@@ -230,6 +243,7 @@ impl Registry {
             cache,
             code: code::LoadedCode::new(config.max_loaded_bytes),
             opened: Instant::now(),
+            described: Mutex::default(),
             live: ArcSwap::from_pointee(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
             nested: NestedCalls::default(),
@@ -380,7 +394,17 @@ impl Registry {
     /// (`module.method`).
     pub fn method_objects(&self) -> Vec<Value> {
         let table = self.live.load();
-        let mut methods: Vec<Value> = table.values().flat_map(|v| v.method_objects.iter().cloned()).collect();
+        let mut methods: Vec<Value> = table
+            .iter()
+            .flat_map(|(name, v)| {
+                v.described.objects.iter().map(move |object| {
+                    let mut object = object.clone();
+                    let method = object["name"].as_str().unwrap_or_default();
+                    object["name"] = Value::String(format!("{name}.{method}"));
+                    object
+                })
+            })
+            .collect();
         methods.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         methods
     }
@@ -590,13 +614,19 @@ impl Registry {
     /// code that no kept version uses. Callers hold `deploy_lock`.
     async fn install(self: &Arc<Self>, name: &str, version: Option<Version>) {
         let mut table = HashMap::clone(&self.live.load());
-        match version {
+        let replaced = match version {
             Some(version) => table.insert(name.to_owned(), Arc::new(version)),
             None => table.remove(name),
         };
         self.live.store(Arc::new(table));
-        let this = self.clone();
-        let _ = tokio::task::spawn_blocking(move || this.collect_garbage()).await;
+        // Only a name that had a version can leave code unused (the one it
+        // served, or one its store forgot): a first deploy of a name skips
+        // the scan of every kept version, which a server of thousands of
+        // procedures would otherwise pay at each deploy.
+        if replaced.is_some() {
+            let this = self.clone();
+            let _ = tokio::task::spawn_blocking(move || this.collect_garbage()).await;
+        }
     }
 
     /// Drops compiled code that neither a kept version nor a serving one
@@ -604,6 +634,7 @@ impl Registry {
     fn collect_garbage(&self) {
         let serving: HashSet<String> = self.live.load().values().map(|v| v.metadata.sha256.clone()).collect();
         self.code.retain(|sha256| serving.contains(sha256));
+        self.described.lock().unwrap_or_else(|p| p.into_inner()).retain(|sha256, _| serving.contains(sha256));
         match self.store.kept_modules() {
             Ok(mut in_use) => {
                 in_use.extend(self.live.load().values().map(|v| v.metadata.sha256.clone()));
@@ -615,33 +646,32 @@ impl Registry {
 
     /// The version `stored` of `name`, with its code if at hand.
     fn assemble(&self, name: &str, stored: StoredVersion, code: Option<Compiled>) -> anyhow::Result<Version> {
-        let method_objects = parse_describe(&stored.describe)?;
-        let metadata = metadata(name, stored, &method_objects);
-        let mut methods = HashSet::new();
-        let mut prefixed = Vec::new();
-        for mut object in method_objects {
-            let method = object["name"].as_str().unwrap_or_default().to_owned();
-            object["name"] = Value::String(format!("{name}.{method}"));
-            prefixed.push(object);
-            methods.insert(method);
-        }
+        let described = self.described(&stored)?;
+        let metadata = metadata(name, stored, &described.objects);
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_owned()).or_default().clone();
         let grant = crate::outbound::Grant::parse(&metadata.allowed_outbound).map_err(anyhow::Error::msg)?;
         let outbound = crate::sandbox::Outbound { grant, limits: self.sandbox.outbound_limits(), stats: stats.clone() };
         let serving = Serving::new(name, outbound, metadata.reuse);
-        let version = Version {
-            metadata,
-            methods,
-            serving,
-            code: ArcSwapOption::empty(),
-            last_call: AtomicU64::new(0),
-            method_objects: prefixed,
-            stats,
-        };
+        let version =
+            Version { metadata, described, serving, code: ArcSwapOption::empty(), last_call: AtomicU64::new(0), stats };
         if let Some(code) = code {
             self.keep_code(&version, code);
         }
         Ok(version)
+    }
+
+    /// The parsed `describe` of `stored`: the one of its code, if parsed
+    /// from the same text already.
+    fn described(&self, stored: &StoredVersion) -> Result<Arc<Described>, InvalidModule> {
+        let mut all = self.described.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(described) = all.get(&stored.sha256).filter(|d| d.text == stored.describe) {
+            return Ok(described.clone());
+        }
+        let objects = parse_describe(&stored.describe)?;
+        let methods = objects.iter().map(|m| m["name"].as_str().unwrap_or_default().to_owned()).collect();
+        let described = Arc::new(Described { text: stored.describe.clone(), objects, methods });
+        all.insert(stored.sha256.clone(), described.clone());
+        Ok(described)
     }
 }
 
