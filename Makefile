@@ -20,7 +20,7 @@ VENV := $(WASMRPC_CACHE)/venv
 PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1 mypy==2.4.1
 VENV_STAMP := $(VENV)/.installed-$(shell echo '$(PY_CLIENT_PACKAGES)' | sha256sum | cut -c1-12)
 
-.PHONY: all setup fmt lint-procedures procedures examples procedures-python procedures-js build run test lint clean bench bench-callgrind valgrind fuzz clients chromium cluster cluster-deps
+.PHONY: all setup fmt lint-procedures procedures examples procedures-python procedures-js build run test lint clean bench bench-callgrind valgrind wasmtime-serve fuzz clients chromium cluster cluster-deps
 
 all: build procedures
 
@@ -186,10 +186,10 @@ clean:
 ## resolves the same features and reuses that build (host's dev-dependencies
 ## used to change hashbrown's features, so it rebuilt all of wasmtime).
 BENCH_ARGS ?=
-bench: setup procedures procedures-python procedures-js valgrind cluster-deps
+bench: setup procedures procedures-python procedures-js valgrind cluster-deps wasmtime-serve
 	cargo build --profile profiling -p wasmrpc-host -p wasmrpc-bench
 	@mkdir -p target/bench
-	set -o pipefail; $(CARGO_TARGET_DIR)/profiling/wasmrpc-bench --wasm-dir $(WASM_DIR) --out target/bench $(BENCH_ARGS) | tee target/bench/table.txt
+	set -o pipefail; WASMRPC_WASMTIME=$(WASMTIME) WASMRPC_SERVE_MATH=$(SERVE_MATH) $(CARGO_TARGET_DIR)/profiling/wasmrpc-bench --wasm-dir $(WASM_DIR) --out target/bench $(BENCH_ARGS) | tee target/bench/table.txt
 	set -o pipefail; WASMRPC_WASM_DIR=$(WASM_DIR) cargo bench --profile profiling -p wasmrpc-bench --bench micro | tee target/bench/micro.txt
 
 ## bench-callgrind: instructions per instantiate + call + drop of math.add
@@ -202,6 +202,18 @@ bench-callgrind: setup procedures valgrind
 
 valgrind:
 	@command -v valgrind > /dev/null || (apt-get update && apt-get install -y valgrind)
+
+## wasmtime-serve: the peer row of `make bench`. The wasmtime CLI, pinned,
+## installed as a user would (cargo install, into the cache: about 9 minutes
+## of compiling on 2 cores, once): 48.0.8, the engine wasmrpc embeds (49 needs Rust
+## 1.96). And math.add as a plain wasi:http component for it to serve.
+WASMTIME_VERSION := 48.0.8
+WASMTIME := $(WASMRPC_CACHE)/wasmtime-$(WASMTIME_VERSION)/bin/wasmtime
+SERVE_MATH := $(CARGO_TARGET_DIR)/bench-wasi-http/wasm32-wasip2/release/wasi-http-math.wasm
+wasmtime-serve: setup $(WASMTIME)
+	cargo build --release --target wasm32-wasip2 --manifest-path bench/wasi-http-math/Cargo.toml --target-dir $(CARGO_TARGET_DIR)/bench-wasi-http
+$(WASMTIME):
+	cargo install wasmtime-cli --version $(WASMTIME_VERSION) --locked --root $(WASMRPC_CACHE)/wasmtime-$(WASMTIME_VERSION)
 
 ## fuzz: each fuzz target for FUZZ_SECONDS (nightly and cargo-fuzz are
 ## installed if missing); not part of `make test`

@@ -29,6 +29,24 @@ impl Server {
         Ok(Server { child, addr })
     }
 
+    /// Starts `command`, a server that will listen on `addr` (it prints no
+    /// address: `wasmtime serve`), and waits (a minute at most) until a
+    /// connection to it succeeds. Its output goes to `log`.
+    pub fn start_on(mut command: Command, addr: SocketAddr, log: &Path) -> anyhow::Result<Server> {
+        let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        command.stdout(log_file.try_clone()?).stderr(log_file);
+        let mut child = command.spawn().with_context(|| format!("starting {command:?}"))?;
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(addr).is_err() {
+            if started.elapsed() > Duration::from_secs(60) || child.try_wait()?.is_some() {
+                let _ = child.kill();
+                bail!("{command:?} does not listen on {addr}: see {}", log.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Server { child, addr })
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
