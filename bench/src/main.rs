@@ -412,6 +412,8 @@ fn side_by_side(
                 runs.push((peer, WASMTIME_SERVE, &workload.body));
             }
             let mut totals: Vec<(Outcome, Duration)> = runs.iter().map(|_| Default::default()).collect();
+            let servers: Vec<&Server> = runs.iter().map(|(server, _, _)| *server).collect();
+            let _pinned = if connections == 1 { process::Pinned::new(&servers) } else { None };
             for _ in 0..options.rounds {
                 for ((server, _, body), total) in runs.iter().zip(&mut totals) {
                     let (outcome, cpu) = measure(server, body, Expect::Bytes(&expect), connections, duration)?;
@@ -443,6 +445,7 @@ fn side_by_side(
         extra.push(call("jsstrings.vowels", "jsstrings", "vowels", json!(["education"])));
         extra.push(call("pystats.mean", "pystats", "mean", json!([[1, 2, 3, 4]])));
     }
+    let _pinned = process::Pinned::new(&[wasmrpc]);
     for workload in &extra {
         let expect = answer(runtime, client, wasmrpc, &workload.body, workload.error_expected)?;
         let mut runs = vec![("wasmrpc", &workload.body)];

@@ -18,6 +18,10 @@
 //! the call, so the arena wastes at most its own size. A request that does
 //! not fit goes to std's allocator, which then serves as usual.
 //!
+//! An instance deployed with reuse (`?reuse=N`) serves several calls: its
+//! arena fills once (at most its 64 KiB stay used for the instance's life)
+//! and std's allocator serves the calls after, freeing as usual.
+//!
 //! Installed as the `#[global_allocator]` by the default feature `arena`
 //! (turn it off to use your own allocator). Only for single-threaded Wasm:
 //! the arena's state is unsynchronised.

@@ -68,7 +68,10 @@ async fn increments_from_64_clients_all_count_even_with_few_call_slots() {
         12_800.0 / elapsed.as_secs_f64(),
         writes / commits
     );
-    assert!(writes / commits > 1.5, "concurrent writes should share commits: {writes} writes in {commits} commits");
+    // Without group commit every write is a commit of its own (1.0). With
+    // four call slots this run measures 1.5-1.6 writes per commit (1.48
+    // once under `make test`), so the bound only tells the two apart.
+    assert!(writes / commits > 1.25, "concurrent writes should share commits: {writes} writes in {commits} commits");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -95,6 +95,7 @@ impl CallState {
     pub(super) fn next_call(&mut self, request_id: u64, tree: Tree) {
         self.request_id = request_id;
         self.tree = tree;
+        self.limiter.refused = false;
         self.log = LogState::default();
         self.http = None;
         self.stderr.next_call(request_id);
