@@ -108,7 +108,8 @@ pub struct Config {
     /// `sandbox/engine.rs`, `engine_config`, for what each costs.
     pub guard_pages: bool,
     /// Instances the pooling allocator reserves address space for (plus
-    /// twice `ready_instances`); `None` sizes the pool from the call limits
+    /// twice `ready_instances` and `max_idle_instances`); `None` sizes the
+    /// pool from the call limits
     /// (`sandbox/engine.rs`, `pool_instances`), and
     /// falls back to on-demand allocation where it cannot be reserved. Set,
     /// the pool is that small and must be reserved: for runs under valgrind

@@ -48,7 +48,7 @@ pub use call::{BoxFuture, CallContext, CallError, Dispatcher, ErrorObject};
 pub use capabilities::http::Outbound;
 pub use check::{InvalidModule, STUB_EXPORT};
 pub use output::GuestOutput;
-pub use reuse::{Reuse, DEFAULT_REUSE_IDLE_MS};
+pub use reuse::Reuse;
 pub use slots::Slots;
 
 use crate::config::{self, Config, MAX_GUEST_OUTPUT_BYTES};

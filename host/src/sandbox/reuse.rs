@@ -38,7 +38,7 @@ pub(super) const MAX_REUSE_CALLS: u32 = 1_000_000;
 /// The longest idle time a deploy may ask for: one hour.
 pub(super) const MAX_REUSE_IDLE_MS: u64 = 3_600_000;
 /// The idle time when a deploy names none: 30 s.
-pub const DEFAULT_REUSE_IDLE_MS: u64 = 30_000;
+pub(super) const DEFAULT_REUSE_IDLE_MS: u64 = 30_000;
 
 /// A version's instance reuse (`?reuse=N&reuse-idle-ms=T&reuse-memory-mib=M`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

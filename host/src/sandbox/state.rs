@@ -85,9 +85,7 @@ impl CallState {
             http: None,
         }
     }
-}
 
-impl CallState {
     /// Readies the state of a reused instance (`reuse.rs`) for its next
     /// call, tagged `request_id`, at its place `tree`: what is per call
     /// starts again (output and log budgets, outgoing HTTP counts), what the
