@@ -102,8 +102,9 @@ pub(crate) fn origin(url: &str) -> &str {
     }
 }
 
-/// The WIT name of a `wasi:http` error code (`HTTP-request-denied`).
-pub(crate) fn code_name(code: &wstd::http::error::ErrorCode) -> &'static str {
+/// The WIT name of a `wasi:http` error code (`HTTP-request-denied`), as
+/// [`Failure`]'s `data.error` names it.
+pub fn code_name(code: &wstd::http::error::ErrorCode) -> &'static str {
     use wstd::http::error::ErrorCode;
     match code {
         ErrorCode::DnsTimeout => "DNS-timeout",

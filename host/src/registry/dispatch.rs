@@ -54,7 +54,9 @@ impl Registry {
             self.nested.record(caller, module);
         }
         let since_open = u64::try_from(started.saturating_duration_since(self.opened).as_millis()).unwrap_or(u64::MAX);
-        version.last_call.store(since_open, Ordering::Relaxed);
+        if version.last_call.load(Ordering::Relaxed) != since_open {
+            version.last_call.store(since_open, Ordering::Relaxed);
+        }
         let code = match version.code.load_full() {
             Some(code) => code,
             None => self.load_for_call(&version, ctx.request_id).await?,

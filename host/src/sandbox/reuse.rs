@@ -112,21 +112,6 @@ impl Reuse {
         }
         Ok(reuse)
     }
-
-    /// The query parameters that ask for `self` at deploy (none for fresh).
-    pub fn query_pairs(&self) -> Vec<(&'static str, String)> {
-        if self.is_fresh() {
-            return Vec::new();
-        }
-        let mut pairs = vec![("reuse", self.calls.to_string())];
-        if self.idle_ms != DEFAULT_REUSE_IDLE_MS {
-            pairs.push(("reuse-idle-ms", self.idle_ms.to_string()));
-        }
-        if let Some(mib) = self.memory_mib {
-            pairs.push(("reuse-memory-mib", mib.to_string()));
-        }
-        pairs
-    }
 }
 
 struct Entry<T> {
@@ -159,19 +144,16 @@ impl<T: Send + 'static> Idle<T> {
     }
 
     /// Keeps `item`, an instance of the version `key`, for at most `idle`.
-    /// Returns what must be dropped (outside the lock): instances of
-    /// versions no longer serving, and the longest idle one if full (or
-    /// `item` itself when nothing may be kept).
+    /// Returns what must be dropped (outside the lock): the longest idle one
+    /// if full (or `item` itself when nothing may be kept). Instances of
+    /// versions no longer serving are the sweep's to drop, not each call's.
     pub(super) fn put(self: &Arc<Self>, key: &Arc<()>, item: T, idle: Duration) -> Vec<T> {
         if self.capacity == 0 {
             return vec![item];
         }
         self.start_sweeping();
         let mut entries = self.lock();
-        let mut dropped = drain(&mut entries, |e| e.key.strong_count() == 0);
-        if entries.len() >= self.capacity {
-            dropped.push(entries.remove(0).item);
-        }
+        let dropped = if entries.len() >= self.capacity { vec![entries.remove(0).item] } else { Vec::new() };
         entries.push(Entry { key: Arc::downgrade(key), expires: Instant::now() + idle, item });
         dropped
     }
@@ -257,10 +239,10 @@ mod tests {
             let err = Reuse::from_query(Some(query)).unwrap_err();
             assert!(err.contains(says), "{query}: {err}");
         }
+        // What `wasmrpc deploy --reuse 5 --reuse-idle-ms 1000 --reuse-memory-mib 8` sends.
         let reuse = Reuse { calls: 5, idle_ms: 1000, memory_mib: Some(8) };
-        let query: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(reuse.query_pairs()).finish();
-        assert_eq!(Reuse::from_query(Some(&query)), Ok(reuse));
-        assert!(Reuse::default().query_pairs().is_empty());
+        assert_eq!(Reuse::from_query(Some("reuse=5&reuse-idle-ms=1000&reuse-memory-mib=8")), Ok(reuse));
+        assert!(Reuse::default().is_fresh());
     }
 
     #[test]

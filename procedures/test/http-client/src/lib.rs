@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use wasmrpc_guest::http::code_name;
 use wasmrpc_guest::schemars::JsonSchema;
 use wasmrpc_guest::{procedure, Error};
 use wstd::http::error::ErrorCode;
@@ -66,38 +67,11 @@ async fn send(url: &str, method: &str, body: Option<String>) -> Result<Fetched, 
 /// A `wasi:http` failure as the JSON-RPC error 20.
 fn failed(e: wstd::http::Error) -> Error {
     let (code, detail) = match e.downcast_ref::<ErrorCode>() {
-        Some(code) => (code_name(code), format!("{code:?}")),
+        Some(code) => (code_name(code).to_owned(), format!("{code:?}")),
         None => ("other".to_owned(), format!("{e:#}")),
     };
     Error::new(20, format!("request failed: {code}"))
         .with_data(wasmrpc_guest::serde_json::json!({ "error": code, "detail": detail }))
-}
-
-/// The WIT name of an error code (`HTTP-request-denied`).
-fn code_name(code: &ErrorCode) -> String {
-    match code {
-        ErrorCode::DnsTimeout => "DNS-timeout",
-        ErrorCode::DnsError(_) => "DNS-error",
-        ErrorCode::DestinationNotFound => "destination-not-found",
-        ErrorCode::DestinationUnavailable => "destination-unavailable",
-        ErrorCode::DestinationIpProhibited => "destination-IP-prohibited",
-        ErrorCode::DestinationIpUnroutable => "destination-IP-unroutable",
-        ErrorCode::ConnectionRefused => "connection-refused",
-        ErrorCode::ConnectionTerminated => "connection-terminated",
-        ErrorCode::ConnectionTimeout => "connection-timeout",
-        ErrorCode::ConnectionReadTimeout => "connection-read-timeout",
-        ErrorCode::TlsProtocolError => "TLS-protocol-error",
-        ErrorCode::TlsCertificateError => "TLS-certificate-error",
-        ErrorCode::HttpRequestDenied => "HTTP-request-denied",
-        ErrorCode::HttpRequestUriInvalid => "HTTP-request-URI-invalid",
-        ErrorCode::HttpResponseIncomplete => "HTTP-response-incomplete",
-        ErrorCode::HttpResponseBodySize(_) => "HTTP-response-body-size",
-        ErrorCode::HttpResponseTimeout => "HTTP-response-timeout",
-        ErrorCode::HttpProtocolError => "HTTP-protocol-error",
-        ErrorCode::InternalError(_) => "internal-error",
-        _ => "other",
-    }
-    .to_owned()
 }
 
 wasmrpc_guest::export!(fetch, fetch_many);
