@@ -20,6 +20,7 @@ const EXAMPLES: [&str; 9] =
 struct Fixture {
     runtime: tokio::runtime::Runtime,
     registry: Arc<Registry>,
+    endpoint: Arc<wasmrpc::rpc::Endpoint>,
     /// A sandbox of its own, for compiling and describing outside a deploy.
     sandbox: Sandbox,
     math: Vec<u8>,
@@ -42,7 +43,8 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let largest = EXAMPLES.iter().map(|name| (name.to_string(), read(name))).max_by_key(|(_, b)| b.len()).unwrap();
     let cached = dir.path().join("largest.cwasm");
     std::fs::write(&cached, sandbox.compile(&largest.1).unwrap().serialize().unwrap()).unwrap();
-    Fixture { runtime, registry, sandbox, math, largest, cached, _dir: dir }
+    let endpoint = Arc::new(wasmrpc::rpc::Endpoint::new(registry.clone(), &config));
+    Fixture { runtime, registry, endpoint, sandbox, math, largest, cached, _dir: dir }
 });
 
 fn main() {
@@ -75,7 +77,7 @@ fn describe(bencher: divan::Bencher) {
 fn envelope_parse_and_serialise(bencher: divan::Bencher) {
     let f = &*FIXTURE;
     let body = br#"{"jsonrpc":"2.0","method":"nope.add","params":[1,2],"id":"a-string-id-1"}"#;
-    bencher.bench_local(|| f.runtime.block_on(wasmrpc::rpc::handle(&f.registry, 100, divan::black_box(body))).unwrap());
+    bencher.bench_local(|| f.runtime.block_on(wasmrpc::rpc::handle(&f.endpoint, &Default::default(), divan::black_box(body))).unwrap());
 }
 
 /// A batch of ten such requests.
@@ -84,7 +86,7 @@ fn envelope_batch_of_ten(bencher: divan::Bencher) {
     let f = &*FIXTURE;
     let one = r#"{"jsonrpc":"2.0","method":"nope.add","params":{"a":1,"b":2},"id":7}"#;
     let body = format!("[{}]", [one; 10].join(","));
-    bencher.bench_local(|| f.runtime.block_on(wasmrpc::rpc::handle(&f.registry, 100, body.as_bytes())).unwrap());
+    bencher.bench_local(|| f.runtime.block_on(wasmrpc::rpc::handle(&f.endpoint, &Default::default(), body.as_bytes())).unwrap());
 }
 
 /// Compiling the largest example module with Cranelift (a deploy of new code).

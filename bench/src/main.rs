@@ -882,7 +882,9 @@ mod tests {
     #[tokio::test]
     async fn the_native_baseline_answers_the_same_bytes_as_wasmrpc() {
         let dir = tempfile::tempdir().unwrap();
-        let registry = Arc::new(Registry::open(&Config::new(dir.path().to_owned())).unwrap());
+        let config = Config::new(dir.path().to_owned());
+        let registry = Arc::new(Registry::open(&config).unwrap());
+        let endpoint = Arc::new(wasmrpc::rpc::Endpoint::new(registry.clone(), &config));
         registry.deploy("math", wasm("math").into()).await.unwrap();
         registry.deploy("json", wasm("json").into()).await.unwrap();
         native::silence_guest_logger();
@@ -894,7 +896,7 @@ mod tests {
             rpc("math.add", json!([1])),
         ];
         for body in bodies {
-            let ours = wasmrpc::rpc::handle(&registry, 100, &body).await.unwrap();
+            let ours = wasmrpc::rpc::handle(&endpoint, &Default::default(), &body).await.unwrap();
             let theirs = native::handle(&modules, &body);
             assert_eq!(String::from_utf8_lossy(&theirs), String::from_utf8_lossy(&ours));
         }

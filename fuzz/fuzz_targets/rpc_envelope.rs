@@ -22,7 +22,7 @@ const MAX_BATCH: usize = 100;
 
 struct Harness {
     runtime: tokio::runtime::Runtime,
-    registry: Arc<Registry>,
+    endpoint: Arc<wasmrpc::rpc::Endpoint>,
     /// The deployed module's name, if any.
     module: Option<String>,
     _data: tempfile::TempDir,
@@ -35,6 +35,7 @@ fn harness() -> &'static Harness {
         let mut config = Config::new(data.path().to_owned());
         config.time_limit = std::time::Duration::from_millis(200);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        config.max_batch = MAX_BATCH;
         let registry = Arc::new(Registry::open(&config).expect("registry"));
         let module = std::env::var_os("FUZZ_WASM").map(|path| {
             let bytes = std::fs::read(&path).expect("FUZZ_WASM");
@@ -42,14 +43,15 @@ fn harness() -> &'static Harness {
             runtime.block_on(registry.deploy(&name, bytes.into())).expect("deploy FUZZ_WASM");
             name
         });
-        Harness { runtime, registry, module, _data: data }
+        let endpoint = Arc::new(wasmrpc::rpc::Endpoint::new(registry, &config));
+        Harness { runtime, endpoint, module, _data: data }
     })
 }
 
 /// Answers `body` and holds the answer to the oracle; panics on a wrong one.
 fn check(body: &[u8]) {
     let h = harness();
-    let answer = h.runtime.block_on(wasmrpc::rpc::handle(&h.registry, MAX_BATCH, body));
+    let answer = h.runtime.block_on(wasmrpc::rpc::handle(&h.endpoint, &Default::default(), body));
     let modules: Vec<&str> = h.module.as_deref().into_iter().collect();
     let setup = oracle::Setup { modules: &modules, max_batch: MAX_BATCH };
     if let Err(e) = oracle::check(body, setup, answer.as_deref()) {

@@ -8,6 +8,7 @@
 //! Each call goes to [`Registry::call`]; a procedure's own calls
 //! (`client.call`) go there too, from the sandbox, without coming here.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
@@ -60,13 +61,36 @@ impl RpcError {
     }
 }
 
+/// What the JSON-RPC layer answers with: the registry, and the rules every
+/// request is held to, whichever transport (HTTP or WebSocket) it came by.
+pub struct Endpoint {
+    pub registry: Arc<Registry>,
+    /// Calls in one batch (`--max-batch`).
+    pub max_batch: usize,
+}
+
+impl Endpoint {
+    pub fn new(registry: Arc<Registry>, config: &crate::config::Config) -> Self {
+        Endpoint { registry, max_batch: config.max_batch }
+    }
+}
+
+/// Who sent a request, as its transport found it: each call of the request
+/// is checked, counted and traced as this caller's.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The client's address, where the transport knows it.
+    pub addr: Option<IpAddr>,
+}
+
 /// Answers a request body: `None` when nothing is to be returned (notifications).
-pub async fn handle(registry: &Arc<Registry>, max_batch: usize, body: &[u8]) -> Option<Vec<u8>> {
+pub async fn handle(endpoint: &Arc<Endpoint>, caller: &Caller, body: &[u8]) -> Option<Vec<u8>> {
+    let max_batch = endpoint.max_batch;
     let Ok(raw) = serde_json::from_slice::<&RawValue>(body) else {
         return Some(error_response(&RpcError::ParseError, None));
     };
     if !raw.get().starts_with('[') {
-        return handle_one(registry, raw).await;
+        return handle_one(endpoint, caller, raw).await;
     }
     let Ok(items) = serde_json::from_str::<Vec<Box<RawValue>>>(raw.get()) else {
         return Some(error_response(&RpcError::ParseError, None));
@@ -82,8 +106,8 @@ pub async fn handle(registry: &Arc<Registry>, max_batch: usize, body: &[u8]) -> 
     let tasks: Vec<_> = items
         .into_iter()
         .map(|item| {
-            let registry = registry.clone();
-            tokio::spawn(async move { handle_one(&registry, &item).await })
+            let (endpoint, caller) = (endpoint.clone(), caller.clone());
+            tokio::spawn(async move { handle_one(&endpoint, &caller, &item).await })
         })
         .collect();
     let mut out = Vec::with_capacity(64 * tasks.len());
@@ -135,7 +159,7 @@ fn valid_id(id: &RawValue) -> bool {
     matches!(id.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9' | b'n'))
 }
 
-async fn handle_one(registry: &Arc<Registry>, raw: &RawValue) -> Option<Vec<u8>> {
+async fn handle_one(endpoint: &Arc<Endpoint>, caller: &Caller, raw: &RawValue) -> Option<Vec<u8>> {
     let invalid = RpcError::InvalidRequest { detail: None };
     // A request is an object; serde would also read the struct from an
     // array, member by member in order.
@@ -155,7 +179,7 @@ async fn handle_one(registry: &Arc<Registry>, raw: &RawValue) -> Option<Vec<u8>>
         return Some(error_response(&invalid, id));
     };
     let params = envelope.params.map_or("null", RawValue::get);
-    let result = dispatch(registry, &method, params).await;
+    let result = dispatch(endpoint, caller, &method, params).await;
     let id = id?; // a notification: run, but answer nothing
     Some(match result {
         Ok(json) => result_response(&json, id),
@@ -164,7 +188,8 @@ async fn handle_one(registry: &Arc<Registry>, raw: &RawValue) -> Option<Vec<u8>>
 }
 
 /// Calls `method` (`module.method`, or `name` for `name.name`) with `params`.
-async fn dispatch(registry: &Arc<Registry>, method: &str, params: &str) -> Result<String, RpcError> {
+async fn dispatch(endpoint: &Arc<Endpoint>, _caller: &Caller, method: &str, params: &str) -> Result<String, RpcError> {
+    let registry = &endpoint.registry;
     let outcome = match method.strip_prefix("rpc.") {
         Some("discover") => return Ok(discover(registry).to_string()),
         Some(_) => Err(CallError::MethodNotFound),

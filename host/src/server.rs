@@ -32,6 +32,8 @@ use crate::rpc::{self, RpcError};
 pub struct App {
     pub registry: Arc<Registry>,
     pub config: Config,
+    /// The JSON-RPC side, shared by `POST /rpc` and WebSocket connections.
+    pub rpc: Arc<rpc::Endpoint>,
 }
 
 /// Every route of the server; adding one means a variant here and an arm in [`route`].
@@ -178,7 +180,8 @@ async fn open(startup: &Startup) -> anyhow::Result<Arc<App>> {
         }
     };
     tracing::info!(procedures = registry.len(), data_dir = %config.data_dir.display(), "ready");
-    let app = Arc::new(App { registry, config });
+    let rpc = Arc::new(rpc::Endpoint::new(registry.clone(), &config));
+    let app = Arc::new(App { registry, config, rpc });
     if let Some(dir) = app.config.watch_dir.clone() {
         crate::watch::spawn(app.registry.clone(), dir)?;
     }
@@ -250,7 +253,7 @@ async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Http
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let result = match (Route::parse(&path), &method) {
-        (Route::Rpc, &Method::POST) => return rpc_request(app, req).await,
+        (Route::Rpc, &Method::POST) => return rpc_request(app, peer, req).await,
         (Route::Health, &Method::GET) => Ok(json_response(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))),
         (Route::Metrics, &Method::GET) => Ok(metrics(app)),
         (Route::Procedures, &Method::GET) => Ok(admin::list(&app.registry)),
@@ -285,7 +288,7 @@ fn no_route(path: &str) -> HttpError {
     HttpError::NotFound(format!("no route for {path}: see GET /procedures, POST /rpc, GET /healthz, GET /metrics"))
 }
 
-async fn rpc_request(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
+async fn rpc_request(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
     let limit = app.config.max_body_bytes;
     let body = match body::read(req, limit, app.config.body_read_timeout).await {
         Ok(body) => body,
@@ -309,7 +312,8 @@ async fn rpc_request(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
             return json_response(StatusCode::BAD_REQUEST, Bytes::from(body));
         }
     };
-    match rpc::handle(&app.registry, app.config.max_batch, &body).await {
+    let caller = rpc::Caller { addr: Some(peer.ip()) };
+    match rpc::handle(&app.rpc, &caller, &body).await {
         Some(answer) => json_response(StatusCode::OK, Bytes::from(answer)),
         None => json_response(StatusCode::NO_CONTENT, Bytes::new()),
     }
