@@ -17,7 +17,7 @@ LISTEN ?= 127.0.0.1:8080
 # stubs), in a virtualenv outside the clone. The stamp names the list, so a
 # changed list installs again.
 VENV := $(WASMRPC_CACHE)/venv
-PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1 mypy==2.4.1
+PY_CLIENT_PACKAGES := jsonrpcclient==4.0.3 requests==2.32.3 componentize-py==0.25.1 mypy==2.4.1 websockets==17.4
 VENV_STAMP := $(VENV)/.installed-$(shell echo '$(PY_CLIENT_PACKAGES)' | sha256sum | cut -c1-12)
 
 .PHONY: all setup fmt lint-procedures procedures examples procedures-python procedures-js build run test lint clean bench bench-callgrind valgrind wasmtime-serve fuzz clients chromium cluster cluster-deps

@@ -77,7 +77,9 @@ fn describe(bencher: divan::Bencher) {
 fn envelope_parse_and_serialise(bencher: divan::Bencher) {
     let f = &*FIXTURE;
     let body = br#"{"jsonrpc":"2.0","method":"nope.add","params":[1,2],"id":"a-string-id-1"}"#;
-    bencher.bench_local(|| f.runtime.block_on(wasmrpc::rpc::handle(&f.endpoint, &Default::default(), divan::black_box(body))).unwrap());
+    bencher.bench_local(|| {
+        f.runtime.block_on(wasmrpc::rpc::handle(&f.endpoint, &Default::default(), divan::black_box(body))).unwrap()
+    });
 }
 
 /// A batch of ten such requests.
@@ -86,7 +88,9 @@ fn envelope_batch_of_ten(bencher: divan::Bencher) {
     let f = &*FIXTURE;
     let one = r#"{"jsonrpc":"2.0","method":"nope.add","params":{"a":1,"b":2},"id":7}"#;
     let body = format!("[{}]", [one; 10].join(","));
-    bencher.bench_local(|| f.runtime.block_on(wasmrpc::rpc::handle(&f.endpoint, &Default::default(), body.as_bytes())).unwrap());
+    bencher.bench_local(|| {
+        f.runtime.block_on(wasmrpc::rpc::handle(&f.endpoint, &Default::default(), body.as_bytes())).unwrap()
+    });
 }
 
 /// Compiling the largest example module with Cranelift (a deploy of new code).

@@ -1,6 +1,9 @@
 //! The blocking client (feature `blocking`): [`crate::Client`]'s calls on a
 //! tokio runtime of its own, for programs that are not async. Do not use it
-//! inside an async runtime (tokio refuses to block one of its threads).
+//! inside an async runtime (tokio refuses to block one of its threads). The
+//! runtime has one worker thread: with a `ws://` URL, the connection's
+//! reader runs there between calls (it answers the server's pings and sees
+//! a close at once, so the next call connects anew instead of failing).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +25,11 @@ impl Client {
     /// A client of the server at `url` (see [`crate::Client::new`]). Fails
     /// only if the operating system refuses the runtime its resources.
     pub fn new(url: &str) -> std::io::Result<Client> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("wasmrpc-client")
+            .enable_all()
+            .build()?;
         Ok(Client { inner: crate::Client::new(url), runtime: Arc::new(runtime) })
     }
 

@@ -21,7 +21,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// request that is just being sent.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why a request got no HTTP answer. An answer with an error status is not a
+/// Why a request got no HTTP answer (or, for a `ws://` client, no answer
+/// over its WebSocket connection). An answer with an error status is not a
 /// transport error: it is an [`Answer`].
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {

@@ -1,6 +1,7 @@
 //! `wasmrpc-client`: the client half of wasmrpc. It sends JSON-RPC 2.0 calls
-//! to a wasmrpc server over HTTP and turns the answers into typed results or
-//! errors; `wasmrpc stub --lang rust` generates typed functions on top of it.
+//! to a wasmrpc server over HTTP or WebSocket and turns the answers into
+//! typed results or errors; `wasmrpc stub --lang rust` generates typed
+//! functions on top of it.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), wasmrpc_client::Error> {
@@ -27,8 +28,13 @@
 //!   client, the blocking one and batches.
 //! * [`http`] is the plain HTTP transport underneath (the `wasmrpc` command
 //!   line's admin requests use it too).
+//! * A `ws://` URL makes a client that keeps one WebSocket connection to the
+//!   server: its calls go over it concurrently, answers are matched by id,
+//!   and a dropped connection is made again at the next call (the calls in
+//!   flight fail with [`Error::Transport`]). `wss://` is not supported yet.
 
 pub mod http;
+mod ws;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
@@ -132,37 +138,61 @@ pub type CallFuture<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>;
 /// connections.
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: http::HttpClient,
+    transport: Transport,
     endpoint: String,
     authorization: Option<String>,
     next_id: Arc<AtomicU64>,
 }
 
+/// How a client reaches its server.
+#[derive(Clone, Debug)]
+enum Transport {
+    /// One POST per call or batch (shared: a client is cloned per call).
+    Http(Arc<http::HttpClient>),
+    /// One WebSocket connection for every call.
+    WebSocket(ws::WsClient),
+}
+
 impl Client {
     /// A client of the server at `url` (`http://127.0.0.1:8080`; JSON-RPC
-    /// goes to its `/rpc`, which may also be given).
+    /// goes to its `/rpc`, which may also be given). A `ws://` URL makes the
+    /// calls over one WebSocket connection (see the [crate] docs).
     pub fn new(url: &str) -> Client {
         let url = url.trim_end_matches('/');
         let endpoint = if url.ends_with("/rpc") { url.to_owned() } else { format!("{url}/rpc") };
-        Client {
-            http: http::HttpClient::new().with_timeout(DEFAULT_TIMEOUT),
-            endpoint,
-            authorization: None,
-            next_id: Arc::new(AtomicU64::new(1)),
-        }
+        let scheme = endpoint.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+        let transport = match scheme.as_deref() {
+            Some("ws" | "wss") => Transport::WebSocket(ws::WsClient::new(endpoint.clone(), DEFAULT_TIMEOUT)),
+            _ => Transport::Http(Arc::new(http::HttpClient::new().with_timeout(DEFAULT_TIMEOUT))),
+        };
+        Client { transport, endpoint, authorization: None, next_id: Arc::new(AtomicU64::new(1)) }
     }
 
-    /// The same client, sending `Authorization: Bearer <token>` (for a
-    /// server that protects its calls with its admin token).
+    /// The same client, calling with a caller key (`wasmrpc keys create`):
+    /// it is sent as `Authorization: Bearer <key>`; over WebSocket in the
+    /// handshake, on a connection of this client's own.
+    pub fn with_key(self, key: &str) -> Client {
+        self.with_admin_token(key)
+    }
+
+    /// The same client, sending `Authorization: Bearer <token>` (the server's
+    /// admin token, which is also a key to every procedure). Over WebSocket
+    /// it is sent in the handshake, on a connection of this client's own.
     pub fn with_admin_token(mut self, token: &str) -> Client {
         self.authorization = Some(format!("Bearer {token}"));
+        if let Transport::WebSocket(ws) = self.transport {
+            self.transport = Transport::WebSocket(ws.unshared());
+        }
         self
     }
 
     /// The same client with another time limit per call or batch
     /// ([`DEFAULT_TIMEOUT`] otherwise).
     pub fn with_timeout(mut self, timeout: Duration) -> Client {
-        self.http = self.http.with_timeout(timeout);
+        self.transport = match self.transport {
+            Transport::Http(http) => Transport::Http(Arc::new(Arc::unwrap_or_clone(http).with_timeout(timeout))),
+            Transport::WebSocket(ws) => Transport::WebSocket(ws.with_timeout(timeout)),
+        };
         self
     }
 
@@ -185,18 +215,30 @@ impl Client {
     }
 
     async fn call_value(&self, method: &str, params: Option<Value>) -> Result<Value, Error> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let response = self.post(request(method, params, id)).await?;
+        let id = self.next_ids(1);
+        let response = self.send(request(method, params, id), id).await?;
         outcome(response, id)?.map_err(Error::Rpc)
     }
 
-    /// POSTs one JSON-RPC request body and returns the JSON answer.
-    async fn post(&self, body: Value) -> Result<Value, Error> {
+    /// The first of `count` request ids no other call of this client (or
+    /// its clones) uses: calls on one WebSocket connection are told apart
+    /// by them.
+    fn next_ids(&self, count: u64) -> u64 {
+        self.next_id.fetch_add(count, Ordering::Relaxed)
+    }
+
+    /// Sends one JSON-RPC request body (a request with id `id`, or a batch
+    /// whose first id is `id`) and returns the JSON answer.
+    async fn send(&self, body: Value, id: u64) -> Result<Value, Error> {
+        let http = match &self.transport {
+            Transport::Http(http) => http,
+            Transport::WebSocket(ws) => return ws.exchange(&body, id, self.authorization.as_deref()).await,
+        };
         let mut headers = vec![("content-type", "application/json")];
         if let Some(authorization) = &self.authorization {
             headers.push(("authorization", authorization.as_str()));
         }
-        let answer = self.http.send(Method::POST, &self.endpoint, &headers, body.to_string()).await?;
+        let answer = http.send(Method::POST, &self.endpoint, &headers, body.to_string()).await?;
         // Some refusals (413, 408) still carry a JSON-RPC error: use it.
         match answer.json() {
             Ok(value) if value.is_object() || value.is_array() => Ok(value),
@@ -262,13 +304,18 @@ impl<'c, C> Batch<'c, C> {
         self.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The calls, checked, and the body of the request that sends them.
-    fn into_request(self) -> Result<(Vec<String>, Value), Error> {
+    fn len(&self) -> u64 {
+        self.lock().len() as u64
+    }
+
+    /// The calls, checked, and the body of the request that sends them,
+    /// with ids from `first_id` on.
+    fn into_request(self, first_id: u64) -> Result<(Vec<String>, Value), Error> {
         let calls = self.calls.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut methods = Vec::with_capacity(calls.len());
         let mut requests = Vec::with_capacity(calls.len());
         for (index, (method, params)) in calls.into_iter().enumerate() {
-            requests.push(request(&method, params?, index as u64 + 1));
+            requests.push(request(&method, params?, first_id + index as u64));
             methods.push(method);
         }
         Ok((methods, Value::Array(requests)))
@@ -289,12 +336,13 @@ impl Batch<'_, Client> {
     /// Sends every call in one request. An empty batch sends nothing.
     pub async fn send(self) -> Result<Answers, Error> {
         let client = self.client;
-        let (methods, body) = self.into_request()?;
+        let first_id = client.next_ids(self.len());
+        let (methods, body) = self.into_request(first_id)?;
         if methods.is_empty() {
             return Ok(Answers { methods, outcomes: Vec::new() });
         }
-        let response = client.post(body).await?;
-        Answers::from_response(methods, response)
+        let response = client.send(body, first_id).await?;
+        Answers::from_response(methods, response, first_id)
     }
 }
 
@@ -326,7 +374,9 @@ pub struct Answers {
 }
 
 impl Answers {
-    fn from_response(methods: Vec<String>, response: Value) -> Result<Answers, Error> {
+    /// The answers in `response` to the calls `methods`, sent with ids
+    /// from `first_id` on.
+    fn from_response(methods: Vec<String>, response: Value, first_id: u64) -> Result<Answers, Error> {
         let responses = match response {
             Value::Array(responses) => responses,
             // A batch refused whole (longer than the server's limit) is
@@ -342,7 +392,7 @@ impl Answers {
         let mut outcomes: Vec<Option<Result<Value, RpcError>>> = vec![None; methods.len()];
         for response in responses {
             let id = response.get("id").and_then(Value::as_u64).unwrap_or(0);
-            let slot = usize::try_from(id).ok().and_then(|id| id.checked_sub(1)).and_then(|i| outcomes.get_mut(i));
+            let slot = id.checked_sub(first_id).and_then(|i| usize::try_from(i).ok()).and_then(|i| outcomes.get_mut(i));
             let Some(slot) = slot else {
                 return Err(Error::InvalidResponse {
                     reason: format!("an answer with unknown id {id}"),
@@ -474,14 +524,14 @@ mod tests {
         let batch = client.batch();
         let sum = batch.call::<i64>("math.add", [2, 3]);
         let quotient = batch.call::<f64>("math.divide", [1, 0]);
-        let (methods, body) = batch.into_request().unwrap();
+        let (methods, body) = batch.into_request(1).unwrap();
         assert_eq!(body[1], json!({"jsonrpc": "2.0", "method": "math.divide", "params": [1, 0], "id": 2}));
         // Out of order, as a server may answer.
         let response = json!([
             {"jsonrpc": "2.0", "error": {"code": 1, "message": "division by zero"}, "id": 2},
             {"jsonrpc": "2.0", "result": 5, "id": 1},
         ]);
-        let answers = Answers::from_response(methods, response).unwrap();
+        let answers = Answers::from_response(methods, response, 1).unwrap();
         assert_eq!(answers.get(sum).unwrap(), 5);
         assert_eq!(answers.get(quotient).unwrap_err().rpc().unwrap().code, 1);
         let wrong_type = Pending::<String> { index: 0, result: PhantomData };
@@ -491,7 +541,7 @@ mod tests {
     #[test]
     fn a_batch_refused_whole_is_its_error() {
         let refused = json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null});
-        let err = Answers::from_response(vec!["a.b".into()], refused).unwrap_err();
+        let err = Answers::from_response(vec!["a.b".into()], refused, 1).unwrap_err();
         assert_eq!(err.rpc().unwrap().code, -32600);
     }
 

@@ -79,11 +79,18 @@ export const api = {
   },
 };
 
-/** POSTs a JSON-RPC request body (text); answers the HTTP status, the body's text and its JSON. */
+/**
+ * POSTs a JSON-RPC request body (text); answers the HTTP status, the body's text and its JSON.
+ * The tab's admin token goes along if there is one: the server takes it as a key to every
+ * procedure, so "try it" works on a server started with --require-call-key.
+ */
 export async function call(body) {
+  const headers = { "content-type": "application/json" };
+  const token = adminToken.get();
+  if (token) headers.authorization = `Bearer ${token}`;
   let response;
   try {
-    response = await fetch("/rpc", { method: "POST", headers: { "content-type": "application/json" }, body });
+    response = await fetch("/rpc", { method: "POST", headers, body });
   } catch (err) {
     throw new ApiError(0, `the server did not answer (${err.message})`);
   }

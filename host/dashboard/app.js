@@ -1,11 +1,14 @@
 // The dashboard's entry point: the hash router (`#/` the procedures,
 // `#/p/NAME` one procedure, with its key-value data from kv.js), the live
-// refresh (every 2 s while the tab is visible), and the two views. Talks only to this server's JSON API.
+// refresh (figures every 2 s while the tab is visible; the procedure list as
+// the server tells its changes, live.js, or polled while it cannot), and the
+// two views. Talks only to this server's JSON API.
 
 import { h, replace, text, message, formatBytes, formatSeconds, timeAgo, localTime, confirmDialog } from "./dom.js";
 import { api, adminToken, ApiError, quantile, ERROR_CODES } from "./api.js";
 import { paramsTable, tryIt, typeLabel } from "./form.js";
 import { kvPanel } from "./kv.js";
+import * as live from "./live.js";
 
 /** How often the page asks the server for fresh figures. */
 const REFRESH_MS = 2000;
@@ -99,7 +102,7 @@ function listView() {
   const table = h(
     "table",
     { class: "procedures" },
-    h("caption", {}, "Serving now; calls, errors and latency since the server started. Refreshes every 2 s."),
+    h("caption", {}, "Serving now, as the server deploys; calls, errors and latency since the server started, every 2 s."),
     h("thead", {}, h("tr", {}, columns.map((c, i) => h("th", { scope: "col", class: i >= 5 ? "num" : null }, c)))),
     tbody,
   );
@@ -122,7 +125,7 @@ function listView() {
   }
 
   async function refresh() {
-    const [list, metrics] = await Promise.all([api.list(), api.metrics()]);
+    const [list, metrics] = await Promise.all([live.list() ?? api.list(), api.metrics()]);
     const seen = new Set();
     for (const meta of list) {
       seen.add(meta.name);
@@ -208,8 +211,8 @@ function deployPanel(deployed) {
     event.preventDefault();
     const name = nameInput.value.trim();
     if (!file) return replace(result, message("error", "Choose a .wasm file first."));
-    if (!NAME.test(name) || name === "rpc") {
-      return replace(result, message("error", `"${name}" is not a procedure name: use 1 to 63 lowercase letters, digits, _ or -, a letter first (not "rpc").`));
+    if (!NAME.test(name) || name === "rpc" || name === "wasmrpc") {
+      return replace(result, message("error", `"${name}" is not a procedure name: use 1 to 63 lowercase letters, digits, _ or -, a letter first (not "rpc" or "wasmrpc").`));
     }
     button.disabled = true;
     replace(result, message("info", `Deploying ${name}: the server compiles and checks the component first…`));
@@ -430,4 +433,7 @@ const tokenInput = document.getElementById("token");
 tokenInput.value = adminToken.get();
 tokenInput.addEventListener("input", () => adminToken.set(tokenInput.value));
 window.addEventListener("hashchange", route);
+// A change the server tells (or the socket opening or closing) refreshes the view at once.
+live.onChange(() => schedule(0));
+live.connect();
 route();

@@ -65,6 +65,21 @@ pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
 /// Time a client has to send a request's whole body once headers have
 /// arrived: a client that declares a body and stalls is answered 408.
 pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 30_000;
+/// Largest answer to one `/rpc` request (all of a batch's answers), in MiB:
+/// a call whose result would pass it answers -32006 instead, never a cut text.
+pub const DEFAULT_MAX_RESPONSE_MIB: u64 = 16;
+/// Calls one WebSocket connection may have running at once
+/// (`--ws-max-in-flight`); at the cap the server reads no further message
+/// from it until one finishes (backpressure), so one connection cannot take
+/// every call slot.
+pub const DEFAULT_WS_MAX_IN_FLIGHT: usize = 32;
+/// How long a WebSocket connection may stay idle (no message from the
+/// client, no call running, no subscription) before the server closes it
+/// (`--ws-idle-timeout-s`).
+pub const DEFAULT_WS_IDLE_TIMEOUT_S: u64 = 300;
+/// How often the server pings a WebSocket connection (`--ws-ping-interval-s`);
+/// one that has sent nothing (no pong) by the next ping is closed.
+pub const DEFAULT_WS_PING_INTERVAL_S: u64 = 30;
 /// How long a graceful shutdown waits for running requests before it gives up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Guest output (stdout, stderr, host log messages) kept per call and stream;
@@ -147,6 +162,22 @@ pub struct Config {
     pub outbound: crate::outbound::Limits,
     /// The shared registry (`--registry`); `None`: the data dir is the registry.
     pub registry: Option<crate::store::pg::PgTarget>,
+    /// Calls a second per caller key without its own rate, and per client
+    /// address for calls without a key (`--rate-limit`); `None`: no limit.
+    pub rate_limit: Option<crate::keys::limit::Rate>,
+    /// Whether `/rpc` needs a caller key (`--require-call-key`).
+    pub require_call_key: bool,
+    /// WebSocket connections' limits (`--ws-*`): see [`crate::ws`].
+    pub ws: crate::ws::Limits,
+    /// Origins whose web pages may call `/rpc` (`--cors-origin`), as
+    /// [`crate::cors::parse_origin`] gives them; empty: the server's own only.
+    pub cors_origins: Vec<String>,
+    /// Largest answer to one `/rpc` request or WebSocket message, in bytes (`--max-response-mib`).
+    pub max_response_bytes: u64,
+    /// Where calls' spans are exported over OTLP/HTTP (`--otlp-endpoint`,
+    /// `http://HOST:PORT`); `None`: none is (`traceparent` is still
+    /// propagated). See [`crate::trace`].
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Config {
@@ -179,6 +210,12 @@ impl Config {
             kv: crate::kv::KvLimits::default(),
             outbound: crate::outbound::Limits::default(),
             registry: None,
+            rate_limit: None,
+            require_call_key: false,
+            ws: crate::ws::Limits::default(),
+            cors_origins: Vec::new(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_MIB << 20,
+            otlp_endpoint: None,
         }
     }
 }

@@ -3,8 +3,8 @@
 //! embedded into the binary at build time, so the page works offline and
 //! always matches the server that serves it. The page is plain ES modules
 //! that speak to the JSON API (`/procedures`, `/procedures/{name}/kv`,
-//! `/rpc`, `/metrics`) like any other client: nothing here knows about
-//! procedures.
+//! `/rpc`, `/metrics`, and `/rpc` as a WebSocket for the procedure list's
+//! changes) like any other client: nothing here knows about procedures.
 //!
 //! Every answer carries a strict Content-Security-Policy (scripts and styles
 //! from this server only, no inline script, requests to this server only),
@@ -30,13 +30,14 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
                        connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The page's files: the path each is served at, its type and its bytes.
-const ASSETS: [(&str, &str, &[u8]); 8] = [
+const ASSETS: [(&str, &str, &[u8]); 9] = [
     ("/", "text/html; charset=utf-8", include_bytes!("../dashboard/index.html")),
     ("/dashboard/app.js", JS, include_bytes!("../dashboard/app.js")),
     ("/dashboard/api.js", JS, include_bytes!("../dashboard/api.js")),
     ("/dashboard/dom.js", JS, include_bytes!("../dashboard/dom.js")),
     ("/dashboard/form.js", JS, include_bytes!("../dashboard/form.js")),
     ("/dashboard/kv.js", JS, include_bytes!("../dashboard/kv.js")),
+    ("/dashboard/live.js", JS, include_bytes!("../dashboard/live.js")),
     ("/dashboard/style.css", "text/css; charset=utf-8", include_bytes!("../dashboard/style.css")),
     ("/dashboard/icon.svg", "image/svg+xml", include_bytes!("../dashboard/icon.svg")),
 ];

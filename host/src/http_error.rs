@@ -22,8 +22,14 @@ pub enum HttpError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// 403: the request is understood and refused (a page of another origin).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The thing to create exists already (a caller key's name).
+    #[error("{0}")]
+    Conflict(String),
     /// `allow` lists the methods the path takes, for the `Allow` header.
     #[error("{message}")]
     MethodNotAllowed { message: String, allow: &'static str },
@@ -56,7 +62,9 @@ impl HttpError {
         match self {
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            HttpError::Forbidden(_) => StatusCode::FORBIDDEN,
             HttpError::NotFound(_) => StatusCode::NOT_FOUND,
+            HttpError::Conflict(_) => StatusCode::CONFLICT,
             HttpError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -110,7 +118,9 @@ mod tests {
         let cases = [
             (HttpError::BadRequest(String::new()), 400),
             (HttpError::Unauthorized(String::new()), 401),
+            (HttpError::Forbidden(String::new()), 403),
             (HttpError::NotFound(String::new()), 404),
+            (HttpError::Conflict(String::new()), 409),
             (HttpError::MethodNotAllowed { message: String::new(), allow: "GET" }, 405),
             (HttpError::Timeout(String::new()), 408),
             (HttpError::TooLarge(String::new()), 413),

@@ -3,7 +3,9 @@
 //!
 //! A request's path through the code, top-down:
 //!
-//! 1. [`server`] accepts the connection and routes the request;
+//! 1. [`server`] accepts the connection and routes the request (a
+//!    WebSocket on `GET /rpc` is served by [`ws`], each message going on
+//!    as a request body);
 //! 2. [`rpc`] decodes the JSON-RPC envelope (single, batch, notification) and
 //!    hands each call to [`registry::Registry::call`];
 //! 3. the [`registry`] finds the serving version and runs it in the
@@ -21,10 +23,12 @@
 //! store is the data dir or PostgreSQL ([`store`], which also holds the
 //! compiled-code cache). Procedures' own state is kept by name beside the
 //! registry: key-value data in [`kv`], configuration (variables and
-//! secrets, `wasi:config`) in [`vars`]. [`replica`] follows a shared
+//! secrets, `wasi:config`) in [`vars`]; who may call what, and how often
+//! (caller keys, rate limits), in [`keys`]. [`replica`] follows a shared
 //! registry, [`watch`] deploys from a directory, [`metrics`] keeps the counters `/metrics`
 //! shows, [`config`] holds every limit, [`outbound`] the rules of a
-//! procedure's outgoing HTTP, and [`http_error`] is the one error
+//! procedure's outgoing HTTP, [`trace`] the W3C trace context a call
+//! tree carries and the spans it exports, and [`http_error`] is the one error
 //! type of the HTTP API; [`dashboard`] serves the web page at `GET /`, a
 //! client of that API like any other. The command line ([`cli`]: `serve`,
 //! the admin and call commands, `new`, `dev`, `stub`) is the binary's glue
@@ -63,8 +67,10 @@ pub mod admin;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod cors;
 pub mod dashboard;
 pub mod http_error;
+pub mod keys;
 pub mod kv;
 pub mod logtext;
 pub mod metrics;
@@ -76,5 +82,7 @@ pub mod sandbox;
 pub mod server;
 pub mod store;
 pub mod timeout;
+pub mod trace;
 pub mod vars;
 pub mod watch;
+pub mod ws;

@@ -8,7 +8,8 @@
 //! [`REGISTRY_POLL`], the replica reads the change log after the last change
 //! it applied and brings each changed name in line ([`Registry::sync`]:
 //! compile into its own cache, swap; and drop its cached configuration,
-//! [`crate::vars`]), so a notification lost while the
+//! [`crate::vars`]; a change of caller keys reloads [`crate::keys`]), so a
+//! notification lost while the
 //! connection was down is never a lost deploy. While PostgreSQL is down the
 //! replica serves what it has; deploys answer 503 (the store says
 //! `Unavailable`), and it catches up once PostgreSQL is back.
@@ -19,6 +20,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 
 use crate::config::{Config, REGISTRY_MAX_BACKOFF, REGISTRY_POLL};
+use crate::keys::{Keys, KeysError};
 use crate::kv::Kv;
 use crate::registry::{Registry, RegistryError};
 use crate::store::pg::{PgStore, PgTarget};
@@ -62,7 +64,11 @@ async fn try_open(config: &Config, target: &PgTarget) -> Result<(Arc<Registry>, 
     let (config, boxed) = (config.clone(), Box::new(store.clone()));
     let kv = Kv::postgres(store.kv(), config.kv);
     let vars = Vars::postgres(store.clone());
-    let registry = tokio::task::spawn_blocking(move || Registry::open_with(&config, boxed, kv, vars))
+    let keys = Keys::postgres(store.clone(), &config).await.map_err(|e| match e {
+        KeysError::Unavailable(why) => StoreError::Unavailable(why),
+        e => StoreError::Internal(e.into()),
+    })?;
+    let registry = tokio::task::spawn_blocking(move || Registry::open_with(&config, boxed, kv, vars, keys))
         .await
         .map_err(|e| anyhow!("loading the registry failed: {e}"))?
         .map_err(|e| match e.downcast::<RegistryError>() {
@@ -141,6 +147,14 @@ async fn catch_up(registry: &Arc<Registry>, store: &PgStore, cursor: &mut i64) -
             }
         }
         for name in names {
+            if name == crate::keys::CHANGE_NAME {
+                match registry.keys().reload().await {
+                    Ok(()) => {}
+                    Err(KeysError::Unavailable(why)) => return Err(StoreError::Unavailable(why)),
+                    Err(e) => tracing::error!("cannot read the caller keys from the shared registry: {e}"),
+                }
+                continue;
+            }
             // A change may be of the name's configuration: read it again.
             registry.vars().forget(&name);
             match registry.sync(&name).await {

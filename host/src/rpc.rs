@@ -10,6 +10,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -27,9 +28,19 @@ pub enum RpcError {
     InvalidRequest { detail: Option<String> },
     /// -32603: the server broke the protocol (a bug of ours).
     Internal(Value),
+    /// -32005: past the caller's rate limit (`crate::keys::admit`); the
+    /// data says which limit and when to retry.
+    LimitExceeded(Value),
     /// A call of `method` that failed: not found, stopped by the sandbox, or
     /// the procedure's own error (including its -32602), passed through.
     Call { method: String, error: CallError },
+    /// -32006: the call's answer (`size` bytes) would take the request's
+    /// answer past `--max-response-mib` (`limit` bytes).
+    ResponseTooLarge { size: usize, limit: u64 },
+    /// A server method of a WebSocket session (`wasmrpc.subscribe`,
+    /// `wasmrpc.unsubscribe`) refused: [`crate::ws::SessionError`] has its
+    /// code, message and data.
+    Session(crate::ws::SessionError),
 }
 
 impl RpcError {
@@ -38,7 +49,10 @@ impl RpcError {
             RpcError::ParseError => -32700,
             RpcError::InvalidRequest { .. } => -32600,
             RpcError::Internal(_) => -32603,
+            RpcError::LimitExceeded(_) => -32005,
             RpcError::Call { error, .. } => error.code(),
+            RpcError::ResponseTooLarge { .. } => -32006,
+            RpcError::Session(error) => error.code(),
         }
     }
 
@@ -47,7 +61,10 @@ impl RpcError {
             RpcError::ParseError => "Parse error",
             RpcError::InvalidRequest { .. } => "Invalid Request",
             RpcError::Internal(_) => "Internal error",
+            RpcError::LimitExceeded(_) => "Limit exceeded",
             RpcError::Call { error, .. } => error.message(),
+            RpcError::ResponseTooLarge { .. } => "Response too large",
+            RpcError::Session(error) => error.message(),
         }
     }
 
@@ -55,8 +72,14 @@ impl RpcError {
         match self {
             RpcError::ParseError => None,
             RpcError::InvalidRequest { detail } => detail.clone().map(Value::String),
-            RpcError::Internal(d) => Some(d.clone()),
+            RpcError::Internal(d) | RpcError::LimitExceeded(d) => Some(d.clone()),
             RpcError::Call { method, error } => error.data(method),
+            RpcError::ResponseTooLarge { size, limit } => Some(json!({
+                "reason": format!("the answer of {size} bytes would take the response past its limit of {limit} bytes (--max-response-mib); the call did run"),
+                "size_bytes": size,
+                "limit_bytes": limit,
+            })),
+            RpcError::Session(error) => Some(error.data()),
         }
     }
 }
@@ -67,11 +90,26 @@ pub struct Endpoint {
     pub registry: Arc<Registry>,
     /// Calls in one batch (`--max-batch`).
     pub max_batch: usize,
+    /// The buckets of client addresses, for calls without a key
+    /// (`--rate-limit`); `None`: no limit, and nothing on the call path.
+    pub rate_limit: Option<crate::keys::limit::Addresses>,
+    /// Bytes of one request's answer, a batch's together (`--max-response-mib`).
+    pub max_response_bytes: u64,
+    /// Whether calls' spans are exported (`--otlp-endpoint`): the server
+    /// sets it at start ([`crate::trace::Tracing::start`]); by default
+    /// `traceparent` is only propagated.
+    pub tracing: crate::trace::Tracing,
 }
 
 impl Endpoint {
     pub fn new(registry: Arc<Registry>, config: &crate::config::Config) -> Self {
-        Endpoint { registry, max_batch: config.max_batch }
+        Endpoint {
+            registry,
+            max_batch: config.max_batch,
+            rate_limit: config.rate_limit.map(crate::keys::limit::Addresses::new),
+            max_response_bytes: config.max_response_bytes,
+            tracing: crate::trace::Tracing::default(),
+        }
     }
 }
 
@@ -81,16 +119,47 @@ impl Endpoint {
 pub struct Caller {
     /// The client's address, where the transport knows it.
     pub addr: Option<IpAddr>,
+    /// The caller key the request presented ([`crate::keys::caller_key`]):
+    /// the procedures it may call and its rate limit.
+    pub key: Option<Arc<crate::keys::Key>>,
+    /// The request's `traceparent` (on a WebSocket, the upgrade request's),
+    /// if it had a valid one: [`crate::trace::from_headers`].
+    pub trace: Option<crate::trace::Parent>,
+    /// The WebSocket connection the request came on (`None` over HTTP):
+    /// what `wasmrpc.*` methods act on ([`crate::ws::server_method`]).
+    pub session: Option<Arc<crate::ws::Session>>,
 }
 
 /// Answers a request body: `None` when nothing is to be returned (notifications).
 pub async fn handle(endpoint: &Arc<Endpoint>, caller: &Caller, body: &[u8]) -> Option<Vec<u8>> {
+    answer(endpoint, caller, body).await.0
+}
+
+/// [`handle`], and `Some(wait)` when a rate limit let none of the
+/// request's calls run (HTTP answers 429 with `Retry-After`).
+pub async fn answer(endpoint: &Arc<Endpoint>, caller: &Caller, body: &[u8]) -> (Option<Vec<u8>>, Option<Duration>) {
+    let mut refused = None;
+    let body = respond(endpoint, caller, body, &mut refused).await;
+    (body, refused)
+}
+
+async fn respond(
+    endpoint: &Arc<Endpoint>,
+    caller: &Caller,
+    body: &[u8],
+    refused: &mut Option<Duration>,
+) -> Option<Vec<u8>> {
     let max_batch = endpoint.max_batch;
     let Ok(raw) = serde_json::from_slice::<&RawValue>(body) else {
         return Some(error_response(&RpcError::ParseError, None));
     };
+    let limit = endpoint.max_response_bytes;
     if !raw.get().starts_with('[') {
-        return handle_one(endpoint, caller, raw).await;
+        let limited = crate::keys::admit(endpoint, caller, 1).map(|limited| {
+            *refused = Some(limited.retry_after);
+            limited.data
+        });
+        return handle_one(endpoint, caller, raw, limited.as_ref()).await.map(|answer| within(answer, 0, limit));
     }
     let Ok(items) = serde_json::from_str::<Vec<Box<RawValue>>>(raw.get()) else {
         return Some(error_response(&RpcError::ParseError, None));
@@ -102,12 +171,19 @@ pub async fn handle(endpoint: &Arc<Endpoint>, caller: &Caller, body: &[u8]) -> O
         let detail = format!("the batch has {} requests; the limit is {max_batch} (--max-batch)", items.len());
         return Some(error_response(&RpcError::InvalidRequest { detail: Some(detail) }, None));
     }
+    // Each call takes a token: the first ones that find one run.
+    let limited = crate::keys::admit(endpoint, caller, items.len());
+    if let Some(limited) = limited.as_ref().filter(|limited| limited.granted == 0) {
+        *refused = Some(limited.retry_after);
+    }
     // Calls of a batch run concurrently, each on its own task.
     let tasks: Vec<_> = items
         .into_iter()
-        .map(|item| {
+        .enumerate()
+        .map(|(i, item)| {
             let (endpoint, caller) = (endpoint.clone(), caller.clone());
-            tokio::spawn(async move { handle_one(&endpoint, &caller, &item).await })
+            let over = limited.as_ref().filter(|limited| i >= limited.granted).map(|limited| limited.data.clone());
+            tokio::spawn(async move { handle_one(&endpoint, &caller, &item, over.as_ref()).await })
         })
         .collect();
     let mut out = Vec::with_capacity(64 * tasks.len());
@@ -117,6 +193,8 @@ pub async fn handle(endpoint: &Arc<Endpoint>, caller: &Caller, body: &[u8]) -> O
         let answer =
             task.await.unwrap_or_else(|e| Some(error_response(&RpcError::Internal(json!(e.to_string())), None)));
         if let Some(answer) = answer {
+            // The brackets and commas are counted too: the limit is the body's.
+            let answer = within(answer, out.len() + 2, limit);
             if out.len() > 1 {
                 out.push(b',');
             }
@@ -159,7 +237,14 @@ fn valid_id(id: &RawValue) -> bool {
     matches!(id.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9' | b'n'))
 }
 
-async fn handle_one(endpoint: &Arc<Endpoint>, caller: &Caller, raw: &RawValue) -> Option<Vec<u8>> {
+/// Answers one request object; `over_limit` (-32005's data) when a rate
+/// limit refused it: then it is checked but not run.
+async fn handle_one(
+    endpoint: &Arc<Endpoint>,
+    caller: &Caller,
+    raw: &RawValue,
+    over_limit: Option<&Value>,
+) -> Option<Vec<u8>> {
     let invalid = RpcError::InvalidRequest { detail: None };
     // A request is an object; serde would also read the struct from an
     // array, member by member in order.
@@ -178,6 +263,10 @@ async fn handle_one(endpoint: &Arc<Endpoint>, caller: &Caller, raw: &RawValue) -
     let (Some(method), true, true) = (method, params_ok, envelope.jsonrpc.is_some_and(is_version_2)) else {
         return Some(error_response(&invalid, id));
     };
+    if let Some(data) = over_limit {
+        // Not run; a notification answers nothing.
+        return Some(error_response(&RpcError::LimitExceeded(data.clone()), Some(id?)));
+    }
     let params = envelope.params.map_or("null", RawValue::get);
     let result = dispatch(endpoint, caller, &method, params).await;
     let id = id?; // a notification: run, but answer nothing
@@ -188,14 +277,41 @@ async fn handle_one(endpoint: &Arc<Endpoint>, caller: &Caller, raw: &RawValue) -
 }
 
 /// Calls `method` (`module.method`, or `name` for `name.name`) with `params`.
-async fn dispatch(endpoint: &Arc<Endpoint>, _caller: &Caller, method: &str, params: &str) -> Result<String, RpcError> {
+async fn dispatch(endpoint: &Arc<Endpoint>, caller: &Caller, method: &str, params: &str) -> Result<String, RpcError> {
+    if let Some(name) = method.strip_prefix("wasmrpc.") {
+        return crate::ws::server_method(caller, name, params);
+    }
     let registry = &endpoint.registry;
     let outcome = match method.strip_prefix("rpc.") {
-        Some("discover") => return Ok(discover(registry).to_string()),
+        Some("discover") => return Ok(discover(registry, caller).to_string()),
         Some(_) => Err(CallError::MethodNotFound),
-        None => registry.call(method, params, CallContext::new(crate::metrics::next_request_id())).await,
+        // A procedure the caller's key does not cover does not exist for it.
+        None if !crate::keys::covers(caller, method) => Err(CallError::MethodNotFound),
+        None => {
+            let span = endpoint.tracing.top_level(caller.trace.as_ref());
+            let ctx = CallContext::new(crate::metrics::next_request_id()).with_trace(span);
+            registry.call(method, params, ctx).await
+        }
     };
     outcome.map_err(|error| RpcError::Call { method: method.to_owned(), error })
+}
+
+/// `answer`, or, if it would take a response already `used` bytes long past
+/// `limit`, the -32006 error for its id in its place. Never a cut text: the
+/// client learns which call's answer was too large. An error answer is
+/// small and always fits (a batch of 100 of them is some 30 KB).
+fn within(answer: Vec<u8>, used: usize, limit: u64) -> Vec<u8> {
+    if (used + answer.len()) as u64 <= limit {
+        return answer;
+    }
+    // The id is the answer's last member (`result_response`, `error_response`),
+    // and `,"id":` cannot occur inside it: a quote in a JSON string is `\"`.
+    let id = answer
+        .windows(6)
+        .rposition(|w| w == b",\"id\":")
+        .and_then(|at| std::str::from_utf8(&answer[at + 6..answer.len() - 1]).ok())
+        .and_then(|id| RawValue::from_string(id.to_owned()).ok());
+    error_response(&RpcError::ResponseTooLarge { size: answer.len(), limit }, id.as_deref())
 }
 
 /// Whether `value` is a whole, valid answer to a request body: one JSON-RPC
@@ -218,8 +334,12 @@ pub fn is_valid_answer(value: &Value) -> bool {
     }
 }
 
-/// The OpenRPC document of every deployed method.
-fn discover(registry: &Registry) -> Value {
+/// The OpenRPC document of every deployed method the caller may call.
+fn discover(registry: &Registry, caller: &Caller) -> Value {
+    let mut methods = registry.method_objects();
+    if caller.key.is_some() {
+        methods.retain(|method| crate::keys::covers(caller, method["name"].as_str().unwrap_or_default()));
+    }
     json!({
         "openrpc": "1.3.2",
         "info": {
@@ -227,7 +347,7 @@ fn discover(registry: &Registry) -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Procedures deployed on this wasmrpc server; each call runs in a fresh WebAssembly instance.",
         },
-        "methods": registry.method_objects(),
+        "methods": methods,
     })
 }
 
@@ -272,6 +392,7 @@ mod tests {
             (RpcError::InvalidRequest { detail: None }, -32600),
             (call(CallError::MethodNotFound), -32601),
             (RpcError::Internal(Value::Null), -32603),
+            (RpcError::LimitExceeded(Value::Null), -32005),
             (call(CallError::Overloaded(1)), -32003),
             (call(CallError::Guest { code: 7, message: "m".into(), data: None }), 7),
         ];
@@ -304,6 +425,29 @@ mod tests {
         assert!(!is_valid_answer(&json!({"jsonrpc": "2.0", "result": 1, "error": {}, "id": 1})));
         assert!(!is_valid_answer(&json!({"jsonrpc": "2.0", "result": 1, "id": true})));
         assert!(!is_valid_answer(&json!({"jsonrpc": "1.0", "result": 1, "id": 1})));
+    }
+
+    #[test]
+    fn an_answer_past_the_limit_becomes_an_error_for_its_id() {
+        let raw = |text: &str| RawValue::from_string(text.to_owned()).unwrap();
+        let big = format!("\"{}\"", "x".repeat(100));
+        for id in ["7", "null", r#""a,\"id\":1""#, "-1.5e3"] {
+            let answer = result_response(&big, &raw(id));
+            assert_eq!(within(answer.clone(), 0, 1000), answer);
+            let refused: Value = serde_json::from_slice(&within(answer, 0, 100)).unwrap();
+            assert_eq!(refused["error"]["code"], -32006, "{refused}");
+            assert_eq!(refused["id"], serde_json::from_str::<Value>(id).unwrap());
+            assert_eq!(refused["error"]["data"]["limit_bytes"], 100);
+            assert!(is_valid_answer(&refused));
+        }
+        // What the batch has used counts.
+        let answer = result_response("1", &raw("1"));
+        assert_eq!(within(answer.clone(), 990, 1000)[..], *error_response_for_test(answer.len(), 1000, "1"));
+    }
+
+    fn error_response_for_test(size: usize, limit: u64, id: &str) -> Vec<u8> {
+        let id = RawValue::from_string(id.to_owned()).unwrap();
+        error_response(&RpcError::ResponseTooLarge { size, limit }, Some(&id))
     }
 
     #[test]

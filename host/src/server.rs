@@ -16,9 +16,8 @@ use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANS
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::admin;
 use crate::body::{self, BodyError};
@@ -53,6 +52,8 @@ enum Route<'a> {
     Metrics,
     /// `/` and `/dashboard/*`: the web page and its files.
     Dashboard(&'a str),
+    /// `/keys` (`None`) and `/keys/{name}`: caller keys.
+    Keys(Option<&'a str>),
     NotFound,
 }
 
@@ -63,6 +64,8 @@ impl<'a> Route<'a> {
             "/procedures" | "/procedures/" => Route::Procedures,
             "/healthz" => Route::Health,
             "/metrics" => Route::Metrics,
+            "/keys" | "/keys/" => Route::Keys(None),
+            _ if path.starts_with("/keys/") => Route::Keys(path.strip_prefix("/keys/")),
             _ if dashboard::owns(path) => Route::Dashboard(path),
             _ => match path.strip_prefix("/procedures/") {
                 Some(rest) => match admin::kv::handles(rest) {
@@ -101,8 +104,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             failed = loader => failure = Some(failed.unwrap_or_else(|e| anyhow::anyhow!("starting failed: {e}"))),
         }
     };
-    serve(listener, startup, stop).await;
+    serve(listener, startup.clone(), stop).await;
     abort.abort();
+    if let Some(app) = startup.app.get() {
+        app.rpc.tracing.shutdown().await;
+    }
     failure.map_or(Ok(()), Err)
 }
 
@@ -180,7 +186,9 @@ async fn open(startup: &Startup) -> anyhow::Result<Arc<App>> {
         }
     };
     tracing::info!(procedures = registry.len(), data_dir = %config.data_dir.display(), "ready");
-    let rpc = Arc::new(rpc::Endpoint::new(registry.clone(), &config));
+    let mut rpc = rpc::Endpoint::new(registry.clone(), &config);
+    rpc.tracing = crate::trace::Tracing::start(config.otlp_endpoint.as_deref())?;
+    let rpc = Arc::new(rpc);
     let app = Arc::new(App { registry, config, rpc });
     if let Some(dir) = app.config.watch_dir.clone() {
         crate::watch::spawn(app.registry.clone(), dir)?;
@@ -188,11 +196,22 @@ async fn open(startup: &Startup) -> anyhow::Result<Arc<App>> {
     Ok(app)
 }
 
+/// What a connection holds while it is open, as HTTP or upgraded to a
+/// WebSocket ([`crate::ws`]): its slot under `--max-connections`, and the
+/// signal that the server is shutting down.
+pub struct Connection {
+    startup: Arc<Startup>,
+    /// Turns true when the server starts shutting down.
+    pub closing: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+}
+
 async fn serve(listener: TcpListener, startup: Arc<Startup>, shutdown: impl Future<Output = ()>) {
     // Past the cap the loop stops accepting: new connections wait in the
-    // kernel's backlog until a served one closes.
-    let connections = Arc::new(Semaphore::new(startup.config.max_connections));
-    let graceful = GracefulShutdown::new();
+    // kernel's backlog until a served one closes (and gives its slot back).
+    let max_connections = startup.config.max_connections;
+    let connections = Arc::new(Semaphore::new(max_connections));
+    let closing = watch::Sender::new(false);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(startup.config.header_read_timeout).keep_alive(true);
     tokio::pin!(shutdown);
@@ -213,20 +232,33 @@ async fn serve(listener: TcpListener, startup: Arc<Startup>, shutdown: impl Futu
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let startup = startup.clone();
+        let connection = Arc::new(Connection { startup: startup.clone(), closing: closing.subscribe(), _slot: permit });
+        let mut stop = closing.subscribe();
         let service = service_fn(move |req| {
-            let startup = startup.clone();
-            async move { Ok::<_, Infallible>(handle(&startup, peer, req).await) }
+            let connection = connection.clone();
+            async move { Ok::<_, Infallible>(handle(&connection, peer, req).await) }
         });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        // An upgraded connection (a WebSocket) leaves hyper here; its task
+        // holds the `Connection` (and its slot) until it closes.
+        let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
         tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = async { drop(stop.wait_for(|closing| *closing).await) } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
         });
     }
     drop(listener);
     tracing::info!("shutting down: waiting for requests in flight");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    // HTTP connections finish their requests; WebSocket connections their
+    // calls, then close with 1001. Each gives its slot back once closed.
+    closing.send_replace(true);
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.acquire_many(all)).await.is_err() {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
     }
 }
@@ -235,11 +267,11 @@ async fn serve(listener: TcpListener, startup: Arc<Startup>, shutdown: impl Futu
 /// bad name, a missing token, too large): hyper then closes the connection,
 /// so the answer says so, and the client does not send its next request into
 /// a closing socket.
-async fn handle(startup: &Startup, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
+async fn handle(connection: &Arc<Connection>, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
     let has_body = req.headers().contains_key(TRANSFER_ENCODING)
         || req.headers().get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
-    let mut response = match startup.app(req.uri().path()).await {
-        Ok(app) => route(&app, peer, req).await,
+    let mut response = match connection.startup.app(req.uri().path()).await {
+        Ok(app) => route(&app, connection, peer, req).await,
         Err(not_ready) => not_ready,
     };
     if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
@@ -249,11 +281,15 @@ async fn handle(startup: &Startup, peer: SocketAddr, req: Request<Incoming>) -> 
 }
 
 /// Sends a request to its handler by path and method.
-async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
+async fn route(app: &Arc<App>, connection: &Arc<Connection>, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let result = match (Route::parse(&path), &method) {
         (Route::Rpc, &Method::POST) => return rpc_request(app, peer, req).await,
+        (Route::Rpc, &Method::GET) if crate::ws::is_upgrade(req.headers()) => {
+            return crate::ws::upgrade(app, connection, peer, req).await
+        }
+        (Route::Rpc, &Method::OPTIONS) => crate::cors::preflight(&app.config.cors_origins, req.headers()),
         (Route::Health, &Method::GET) => Ok(json_response(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))),
         (Route::Metrics, &Method::GET) => Ok(metrics(app)),
         (Route::Procedures, &Method::GET) => Ok(admin::list(&app.registry)),
@@ -266,6 +302,7 @@ async fn route(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Http
         }
         (Route::Kv(name, kv_path), _) => admin::kv::serve(&app.registry, &app.config, peer, name, kv_path, req).await,
         (Route::Config(name), _) => admin::config::serve(&app.registry, &app.config, peer, name, req).await,
+        (Route::Keys(name), _) => admin::keys::serve(&app.registry, &app.config, peer, name, req).await,
         (Route::NotFound, _) => Err(no_route(&path)),
         (Route::Dashboard(_), _) if !app.config.dashboard => Err(no_route(&path)),
         (Route::Dashboard(file), &Method::GET) => dashboard::serve(file, req.headers()),
@@ -289,6 +326,26 @@ fn no_route(path: &str) -> HttpError {
 }
 
 async fn rpc_request(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
+    let allow_origin = match crate::cors::check(&app.config.cors_origins, req.headers()) {
+        Ok(origin) => origin,
+        Err(why) => {
+            let body = rpc::error_response(&RpcError::InvalidRequest { detail: Some(why) }, None);
+            return json_response(StatusCode::FORBIDDEN, Bytes::from(body));
+        }
+    };
+    let mut response = rpc_answer(app, peer, req).await;
+    if let Some(origin) = allow_origin {
+        crate::cors::allow(&mut response, origin);
+    }
+    response
+}
+
+/// Reads a `POST /rpc` body and answers it.
+async fn rpc_answer(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
+    let caller = match caller_for(app, peer, req.headers()) {
+        Ok(caller) => caller,
+        Err(refused) => return refused.response(),
+    };
     let limit = app.config.max_body_bytes;
     let body = match body::read(req, limit, app.config.body_read_timeout).await {
         Ok(body) => body,
@@ -312,11 +369,33 @@ async fn rpc_request(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -
             return json_response(StatusCode::BAD_REQUEST, Bytes::from(body));
         }
     };
-    let caller = rpc::Caller { addr: Some(peer.ip()) };
-    match rpc::handle(&app.rpc, &caller, &body).await {
-        Some(answer) => json_response(StatusCode::OK, Bytes::from(answer)),
-        None => json_response(StatusCode::NO_CONTENT, Bytes::new()),
+    let (answer, refused) = rpc::answer(&app.rpc, &caller, &body).await;
+    let status = match (&answer, refused) {
+        // No call could run (a rate limit): the whole request is refused.
+        (_, Some(_)) => StatusCode::TOO_MANY_REQUESTS,
+        (Some(_), None) => StatusCode::OK,
+        (None, None) => StatusCode::NO_CONTENT,
+    };
+    let mut response = json_response(status, answer.map_or_else(Bytes::new, Bytes::from));
+    if let Some(wait) = refused {
+        response.headers_mut().insert(hyper::header::RETRY_AFTER, crate::keys::retry_after_header(wait));
     }
+    response
+}
+
+/// Who is calling, from a `/rpc` request's headers (its key, its
+/// `traceparent`): the one place both transports make their
+/// [`rpc::Caller`], `POST /rpc` for its request and the WebSocket upgrade
+/// for every message of the connection. A refusal (a missing or unknown
+/// key) is answered before any body is read or the upgrade is made.
+pub fn caller_for(
+    app: &App,
+    peer: SocketAddr,
+    headers: &hyper::HeaderMap,
+) -> Result<rpc::Caller, crate::keys::Unauthorized> {
+    let key = crate::keys::caller_key(app, headers)?;
+    let trace = crate::trace::from_headers(headers);
+    Ok(rpc::Caller { addr: Some(peer.ip()), trace, key, session: None })
 }
 
 fn metrics(app: &App) -> HttpResponse {

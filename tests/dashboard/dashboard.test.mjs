@@ -16,7 +16,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -152,6 +152,63 @@ check("the list shows the examples, live", async () => {
   assert.notEqual(await page.locator('tr[data-name="math"] td').nth(7).innerText(), "–", "p50 of math");
   assert.equal(await page.evaluate(() => window.notReloaded), true, "the page reloaded");
   await page.screenshot({ path: path.join(shots, "list.png") });
+});
+
+/** Deploys (PUT) or removes (DELETE) `name` from outside the browser, with the admin token. */
+async function admin(method, name, body) {
+  const response = await fetch(`${base}/procedures/${name}`, {
+    method,
+    headers: { authorization: `Bearer ${token}` },
+    body,
+  });
+  assert.ok(response.ok, `${method} ${name}: ${response.status} ${await response.text()}`);
+}
+
+/** GET /procedures requests the page makes, counted from the last reset. */
+let listRequests = 0;
+page.on("request", (request) => {
+  if (request.method() === "GET" && new URL(request.url()).pathname === "/procedures") listRequests++;
+});
+
+check("the list follows deploys and removals as the server tells them, without polling", async () => {
+  // The page subscribes over a WebSocket; the subscription's answer and then
+  // one GET /procedures load the list.
+  const subscribed = page.waitForEvent("websocket", (ws) => new URL(ws.url()).pathname === "/rpc").then((ws) =>
+    ws.waitForEvent("framereceived", (frame) => /"result":"/.test(frame.payload)),
+  );
+  await page.goto(`${base}/`);
+  await subscribed;
+  await page.waitForFunction(() => document.querySelector('tr[data-name="math"]'));
+  // Longer than the 2 s figures refresh, so a list still polled would have asked.
+  await page.waitForTimeout(2500);
+  listRequests = 0;
+  await admin("PUT", "pushed", readFileSync(upload));
+  await page.locator('tr[data-name="pushed"]').waitFor();
+  assert.equal(await page.locator('tr[data-name="pushed"] td').nth(1).innerText(), "v1");
+  await admin("DELETE", "pushed");
+  await page.locator('tr[data-name="pushed"]').waitFor({ state: "detached" });
+  assert.equal(listRequests, 0, "the page asked GET /procedures while subscribed");
+});
+
+check("without a WebSocket the list is polled as before", async () => {
+  const fallback = await context.newPage();
+  // The server's socket refused, as with --require-call-key.
+  await fallback.routeWebSocket(/\/rpc$/, (ws) => ws.close({ code: 1008, reason: "refused by the test" }));
+  let polled = 0;
+  fallback.on("request", (request) => {
+    if (request.method() === "GET" && new URL(request.url()).pathname === "/procedures") polled++;
+  });
+  try {
+    await fallback.goto(`${base}/`);
+    await fallback.locator('tr[data-name="math"]').waitFor();
+    await admin("PUT", "polled", readFileSync(upload));
+    await fallback.locator('tr[data-name="polled"]').waitFor();
+    await admin("DELETE", "polled");
+    await fallback.locator('tr[data-name="polled"]').waitFor({ state: "detached" });
+    assert.ok(polled >= 2, `GET /procedures ${polled} times`);
+  } finally {
+    await fallback.close();
+  }
 });
 
 check('"try it" on math.add with 2 and 3 shows 5, and the same call with curl', async () => {

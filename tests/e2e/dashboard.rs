@@ -35,7 +35,9 @@ async fn the_page_and_its_files_are_served_with_a_strict_policy() {
     assert!(!policy.contains("unsafe-inline"), "{policy}");
     assert_eq!(page.headers["cache-control"], "no-cache");
     assert!(page.text().contains(r#"<script type="module" src="/dashboard/app.js">"#), "{}", page.text());
-    for script in ["/dashboard/app.js", "/dashboard/api.js", "/dashboard/form.js", "/dashboard/dom.js"] {
+    for script in
+        ["/dashboard/app.js", "/dashboard/api.js", "/dashboard/form.js", "/dashboard/dom.js", "/dashboard/live.js"]
+    {
         let answer = server.request(Method::GET, script, &[], Vec::new()).await;
         assert_eq!(answer.status, StatusCode::OK, "{script}");
         assert_eq!(answer.content_type.as_deref(), Some("text/javascript; charset=utf-8"), "{script}");

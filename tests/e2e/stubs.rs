@@ -4,7 +4,10 @@
 //! server's `rpc.discover`, type-check it (`mypy --strict`, `tsc --strict`,
 //! `cargo build`), and run a driver (`tests/e2e/stubs/driver.*`) that calls
 //! every method through it, then sees the unknown method of a removed
-//! procedure and the transport error of a stopped server. Golden files
+//! procedure and the transport error of a stopped server; each driver phase
+//! runs with the server's `http://` URL and with its `ws://` one (then the
+//! drivers also make concurrent calls on the one connection and a call after
+//! the server closed it for idleness: it connects anew). Golden files
 //! (`tests/e2e/stubs/golden/`) pin the output for `json`; `WASMRPC_BLESS=1`
 //! writes them anew. `test/quotes`, a document hard to write down in any of
 //! the three languages, gets stubs that must type-check too. Each stub is
@@ -62,9 +65,10 @@ fn wasmrpc(args: &[&str]) -> tokio::process::Command {
     command
 }
 
-/// A server with every example deployed.
+/// A server with every example deployed, closing a WebSocket connection
+/// idle for a second (the drivers wait that out and call again).
 async fn examples_server() -> Server {
-    let server = Server::start(&[]);
+    let server = Server::start(&["--ws-idle-timeout-s", "1"]);
     for name in EXAMPLES {
         server.deploy_ok(name, name).await;
     }
@@ -104,17 +108,38 @@ fn tsc_no_emit(dir: &Path, file: &str) -> tokio::process::Command {
     check
 }
 
-/// Runs the driver phases against `server`: every method, then `text`
-/// removed (unknown method), then the server stopped (transport error).
+/// Runs the driver phases against `server`, each with its `http://` URL
+/// and its `ws://` one: every method, then `text` removed (unknown method),
+/// then the server stopped (transport error).
 async fn drive(server: Server, driver: impl Fn(&str, &str) -> tokio::process::Command) {
-    let url = server.url.clone();
-    let out = run(driver(&url, "calls"), QUICK, "the driver's calls").await;
-    assert!(out.contains("ok"), "{out}");
+    let urls = [server.url.clone(), server.url.replacen("http://", "ws://", 1)];
+    for url in &urls {
+        let out = run(driver(url, "calls"), QUICK, &format!("the driver's calls to {url}")).await;
+        assert!(out.contains("ok"), "{out}");
+    }
     let answer = server.request(Method::DELETE, "/procedures/text", &[], Vec::new()).await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text());
-    run(driver(&url, "removed"), QUICK, "the driver after `text` was removed").await;
+    for url in &urls {
+        run(driver(url, "removed"), QUICK, &format!("the driver at {url} after `text` was removed")).await;
+    }
     drop(server);
-    run(driver(&url, "stopped"), QUICK, "the driver after the server stopped").await;
+    for url in &urls {
+        run(driver(url, "stopped"), QUICK, &format!("the driver at {url} after the server stopped")).await;
+    }
+}
+
+/// `node`, with the flag that gives Node 20 and 21 their global `WebSocket`
+/// (Node 22 has it without).
+async fn node() -> tokio::process::Command {
+    let mut version = tokio::process::Command::new("node");
+    version.arg("--version");
+    let version = String::from_utf8_lossy(&bounded(&mut version, QUICK, "node --version").await.stdout).into_owned();
+    let major: u32 = version.trim().trim_start_matches('v').split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    let mut node = tokio::process::Command::new("node");
+    if major < 22 {
+        node.arg("--experimental-websocket");
+    }
+    node
 }
 
 #[tokio::test]
@@ -164,9 +189,10 @@ async fn typescript_stub_passes_tsc_strict_and_calls_every_example() {
     run(build, QUICK, "tsc --strict stub.ts driver.ts").await;
     std::fs::write(dir.path().join("js/package.json"), r#"{"type": "module"}"#).unwrap();
     let js = dir.path().join("js");
+    let node = node().await;
     drive(server, |url, phase| {
-        let mut command = tokio::process::Command::new("node");
-        command.arg("driver.js").args([url, phase]).current_dir(&js);
+        let mut command = tokio::process::Command::new(node.as_std().get_program());
+        command.args(node.as_std().get_args()).arg("driver.js").args([url, phase]).current_dir(&js);
         command
     })
     .await;
@@ -196,7 +222,7 @@ publish = false
 
 [dependencies]
 wasmrpc-client = {{ path = {client:?}, features = ["blocking"] }}
-tokio = {{ version = "1", features = ["rt"] }}
+tokio = {{ version = "1", features = ["rt", "time"] }}
 
 # The workspace's profile, so dependencies build as they do there.
 [profile.dev.package."*"]
@@ -235,6 +261,24 @@ async fn rust_stub_builds_and_calls_every_example() {
         command
     })
     .await;
+}
+
+/// A caller key goes in the WebSocket handshake: `wasmrpc call` (on
+/// `wasmrpc-client`, as the Rust stubs are) calls over `ws://` with it, and
+/// is refused without it, with the server's reason.
+#[tokio::test]
+async fn a_caller_key_goes_in_the_websocket_handshake() {
+    let server = Server::start(&["--require-call-key"]);
+    server.deploy_ok("math", "math").await;
+    let create = wasmrpc(&["keys", "create", "--procedure", "math", "stub", "--server", server.url.as_str()]);
+    let key = run(create, QUICK, "wasmrpc keys create").await;
+    let key = key.lines().last().unwrap_or_default().trim();
+    let ws = server.url.replacen("http://", "ws://", 1);
+    let call = wasmrpc(&["call", "math.add", "[2, 3]", "--server", &ws, "--key", key]);
+    assert_eq!(run(call, QUICK, "wasmrpc call over ws:// with a key").await.trim(), "5");
+    let refused = bounded(&mut wasmrpc(&["call", "math.add", "[2, 3]", "--server", &ws]), QUICK, "wasmrpc call").await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("missing caller key"), "{stderr}");
 }
 
 /// A document that is hard to write down in any of the stubs' languages:

@@ -4,9 +4,11 @@
 //! `POST /procedures/{name}/versions/{n}/activate`), and who may.
 //! Every error is JSON `{"error": "..."}` with the status of its [`HttpError`].
 //! Procedures' key-value state has its own part of the API (`kv.rs`), and
-//! so has their configuration (`config.rs`).
+//! so has their configuration (`config.rs`), and so have caller keys
+//! (`keys.rs`).
 
 pub mod config;
+pub mod keys;
 pub mod kv;
 
 use std::net::SocketAddr;

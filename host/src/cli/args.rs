@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Deploy FILE (a .wasm component) as procedure NAME.
     Deploy {
         /// Procedure name: JSON-RPC methods are called as NAME.method.
@@ -40,6 +40,9 @@ pub enum Command {
         method: String,
         /// Parameters as JSON: an array (by position) or an object (by name).
         params: Option<String>,
+        /// Caller key to call with (`wasmrpc keys create`), sent as `Authorization: Bearer`.
+        #[arg(long, env = "WASMRPC_CALL_KEY", hide_env_values = true)]
+        key: Option<String>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -125,6 +128,17 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Create, list and remove caller keys: who may call which procedures over JSON-RPC,
+    /// and how often.
+    ///
+    /// A caller sends its key as `Authorization: Bearer KEY` on /rpc (and the WebSocket
+    /// upgrade). A key calls only the procedures its globs cover (others answer -32601, as
+    /// if they did not exist), at its rate (else the server's --rate-limit). With the
+    /// server's --require-call-key a request without a key is refused (401). Every
+    /// subcommand uses the admin API (`/keys`), so it needs --admin-token when the server
+    /// has one.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Wrap a core module built for wasm32-unknown-unknown into a component.
     ///
     /// A procedure with no WASI imports makes the cheapest instances: build
@@ -353,6 +367,41 @@ pub enum KvCommand {
     },
 }
 
+/// `wasmrpc keys`'s subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create caller key NAME and print it (stdout, alone on its line): the only time it
+    /// is shown; the server keeps its SHA-256.
+    ///
+    /// NAME is 1 to 63 characters of a-z, 0-9, `_`, `-` and `.`.
+    Create {
+        /// Key name.
+        name: String,
+        /// A procedure the key may call: a name (`math`) or a glob (`calc*`, `*` for all).
+        /// Repeat for more; at least one.
+        #[arg(long = "procedure", value_name = "GLOB", required = true)]
+        procedures: Vec<String>,
+        /// The key's own rate, calls per second with an optional burst (`10` or `10/20`)
+        /// [default: the server's --rate-limit, if any].
+        #[arg(long, value_name = "RATE[/BURST]", value_parser = parse_rate)]
+        rate: Option<crate::keys::limit::Rate>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the caller keys (never the keys themselves: their first characters).
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Remove caller key NAME: requests presenting it are refused from now on.
+    Remove {
+        /// Key name.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
 /// `wasmrpc config NAME`'s subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -393,7 +442,7 @@ pub struct ServerArgs {
     /// Base URL of the server.
     #[arg(long, env = "WASMRPC_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
-    /// Admin token for deploy, remove, rollback, kv and config.
+    /// Admin token for deploy, remove, rollback, kv, config and keys.
     #[arg(long, env = "WASMRPC_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 }
@@ -421,6 +470,14 @@ pub struct ServeArgs {
     /// Longest batch.
     #[arg(long, env = "WASMRPC_MAX_BATCH", default_value_t = config::DEFAULT_MAX_BATCH)]
     pub max_batch: usize,
+    /// Largest answer to one request (a batch's answers together), in MiB; a call whose result
+    /// would pass it answers -32006 "Response too large" instead (the call has run).
+    #[arg(long, env = "WASMRPC_MAX_RESPONSE_MIB", default_value_t = config::DEFAULT_MAX_RESPONSE_MIB, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_response_mib: u64,
+    /// Origin whose web pages may call /rpc, as the browser sends it (`https://app.example.com`);
+    /// repeat it for more, `*` for any. Without it only the server's own pages may.
+    #[arg(long = "cors-origin", env = "WASMRPC_CORS_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
     /// Calls running at once; more wait briefly, then get -32003 [default: 32 per core]
     #[arg(long, env = "WASMRPC_MAX_CONCURRENT_CALLS")]
     pub max_concurrent_calls: Option<usize>,
@@ -438,6 +495,18 @@ pub struct ServeArgs {
     /// Open connections at once; past it new connections wait in the kernel's backlog until one closes.
     #[arg(long, env = "WASMRPC_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
+    /// Calls one WebSocket connection may have running at once; at the cap the server reads no
+    /// further message from it until one finishes.
+    #[arg(long, env = "WASMRPC_WS_MAX_IN_FLIGHT", default_value_t = config::DEFAULT_WS_MAX_IN_FLIGHT as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub ws_max_in_flight: u64,
+    /// Seconds a WebSocket connection may be idle (no message, no call running, no
+    /// subscription) before the server closes it (code 1000, with the reason).
+    #[arg(long, env = "WASMRPC_WS_IDLE_TIMEOUT_S", default_value_t = config::DEFAULT_WS_IDLE_TIMEOUT_S, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub ws_idle_timeout_s: u64,
+    /// Seconds between the server's pings on a WebSocket connection; one that sent nothing
+    /// (not even a pong) between two pings is closed (code 1011).
+    #[arg(long, env = "WASMRPC_WS_PING_INTERVAL_S", default_value_t = config::DEFAULT_WS_PING_INTERVAL_S, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub ws_ping_interval_s: u64,
     /// Time a client has to send a request's headers, in milliseconds; also how long an idle
     /// keep-alive connection stays open.
     #[arg(long, env = "WASMRPC_HEADER_TIMEOUT_MS", default_value_t = config::DEFAULT_HEADER_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
@@ -522,9 +591,28 @@ pub struct ServeArgs {
     /// File holding the password of the --registry user (one line).
     #[arg(long, env = "WASMRPC_REGISTRY_PASSWORD_FILE", value_name = "FILE", requires = "registry")]
     pub registry_password_file: Option<PathBuf>,
+    /// Calls per second (and burst: RATE/BURST, default RATE) per caller key without a rate of
+    /// its own, and per client address for calls without a key. Each call of a batch counts; past
+    /// it a call answers -32005, a request none of whose calls fit HTTP 429. Kept per replica.
+    #[arg(long, env = "WASMRPC_RATE_LIMIT", value_name = "RATE[/BURST]", value_parser = parse_rate)]
+    pub rate_limit: Option<crate::keys::limit::Rate>,
+    /// Refuse JSON-RPC requests without a caller key (`Authorization: Bearer KEY`, from
+    /// `wasmrpc keys create`) with HTTP 401. Without it a key is optional.
+    #[arg(long, env = "WASMRPC_REQUIRE_CALL_KEY", value_parser = clap::builder::BoolishValueParser::new())]
+    pub require_call_key: bool,
+    /// Export a span per call over OTLP/HTTP (protobuf) to URL/v1/traces, e.g.
+    /// http://127.0.0.1:4318 (a collector or agent; plain http). A request's `traceparent` is
+    /// continued with or without it.
+    #[arg(long, env = "WASMRPC_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// Log format on stderr (filter with RUST_LOG).
     #[arg(long, env = "WASMRPC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// `--rate-limit`'s value.
+fn parse_rate(text: &str) -> Result<crate::keys::limit::Rate, String> {
+    crate::keys::limit::Rate::parse(text)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -556,12 +644,24 @@ impl ServeArgs {
         config.max_module_bytes = self.max_module_mib << 20;
         config.max_body_bytes = self.max_body_kib << 10;
         config.max_batch = self.max_batch;
+        config.max_response_bytes = self.max_response_mib << 20;
+        config.cors_origins = self
+            .cors_origins
+            .iter()
+            .map(|o| crate::cors::parse_origin(o))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?;
         config.max_concurrent_calls = self.max_concurrent_calls.unwrap_or_else(config::default_concurrent_calls);
         config.max_call_depth = self.max_call_depth;
         config.max_nested_calls = self.max_nested_calls;
         config.keep_versions = usize::try_from(self.keep_versions).unwrap_or(config::DEFAULT_KEEP_VERSIONS);
         config.max_connections = usize::try_from(self.max_connections).unwrap_or(config::DEFAULT_MAX_CONNECTIONS);
         config.header_read_timeout = Duration::from_millis(self.header_timeout_ms);
+        config.ws = crate::ws::Limits {
+            max_in_flight: usize::try_from(self.ws_max_in_flight).unwrap_or(config::DEFAULT_WS_MAX_IN_FLIGHT),
+            idle_timeout: Duration::from_secs(self.ws_idle_timeout_s),
+            ping_interval: Duration::from_secs(self.ws_ping_interval_s),
+        };
         config.body_read_timeout = Duration::from_millis(self.body_timeout_ms);
         config.admin_token = token;
         config.watch_dir = self.watch.clone();
@@ -572,6 +672,10 @@ impl ServeArgs {
         config.max_idle_instances =
             usize::try_from(self.max_idle_instances).unwrap_or(config::DEFAULT_MAX_IDLE_INSTANCES);
         config.dashboard = !self.no_dashboard;
+        if let Some(endpoint) = &self.otlp_endpoint {
+            crate::trace::traces_url(endpoint).map_err(anyhow::Error::msg)?;
+        }
+        config.otlp_endpoint = self.otlp_endpoint.clone();
         config.outbound = crate::outbound::Limits {
             max_requests: self.max_outbound_requests,
             max_response_bytes: self.max_outbound_response_mib << 20,
@@ -583,6 +687,8 @@ impl ServeArgs {
             quota_bytes: self.kv_quota_mib.saturating_mul(1 << 20),
             page_keys: usize::try_from(self.kv_page_keys).unwrap_or(crate::kv::DEFAULT_PAGE_KEYS),
         };
+        config.rate_limit = self.rate_limit;
+        config.require_call_key = self.require_call_key;
         config.registry = match &self.registry {
             Some(url) => Some(crate::store::pg::PgTarget::parse(url, self.registry_password()?)?),
             None => None,

@@ -1,5 +1,5 @@
 //! The command line: `serve`, the client commands (`deploy`, `call`, `list`,
-//! `remove`, `versions`, `rollback`, `kv`, `config`), the procedure developer's (`new`,
+//! `remove`, `versions`, `rollback`, `kv`, `config`, `keys`), the procedure developer's (`new`,
 //! `dev`, `component`) and `stub`, which generates typed clients. The
 //! arguments are in `args.rs`; this file runs them.
 
@@ -7,6 +7,7 @@ pub mod admin_client;
 mod args;
 mod config;
 pub mod dev;
+mod keys;
 mod kv;
 mod process;
 pub mod scaffold;
@@ -21,15 +22,16 @@ use hyper::{Method, StatusCode};
 use serde_json::Value;
 
 pub use args::{
-    Cli, Command, ConfigCommand, DeploySettings, DevArgs, KvCommand, LogFormat, ServeArgs, ServerArgs, StubArgs,
+    Cli, Command, ConfigCommand, DeploySettings, DevArgs, KeysCommand, KvCommand, LogFormat, ServeArgs, ServerArgs,
+    StubArgs,
 };
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Deploy { name, file, settings, server } => client_command(deploy_file(name, file, settings, server)),
-        Command::Call { method, params, server } => client_command(call(method, params, server)),
+        Command::Call { method, params, key, server } => client_command(call(method, params, key, server)),
         Command::List { server } => client_command(list(server)),
         Command::Remove { name, server } => client_command(remove(name, server)),
         Command::Versions { name, server } => client_command(versions(name, server)),
@@ -40,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dev(args) => dev::run(args),
         Command::Kv(command) => kv::run(command),
         Command::Config { name, command } => config::run(&name, command),
+        Command::Keys(command) => keys::run(command),
     }
 }
 
@@ -113,7 +116,12 @@ fn print_methods(meta: &Value) {
     }
 }
 
-async fn call(method: String, params: Option<String>, server: ServerArgs) -> anyhow::Result<ExitCode> {
+async fn call(
+    method: String,
+    params: Option<String>,
+    key: Option<String>,
+    server: ServerArgs,
+) -> anyhow::Result<ExitCode> {
     let params: Option<Value> = params
         .map(|p| {
             serde_json::from_str(&p).with_context(|| {
@@ -127,7 +135,9 @@ async fn call(method: String, params: Option<String>, server: ServerArgs) -> any
         bail!("PARAMS must be a JSON array or object, not a bare value");
     }
     let mut client = wasmrpc_client::Client::new(&server.server);
-    if let Some(token) = &server.admin_token {
+    if let Some(key) = &key {
+        client = client.with_key(key);
+    } else if let Some(token) = &server.admin_token {
         client = client.with_admin_token(token);
     }
     match client.call::<Value>(&method, params).await {

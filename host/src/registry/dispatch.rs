@@ -1,7 +1,8 @@
 //! The call path through the registry: find the version serving a method,
-//! run it in the sandbox, check that its result is JSON, count it, and log
-//! one line. A request's call (from `rpc`) and a procedure's nested call
-//! (the sandbox's [`Dispatcher`]) take the same path; only the nested one
+//! run it in the sandbox, check that its result is JSON, count it, log
+//! one line, and end its span (when traced: [`crate::trace`]). A request's
+//! call (from `rpc`) and a procedure's nested call (the sandbox's
+//! [`Dispatcher`]) take the same path; only the nested one
 //! is refused `rpc.` methods and has its params checked, since they come
 //! from a guest rather than through the JSON-RPC envelope.
 
@@ -20,18 +21,24 @@ impl Registry {
     /// Calls `method` (`module.method`, or `name` for `name.name`) with
     /// `params` (JSON text) in a fresh instance of the version serving now,
     /// as the call `ctx`, with one log line (none for a method that does
-    /// not exist). The guest's own calls come back here through
-    /// [`Dispatcher`], as nested calls of `ctx`'s tree.
+    /// not exist) and, when traced, one span (for every call). The guest's
+    /// own calls come back here through [`Dispatcher`], as nested calls of
+    /// `ctx`'s tree.
     pub async fn call(self: &Arc<Self>, method: &str, params: &str, ctx: CallContext) -> Result<String, CallError> {
         let (module, function) = method.split_once('.').unwrap_or((method, method));
         let request_id = ctx.request_id;
         let depth = ctx.depth();
         let caller = ctx.caller().cloned();
+        let span = ctx.trace.clone();
         let started = Instant::now();
         let outcome = self.call_version(module, function, params, ctx, started).await;
+        let trace_id = span.as_ref().map(crate::trace::Span::trace_id);
         if !matches!(outcome, Err(CallError::MethodNotFound)) {
-            let call = CallLog { request_id, depth, caller: caller.as_deref(), method };
+            let call = CallLog { request_id, depth, caller: caller.as_deref(), method, trace_id };
             log_call(&call, started.elapsed(), outcome.as_ref().err());
+        }
+        if let Some(span) = span {
+            span.end(method, depth, request_id, outcome.as_ref().err());
         }
         outcome
     }
@@ -148,10 +155,13 @@ struct CallLog<'a> {
     /// The calling procedure of a nested call.
     caller: Option<&'a str>,
     method: &'a str,
+    /// The call's trace, when it is traced: logs and traces join on it.
+    trace_id: Option<opentelemetry::trace::TraceId>,
 }
 
 fn log_call(call: &CallLog<'_>, elapsed: Duration, error: Option<&CallError>) {
-    let CallLog { request_id, depth, caller, method } = *call;
+    let CallLog { request_id, depth, caller, method, trace_id } = *call;
+    let trace_id = trace_id.map(tracing::field::display);
     let duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     let outcome = if error.is_some() { "error" } else { "ok" };
     let code = error.map(CallError::code);
@@ -162,10 +172,10 @@ fn log_call(call: &CallLog<'_>, elapsed: Duration, error: Option<&CallError>) {
         Some(e) if e.is_host_error() => {
             let data = e.data(method).unwrap_or(Value::Null).to_string();
             let data = loggable(&data);
-            tracing::warn!(target: "wasmrpc::call", request_id, depth, caller, method, duration_us, outcome, code, %data, "{message}")
+            tracing::warn!(target: "wasmrpc::call", request_id, depth, caller, method, duration_us, outcome, code, trace_id, %data, "{message}")
         }
         _ => {
-            tracing::debug!(target: "wasmrpc::call", request_id, depth, caller, method, duration_us, outcome, code, "{message}")
+            tracing::debug!(target: "wasmrpc::call", request_id, depth, caller, method, duration_us, outcome, code, trace_id, "{message}")
         }
     }
 }

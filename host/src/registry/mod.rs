@@ -28,6 +28,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::keys::Keys;
 use crate::kv::Kv;
 use crate::metrics::{NestedCalls, ProcStats};
 pub use crate::sandbox::{CallContext, CallError};
@@ -62,6 +63,34 @@ impl Metadata {
         Settings { allowed_outbound: self.allowed_outbound.clone(), reuse: self.reuse }
     }
 }
+
+/// What happened to a name, as [`Registry::changes`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A new version serves (a deploy, here or on another replica, or by `--watch`).
+    Deployed,
+    /// A kept version serves again (`activate`: a rollback, or bringing
+    /// back a removed procedure). A replica that follows the change from
+    /// the shared registry tells it as `Deployed` when the version made to
+    /// serve is the newest kept one.
+    RolledBack,
+    /// The name no longer serves.
+    Removed,
+}
+
+/// One change of the serving table: `name`, what happened, and the version
+/// serving now (`None` once removed).
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub name: String,
+    pub change: ChangeKind,
+    pub procedure: Option<Metadata>,
+}
+
+/// Changes kept for receivers that have not read them yet: one that falls
+/// further behind misses changes (`RecvError::Lagged`).
+pub const CHANGES_KEPT: usize = 1024;
 
 /// One kept version of a name, as `GET /procedures/{name}/versions` lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -149,6 +178,8 @@ pub struct Registry {
     kv: Kv,
     /// Procedures' configuration, kept by name across versions.
     vars: Vars,
+    /// Caller keys: who may call which procedures (`crate::keys`).
+    keys: Keys,
     store: Box<dyn Store>,
     cache: CompiledCache,
     /// The loaded code, by sha256: identical code is loaded once, shared by
@@ -166,9 +197,11 @@ pub struct Registry {
     /// Nested calls by caller and callee.
     nested: NestedCalls,
     deploy_lock: tokio::sync::Mutex<()>,
+    /// Every change of the table, as it is installed ([`Registry::changes`]).
+    changes: tokio::sync::broadcast::Sender<Arc<Change>>,
 }
 
-/// Checks a module name: `[a-z][a-z0-9_-]{0,62}`, not `rpc`. The rule also keeps
+/// Checks a module name: `[a-z][a-z0-9_-]{0,62}`, not `rpc` or `wasmrpc`. The rule also keeps
 /// names safe as file names (no `/`, `.`, `%`, NUL).
 pub fn check_name(name: &str) -> Result<(), RegistryError> {
     let mut chars = name.chars();
@@ -185,6 +218,12 @@ pub fn check_name(name: &str) -> Result<(), RegistryError> {
     if name == "rpc" {
         return Err(RegistryError::BadName(
             "the name `rpc` is reserved for the server's own methods (rpc.discover)".into(),
+        ));
+    }
+    if name == "wasmrpc" {
+        return Err(RegistryError::BadName(
+            "the name `wasmrpc` is reserved for the server's own methods (wasmrpc.subscribe, wasmrpc.unsubscribe)"
+                .into(),
         ));
     }
     Ok(())
@@ -204,12 +243,18 @@ impl Registry {
         let store = DataDir::open(&config.data_dir, config.keep_versions)?;
         let kv = Kv::embedded(&config.data_dir, config.kv)?;
         let vars = Vars::files(&config.data_dir)?;
-        Self::open_with(config, Box::new(store), kv, vars)
+        let keys = Keys::files(config)?;
+        Self::open_with(config, Box::new(store), kv, vars, keys)
     }
 
     /// The configuration of every procedure.
     pub fn vars(&self) -> &Vars {
         &self.vars
+    }
+
+    /// The caller keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     /// How many distinct components are loaded (one per sha256 whose code
@@ -232,13 +277,14 @@ impl Registry {
 
     /// Loads every procedure serving in `store`, from the compiled cache in
     /// the data dir where it matches, compiling where it does not. Blocking.
-    pub fn open_with(config: &Config, store: Box<dyn Store>, kv: Kv, vars: Vars) -> anyhow::Result<Self> {
+    pub fn open_with(config: &Config, store: Box<dyn Store>, kv: Kv, vars: Vars, keys: Keys) -> anyhow::Result<Self> {
         let sandbox = Sandbox::new(config)?;
         let cache = CompiledCache::open(&config.data_dir, sandbox.compatibility_key())?;
         let registry = Registry {
             sandbox,
             kv,
             vars,
+            keys,
             store,
             cache,
             code: code::LoadedCode::new(config.max_loaded_bytes),
@@ -248,6 +294,7 @@ impl Registry {
             stats: Mutex::new(HashMap::new()),
             nested: NestedCalls::default(),
             deploy_lock: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::broadcast::Sender::new(CHANGES_KEPT),
         };
         let mut table = HashMap::new();
         // Code shared by many procedures is checked once.
@@ -409,6 +456,14 @@ impl Registry {
         methods
     }
 
+    /// Every change of the serving table from now on (deploy, rollback,
+    /// removal; made here, by `--watch`, or followed from a shared
+    /// registry), in the order installed. A receiver more than
+    /// [`CHANGES_KEPT`] changes behind misses some (`Lagged`).
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Arc<Change>> {
+        self.changes.subscribe()
+    }
+
     /// Nested calls by caller and callee, since start.
     pub fn nested_calls(&self) -> &NestedCalls {
         &self.nested
@@ -487,7 +542,7 @@ impl Registry {
         })
         .await?;
         let metadata = version.metadata.clone();
-        self.install(name, Some(version)).await;
+        self.install(name, Some(version), ChangeKind::Deployed).await;
         tracing::info!(procedure = name, version = metadata.version, "deployed");
         Ok((metadata, created))
     }
@@ -544,7 +599,7 @@ impl Registry {
         })
         .await?;
         let metadata = ready.metadata.clone();
-        self.install(name, Some(ready)).await;
+        self.install(name, Some(ready), ChangeKind::RolledBack).await;
         tracing::info!(procedure = name, version, "activated");
         Ok(metadata)
     }
@@ -559,7 +614,7 @@ impl Registry {
         let this = self.clone();
         let owned_name = name.to_owned();
         blocking(move || Ok(this.store.unpublish(&owned_name)?)).await?;
-        self.install(name, None).await;
+        self.install(name, None, ChangeKind::Removed).await;
         tracing::info!(procedure = name, "removed");
         Ok(())
     }
@@ -596,29 +651,40 @@ impl Registry {
             let history = this.store.history(&owned_name)?;
             match history.serving_version() {
                 Some(s) if live.as_ref() == Some(&(s.version, s.sha256.clone())) => Ok(None),
-                Some(stored) => Ok(Some(Some(this.prepare(&owned_name, stored.clone())?))),
+                Some(stored) => {
+                    let newest = history.versions.first().map(|v| v.version) == Some(stored.version);
+                    let kind = if newest { ChangeKind::Deployed } else { ChangeKind::RolledBack };
+                    Ok(Some((Some(this.prepare(&owned_name, stored.clone())?), kind)))
+                }
                 None if live.is_none() => Ok(None),
-                None => Ok(Some(None)),
+                None => Ok(Some((None, ChangeKind::Removed))),
             }
         })
         .await?;
-        if let Some(version) = ready {
+        if let Some((version, kind)) = ready {
             let number = version.as_ref().map(|v| v.metadata.version);
-            self.install(name, version).await;
+            self.install(name, version, kind).await;
             tracing::info!(procedure = name, version = number, "synced from the store");
         }
         Ok(())
     }
 
-    /// Swaps `version` in as `name` (or removes `name`), then drops compiled
-    /// code that no kept version uses. Callers hold `deploy_lock`.
-    async fn install(self: &Arc<Self>, name: &str, version: Option<Version>) {
+    /// Swaps `version` in as `name` (or removes `name`), tells
+    /// [`Registry::changes`] (`kind`), then drops compiled code that no kept
+    /// version uses. Callers hold `deploy_lock`, so changes are told in the
+    /// order they are installed.
+    async fn install(self: &Arc<Self>, name: &str, version: Option<Version>, kind: ChangeKind) {
         let mut table = HashMap::clone(&self.live.load());
+        let procedure = version.as_ref().map(|v| v.metadata.clone());
         let replaced = match version {
             Some(version) => table.insert(name.to_owned(), Arc::new(version)),
             None => table.remove(name),
         };
         self.live.store(Arc::new(table));
+        // No receiver (no WebSocket connection): nothing to tell.
+        if self.changes.receiver_count() > 0 {
+            let _ = self.changes.send(Arc::new(Change { name: name.to_owned(), change: kind, procedure }));
+        }
         // Only a name that had a version can leave code unused (the one it
         // served, or one its store forgot): a first deploy of a name skips
         // the scan of every kept version, which a server of thousands of
@@ -730,7 +796,7 @@ mod tests {
         for good in ["math", "a", "get_data", "x-1", &"a".repeat(63)] {
             assert!(check_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "Math", "1abc", "..", "a/b", "%2e%2e", "a\0", "rpc", "a.b", &"a".repeat(64)] {
+        for bad in ["", "Math", "1abc", "..", "a/b", "%2e%2e", "a\0", "rpc", "wasmrpc", "a.b", &"a".repeat(64)] {
             assert!(matches!(check_name(bad), Err(RegistryError::BadName(_))), "{bad:?}");
         }
     }

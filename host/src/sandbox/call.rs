@@ -141,6 +141,9 @@ pub struct CallContext {
     pub request_id: u64,
     /// `None` for a top-level call (from a request, or a deploy's `describe`).
     pub(super) nested: Option<Nested>,
+    /// This call's span, when the call is traced (a `traceparent` came
+    /// with the request, or `--otlp-endpoint` is set); `None` costs nothing.
+    pub trace: Option<crate::trace::Span>,
 }
 
 /// What a nested call inherits from its caller.
@@ -159,7 +162,13 @@ pub(super) struct Nested {
 impl CallContext {
     /// A top-level call, tagged `request_id` in the logs.
     pub fn new(request_id: u64) -> Self {
-        CallContext { request_id, nested: None }
+        CallContext { request_id, nested: None, trace: None }
+    }
+
+    /// This call, traced as `trace` ([`crate::trace::Tracing::top_level`]).
+    pub fn with_trace(mut self, trace: Option<crate::trace::Span>) -> Self {
+        self.trace = trace;
+        self
     }
 
     /// 0 for a top-level call, else how deep in the call tree this one is.

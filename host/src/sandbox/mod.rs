@@ -336,6 +336,7 @@ impl Sandbox {
             budget: ctx.nested.map(|n| n.budget),
             dispatcher,
             deadline_hit: false,
+            trace: ctx.trace,
         };
         let (procedure, ready, outbound) = match op {
             Op::Describe { procedure, .. } => (procedure.clone(), None, None),
@@ -408,7 +409,8 @@ impl Sandbox {
                 // Placeholders until a call takes it and sets its own state.
                 let stderr = GuestOutput::new(procedure.clone(), 0, "stderr");
                 let deadline = Instant::now() + time_limit;
-                let tree = Tree { depth: 0, deadline, budget: None, dispatcher: None, deadline_hit: false };
+                let tree =
+                    Tree { depth: 0, deadline, budget: None, dispatcher: None, deadline_hit: false, trace: None };
                 let mut store = new_store(&engine, CallState::new(procedure, 0, stderr, memory_limit, tree));
                 set_deadline(&mut store, deadline);
                 let started = Instant::now();

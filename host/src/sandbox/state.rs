@@ -61,6 +61,9 @@ pub(super) struct Tree {
     /// Set when a nested call failed after the tree's deadline: this call
     /// then ends with -32001 too, whatever the guest answers.
     pub(super) deadline_hit: bool,
+    /// This call's span, the parent of its nested calls' spans and of its
+    /// outgoing requests (`crate::trace`); `None` when not traced.
+    pub(super) trace: Option<crate::trace::Span>,
 }
 
 impl CallState {

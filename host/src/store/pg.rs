@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "config", include_str!("../../migrations/0003_config.sql")),
     (4, "outbound", include_str!("../../migrations/0004_outbound.sql")),
     (5, "reuse", include_str!("../../migrations/0005_reuse.sql")),
+    (6, "keys", include_str!("../../migrations/0006_keys.sql")),
 ];
 
 /// The columns of `versions` a [`StoredVersion`] is read from, in the order

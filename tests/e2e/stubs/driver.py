@@ -1,8 +1,13 @@
 """Calls every example method through the generated Python stub (stub.py
-beside it). Usage: driver.py URL calls|removed|stopped. mypy --strict checks
-this file too, so a wrongly typed stub fails here before it runs."""
+beside it). Usage: driver.py URL calls|removed|stopped, URL http:// or ws://
+(then also calls from threads on the one connection, and a call after the
+server closed it for idleness). mypy --strict checks this file too, so a
+wrongly typed stub fails here before it runs."""
 
 import sys
+import threading
+import time
+from typing import Dict
 
 from stub import Client, Customer, Item, Order, RpcError, TransportError
 
@@ -79,6 +84,26 @@ def calls(client: Client) -> None:
     except RpcError as e:
         assert e.code == 1
 
+
+def websocket(client: Client) -> None:
+    # Threads share the connection: one call at a time, each its own answer.
+    sums: Dict[int, int] = {}
+
+    def add(i: int) -> None:
+        sums[i] = client.math.add(i, 1000)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sums == {i: i + 1000 for i in range(8)}, sums
+    # The server closes an idle connection (after 1 s here): the next call
+    # connects anew.
+    time.sleep(3)
+    assert client.math.add(1, 1) == 2
+
+
 def removed(client: Client) -> None:
     try:
         client.text.upper("x")
@@ -95,8 +120,10 @@ def stopped(client: Client) -> None:
 
 def main() -> None:
     url, phase = sys.argv[1], sys.argv[2]
-    client = Client(url, timeout=10.0)
-    {"calls": calls, "removed": removed, "stopped": stopped}[phase](client)
+    with Client(url, timeout=10.0) as client:
+        {"calls": calls, "removed": removed, "stopped": stopped}[phase](client)
+        if phase == "calls" and url.startswith("ws://"):
+            websocket(client)
     print("ok")
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 //! Calls every example method through the generated Rust stub (`stub.rs`),
 //! with the blocking client, a batch, and the async client.
-//! Usage: stub-driver URL calls|removed|stopped.
+//! Usage: stub-driver URL calls|removed|stopped, URL http:// or ws:// (then
+//! also concurrent calls on the one connection, and calls after the server
+//! closed it for idleness).
 
 mod stub;
 
@@ -16,6 +18,9 @@ fn main() {
         "calls" => {
             calls(&client);
             async_calls(&url);
+            if url.starts_with("ws://") {
+                websocket(&client, &url);
+            }
         }
         "removed" => {
             let error = rpc_error(client.text().upper("x"));
@@ -96,6 +101,28 @@ fn calls(client: &blocking::Client) {
     assert_eq!(answers.get(total).unwrap(), 5);
     assert_eq!(answers.get(shout).unwrap(), "X");
     assert_eq!(rpc_error(answers.get(quotient)).code, 1);
+}
+
+fn websocket(client: &blocking::Client, url: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let async_client = wasmrpc_client::Client::new(url);
+    runtime.block_on(async {
+        // Concurrent calls on one connection, answered in any order, one failing.
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            tasks.spawn(async_client.math().add(i, 1000));
+        }
+        let quotient = tokio::spawn(async_client.math().divide(1.0, 0.0));
+        let mut sums: Vec<i64> = tasks.join_all().await.into_iter().map(Result::unwrap).collect();
+        sums.sort();
+        assert_eq!(sums, (1000..1020).collect::<Vec<_>>());
+        assert_eq!(rpc_error(quotient.await.unwrap()).code, 1);
+        // The server closes an idle connection (after 1 s here): the next
+        // call of either client connects anew.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        assert_eq!(async_client.math().add(2, 2).await.unwrap(), 4);
+    });
+    assert_eq!(client.math().add(1, 1).unwrap(), 2);
 }
 
 fn async_calls(url: &str) {

@@ -1,7 +1,8 @@
 // Calls every example method through the generated TypeScript stub (stub.ts
-// beside it). Usage: node driver.js URL calls|removed|stopped. tsc --strict
-// checks this file against the stub, so a wrongly typed stub fails here
-// before it runs.
+// beside it). Usage: node driver.js URL calls|removed|stopped, URL http:// or
+// ws:// (then also concurrent calls on the one connection, and a call after
+// the server closed it for idleness). tsc --strict checks this file against
+// the stub, so a wrongly typed stub fails here before it runs.
 
 import { Client, RpcError, TransportError, type Order } from "./stub.js";
 
@@ -83,6 +84,20 @@ async function calls(client: Client): Promise<void> {
   same((await rpcError(quotient, "batch math.divide by zero")).code, 1, "batch math.divide");
 }
 
+async function websocket(client: Client): Promise<void> {
+  // Concurrent calls on one connection, answered in any order, one failing.
+  const sums = Array.from({ length: 20 }, (_, i) => client.math.add(i, 1000));
+  const quotient = rpcError(client.math.divide(1, 0), "concurrent math.divide by zero");
+  const shouts = Promise.all(["a", "b", "c"].map((s) => client.text.upper(s)));
+  same(await Promise.all(sums), Array.from({ length: 20 }, (_, i) => i + 1000), "concurrent math.add");
+  same((await quotient).code, 1, "concurrent math.divide");
+  same(await shouts, ["A", "B", "C"], "concurrent text.upper");
+  // The server closes an idle connection (after 1 s here): the next call
+  // connects anew.
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  same(await client.math.add(1, 1), 2, "math.add after the server closed the idle connection");
+}
+
 async function removed(client: Client): Promise<void> {
   const error = await rpcError(client.text.upper("x"), "text.upper after text was removed");
   same([error.code, error.message], [-32601, "Method not found"], "removed");
@@ -97,5 +112,10 @@ async function stopped(client: Client): Promise<void> {
 const [url, phase] = process.argv.slice(2);
 const client = new Client(url, { timeoutMs: 10000 });
 const phases: Record<string, (client: Client) => Promise<void>> = { calls, removed, stopped };
-await phases[phase](client);
+try {
+  await phases[phase](client);
+  if (phase === "calls" && url.startsWith("ws://")) await websocket(client);
+} finally {
+  client.close();
+}
 console.log("ok");

@@ -1,5 +1,6 @@
 //! The Python stub: one module, standard library only (urllib, json,
-//! dataclasses), Python 3.9+, clean under `mypy --strict`. Records are
+//! dataclasses; a `ws://` URL needs the `websockets` package, imported only
+//! then), Python 3.9+, clean under `mypy --strict`. Records are
 //! dataclasses, enums `Literal`s; each procedure is a namespace class on
 //! `Client` (and one on `Batch`, whose methods queue calls and give back
 //! `Pending` results).
@@ -50,6 +51,7 @@ const KEYWORDS: &[&str] = &[
     "self",
     "batch",
     "send",
+    "close",
     "_params",
     "_call",
     "_batch",
@@ -117,7 +119,7 @@ pub fn emit(api: &Api, header: &Header) -> String {
 
 /// The tail of the module: `Batch` and `Client`, which know the namespaces.
 const BATCH_AND_CLIENT: &str = r#"class Batch:
-    """Calls sent together in one HTTP request.
+    """Calls sent together in one request.
 
         with client.batch() as batch:
             total = batch.math.add(2, 3)
@@ -168,16 +170,29 @@ const BATCH_AND_CLIENT: &str = r#"class Batch:
 class Client:
     """A client of the wasmrpc server at ``url``.
 
-    ``admin_token`` is sent as ``Authorization: Bearer <token>``; ``timeout``
-    (seconds) bounds each call or batch.
+    ``key`` (a caller key, ``wasmrpc keys create``) or ``admin_token`` is sent
+    as ``Authorization: Bearer <key>``; ``timeout``
+    (seconds) bounds each call or batch. A ``ws://`` (or ``wss://``) URL sends
+    every call over one WebSocket connection, made again after it drops (needs
+    the ``websockets`` package); ``close()`` or a ``with`` block closes it.
     """
 
-    def __init__(self, url: str = "http://127.0.0.1:8080", *, admin_token: Optional[str] = None, timeout: float = 30.0) -> None:
-        self._transport = _Transport(url, admin_token, timeout)
+    def __init__(self, url: str = "http://127.0.0.1:8080", *, key: Optional[str] = None, admin_token: Optional[str] = None, timeout: float = 30.0) -> None:
+        self._transport = _open_transport(url, key or admin_token, timeout)
 {client_namespaces}
     def batch(self) -> Batch:
         """A new batch of calls (see `Batch`)."""
         return Batch(self._transport)
+
+    def close(self) -> None:
+        """Closes the WebSocket connection, if any (a later call opens a new one)."""
+        self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, kind: Optional[type[BaseException]], error: Optional[BaseException], trace: Any) -> None:
+        self.close()
 "#;
 
 fn emit_decl(out: &mut String, api: &Api, decl: &Decl) {

@@ -1,5 +1,6 @@
-//! The TypeScript stub: one `.ts` module on `fetch` (Node 18+, browsers),
-//! clean under `tsc --strict`. Records are interfaces, enums string unions;
+//! The TypeScript stub: one `.ts` module on `fetch` (Node 18+, browsers)
+//! and, for a `ws://` URL, `WebSocket` (browsers, Node 22+), clean under
+//! `tsc --strict`. Records are interfaces, enums string unions;
 //! each procedure is a namespace class whose async methods a `Client` runs
 //! at once and a `Batch` queues.
 
@@ -62,6 +63,7 @@ const KEYWORDS: &[&str] = &[
     "send",
     "call",
     "transport",
+    "close",
     "constructor",
 ];
 
@@ -108,22 +110,31 @@ pub fn emit(api: &Api, header: &Header) -> String {
     out
 }
 
-const CLIENT_AND_BATCH: &str = r#"/** A client of the wasmrpc server at `url` (default `http://127.0.0.1:8080`). */
+const CLIENT_AND_BATCH: &str = r#"/**
+ * A client of the wasmrpc server at `url` (default `http://127.0.0.1:8080`).
+ * A `ws://` (or `wss://`) URL sends every call over one WebSocket connection,
+ * concurrently, and makes it again after it drops; `close()` closes it.
+ */
 export class Client {
 {fields}  private readonly transport: Transport;
 
   constructor(url: string = "http://127.0.0.1:8080", options: ClientOptions = {}) {
-    this.transport = new Transport(url, options);
+    this.transport = openTransport(url, options);
 {client_members}  }
 
   /** A new batch of calls (see `Batch`). */
   batch(): Batch {
     return new Batch(this.transport);
   }
+
+  /** Closes the WebSocket connection, if any (a later call makes a new one). */
+  close(): void {
+    this.transport.close();
+  }
 }
 
 /**
- * Calls sent together in one HTTP request. Each method returns a promise that
+ * Calls sent together in one request. Each method returns a promise that
  * settles when `send()` has the answers:
  *
  *     const batch = client.batch();
@@ -151,9 +162,10 @@ export class Batch {
     const calls = this.calls;
     this.calls = [];
     if (calls.length === 0) return;
-    const requests = calls.map((c, index) => ({ jsonrpc: "2.0", method: c.method, params: c.params, id: index + 1 }));
+    const first = this.transport.ids(calls.length);
+    const requests = calls.map((c, index) => ({ jsonrpc: "2.0", method: c.method, params: c.params, id: first + index }));
     try {
-      const answer = await this.transport.post(requests);
+      const answer = await this.transport.post(requests, first);
       if (!Array.isArray(answer)) {
         outcome(answer); // the whole batch was refused: throws its error
         throw new ProtocolError(`the server answered a batch with ${JSON.stringify(answer)}, not an array`);
@@ -161,7 +173,7 @@ export class Batch {
       const byId = new Map<unknown, unknown>();
       for (const a of answer) if (isObject(a)) byId.set(a.id, a);
       calls.forEach((c, index) => {
-        const a = byId.get(index + 1);
+        const a = byId.get(first + index);
         if (a === undefined) c.reject(new ProtocolError(`the server did not answer call ${index + 1} (${c.method}) of the batch`));
         else {
           try {

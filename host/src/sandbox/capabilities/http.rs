@@ -19,7 +19,11 @@
 //!    (`sandbox/slots.rs`), and within the call's deadline;
 //! 5. reads the guest's request body to its end even when the request no
 //!    longer needs it (refused, or answered early: [`Drained`]), so the
-//!    guest sees the answer, not a closed body stream.
+//!    guest sees the answer, not a closed body stream;
+//! 6. when the call is traced, sets `traceparent` to the call's span (the
+//!    host's wins over one the guest set) and `tracestate` to the
+//!    request's ([`crate::trace::inject`]), so a server it calls continues
+//!    the trace.
 //!
 //! A refusal or a failure is a `wasi:http` error code for the guest,
 //! never a trap, with a log line that names the host and the grant or flag
@@ -93,6 +97,8 @@ struct Hooks {
     sent: u32,
     /// Response body bytes received so far by this call's requests.
     received: Arc<AtomicU64>,
+    /// The call's span, named as the parent of its requests.
+    trace: Option<crate::trace::Span>,
 }
 
 impl WasiHttpView for CallState {
@@ -109,6 +115,7 @@ impl WasiHttpView for CallState {
                     deadline: tree.deadline,
                     sent: 0,
                     received: Arc::new(AtomicU64::new(0)),
+                    trace: tree.trace.clone(),
                 },
             })
         });
@@ -136,6 +143,10 @@ impl WasiHttpHooks for Hooks {
         _fut: Box<dyn std::future::Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn std::future::Future<Output = Sent> + Send> {
         let admitted = self.admit(&request);
+        let mut request = request;
+        if let Some(span) = &self.trace {
+            crate::trace::inject(span, request.headers_mut());
+        }
         let dispatcher = self.dispatcher.clone();
         let (procedure, request_id, deadline) = (self.procedure.clone(), self.request_id, self.deadline);
         let received = self.received.clone();

@@ -1,7 +1,8 @@
 //! `wasmrpc:procedure/client` (0.1.1 on): a procedure calling procedures.
 //! The call goes to the call tree's [`Dispatcher`] (the registry) as a
 //! nested call: the same request id, one level deeper, the tree's deadline
-//! and nested-call budget, this procedure as the caller.
+//! and nested-call budget, this procedure as the caller, and (when traced) a
+//! span whose parent is this call's.
 
 use std::time::Instant;
 
@@ -35,6 +36,7 @@ impl Host for CallState {
                 budget: self.tree.budget.get_or_insert_with(Default::default).clone(),
                 caller: self.procedure.clone(),
             }),
+            trace: self.tree.trace.as_ref().map(crate::trace::Span::child),
         };
         let outcome = Dispatcher::dispatch(dispatcher, &method, &params, ctx).await;
         if outcome.is_err() && Instant::now() >= self.tree.deadline {

@@ -8,13 +8,18 @@
 
 A JSON-RPC error answer raises `RpcError` (``code``, ``message``, ``data``);
 no answer at all raises `TransportError`; an answer that is not what the
-stub expects raises `ProtocolError`. Python 3.9+, standard library only.
+stub expects raises `ProtocolError`. Python 3.9+, standard library only;
+a ``ws://`` or ``wss://`` URL (one WebSocket connection for every call)
+needs the ``websockets`` package.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 from typing import Any, Callable, Dict, Generic, List, Literal, Optional, Protocol, Tuple, TypeVar, cast
@@ -185,6 +190,109 @@ class _Transport:
         self.next_id += 1
         answer = self.post({"jsonrpc": "2.0", "method": method, "params": params, "id": self.next_id})
         return decode(_outcome(answer))
+
+    def close(self) -> None:
+        """Nothing to close: urllib makes a connection per request."""
+
+
+class _WsTransport(_Transport):
+    """Sends JSON-RPC requests over one WebSocket connection to the server's /rpc
+    (the ``websockets`` package's sync client), one at a time, each answer taken
+    by its id. The connection is made at the first call and again after it drops."""
+
+    def __init__(self, url: str, admin_token: Optional[str], timeout: float) -> None:
+        super().__init__(url, admin_token, timeout)
+        try:
+            self._websockets = importlib.import_module("websockets.sync.client")
+            self._errors = importlib.import_module("websockets.exceptions")
+        except ImportError as e:
+            raise ImportError(f"a WebSocket URL ({url}) needs the websockets package: pip install websockets") from e
+        del self.headers["Content-Type"]
+        self._connection: Any = None
+        self._lock = threading.Lock()
+
+    def post(self, body: Any) -> Any:
+        deadline = time.monotonic() + self.timeout
+        with self._lock:
+            # A second try only if the request could not be sent (the
+            # connection had dropped unseen): the server never had it.
+            for attempt in (1, 2):
+                connection, refusal = self._connect(deadline)
+                if connection is None:
+                    return refusal
+                try:
+                    connection.send(json.dumps(body))
+                except (self._errors.ConnectionClosed, OSError) as e:
+                    self._drop()
+                    if attempt == 2:
+                        raise TransportError(f"the WebSocket connection to {self.endpoint} closed: {e}") from e
+                    continue
+                return self._answer(connection, body, deadline)
+        raise AssertionError("unreachable")
+
+    def _connect(self, deadline: float) -> Tuple[Any, Any]:
+        """The open connection, made now if there is none; or no connection and
+        the JSON-RPC error the server refused the handshake with (a 401 may
+        carry one)."""
+        if self._connection is None:
+            try:
+                self._connection = self._websockets.connect(
+                    self.endpoint,
+                    additional_headers=self.headers,
+                    open_timeout=max(deadline - time.monotonic(), 0.001),
+                    max_size=64 * 2**20,
+                )
+            except self._errors.InvalidStatus as e:
+                status, text = e.response.status_code, e.response.body
+                try:
+                    return None, json.loads(text)
+                except ValueError:
+                    raise ProtocolError(
+                        f"the server refused the WebSocket handshake with HTTP {status}: {text[:200]!r} "
+                        "(does this server take ws:// URLs?)"
+                    ) from None
+            except (OSError, self._errors.WebSocketException) as e:
+                raise TransportError(f"cannot reach the server at {self.endpoint}: {e}") from e
+        return self._connection, None
+
+    def _answer(self, connection: Any, body: Any, deadline: float) -> Any:
+        """The answer to `body` (a batch's list, or the answer with its id),
+        skipping notifications and answers to calls no longer waiting."""
+        while True:
+            try:
+                frame = connection.recv(timeout=max(deadline - time.monotonic(), 0))
+            except TimeoutError:
+                self._drop()  # its late answer must not be taken for the next call's
+                raise TransportError(f"no answer from {self.endpoint} within {self.timeout} s") from None
+            except (self._errors.ConnectionClosed, OSError) as e:
+                self._drop()
+                raise TransportError(f"the WebSocket connection to {self.endpoint} closed: {e}") from e
+            try:
+                answer = json.loads(frame)
+            except ValueError:
+                raise ProtocolError(f"the server sent a frame that is not JSON: {frame[:200]!r}") from None
+            if isinstance(body, list):
+                if isinstance(answer, list):
+                    return answer
+            elif isinstance(answer, dict) and "method" not in answer and answer.get("id") == body["id"]:
+                return answer
+            if isinstance(answer, dict) and "method" not in answer and answer.get("id") is None:
+                return answer  # an error the server could not tie to a request: this one's
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+def _open_transport(url: str, admin_token: Optional[str], timeout: float) -> _Transport:
+    if url.lower().startswith(("ws://", "wss://")):
+        return _WsTransport(url, admin_token, timeout)
+    return _Transport(url, admin_token, timeout)
 
 
 class Pending(Generic[_T]):
@@ -414,7 +522,7 @@ class JsonBatch:
 
 
 class Batch:
-    """Calls sent together in one HTTP request.
+    """Calls sent together in one request.
 
         with client.batch() as batch:
             total = batch.math.add(2, 3)
@@ -466,14 +574,27 @@ class Batch:
 class Client:
     """A client of the wasmrpc server at ``url``.
 
-    ``admin_token`` is sent as ``Authorization: Bearer <token>``; ``timeout``
-    (seconds) bounds each call or batch.
+    ``key`` (a caller key, ``wasmrpc keys create``) or ``admin_token`` is sent
+    as ``Authorization: Bearer <key>``; ``timeout``
+    (seconds) bounds each call or batch. A ``ws://`` (or ``wss://``) URL sends
+    every call over one WebSocket connection, made again after it drops (needs
+    the ``websockets`` package); ``close()`` or a ``with`` block closes it.
     """
 
-    def __init__(self, url: str = "http://127.0.0.1:8080", *, admin_token: Optional[str] = None, timeout: float = 30.0) -> None:
-        self._transport = _Transport(url, admin_token, timeout)
+    def __init__(self, url: str = "http://127.0.0.1:8080", *, key: Optional[str] = None, admin_token: Optional[str] = None, timeout: float = 30.0) -> None:
+        self._transport = _open_transport(url, key or admin_token, timeout)
         self.json = JsonProcedure(self._transport.call)
 
     def batch(self) -> Batch:
         """A new batch of calls (see `Batch`)."""
         return Batch(self._transport)
+
+    def close(self) -> None:
+        """Closes the WebSocket connection, if any (a later call opens a new one)."""
+        self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, kind: Optional[type[BaseException]], error: Optional[BaseException], trace: Any) -> None:
+        self.close()
