@@ -10,6 +10,15 @@ use std::fmt::Write as _;
 
 use crate::config::MAX_LOG_TEXT_BYTES;
 
+/// A name a client sent, quoted for an error message: escaped, and cut to
+/// its first 40 characters (a message names what was wrong, it does not
+/// echo a megabyte back).
+pub fn quoted(text: &str) -> String {
+    let short: String = text.chars().take(40).collect();
+    let more = if short.len() < text.len() { "..." } else { "" };
+    format!("\"{}{more}\"", short.escape_debug())
+}
+
 /// `text`, escaped and cut to fit one log line; borrowed when nothing changes.
 pub fn loggable(text: &str) -> Cow<'_, str> {
     let needs_escape = text.chars().any(char::is_control);

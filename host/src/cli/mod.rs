@@ -135,9 +135,11 @@ async fn call(
         bail!("PARAMS must be a JSON array or object, not a bare value");
     }
     let mut client = wasmrpc_client::Client::new(&server.server);
+    // An empty variable (`WASMRPC_ADMIN_TOKEN=`) is no key at all.
+    let key = key.filter(|k| !k.is_empty());
     if let Some(key) = &key {
         client = client.with_key(key);
-    } else if let Some(token) = &server.admin_token {
+    } else if let Some(token) = server.admin_token.as_deref().filter(|t| !t.is_empty()) {
         client = client.with_admin_token(token);
     }
     match client.call::<Value>(&method, params).await {

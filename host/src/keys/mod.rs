@@ -183,13 +183,6 @@ impl From<crate::store::StoreError> for KeysError {
     }
 }
 
-/// A name or glob as shown in a message: escaped, at most 40 characters.
-fn shown(text: &str) -> String {
-    let short: String = text.chars().take(40).collect();
-    let more = if short.len() < text.len() { "..." } else { "" };
-    format!("\"{}{more}\"", short.escape_debug())
-}
-
 /// Checks a key name: 1 to 63 characters of a-z, 0-9, `_`, `-`, `.`, a
 /// letter or digit first.
 pub fn check_name(name: &str) -> Result<(), KeysError> {
@@ -202,7 +195,7 @@ pub fn check_name(name: &str) -> Result<(), KeysError> {
         Err(KeysError::Invalid(format!(
             "invalid key name {}: use 1 to {MAX_NAME_BYTES} characters of a-z, 0-9, `_`, `-` and `.`, \
              a letter or digit first",
-            shown(name)
+            crate::logtext::quoted(name)
         )))
     }
 }
@@ -220,7 +213,7 @@ fn check_glob(glob: &str) -> Result<(), KeysError> {
             "invalid procedure glob {}: a procedure name (`math`) or a pattern with `*` (`calc*`, `*`), \
              1 to {MAX_NAME_BYTES} characters of a-z, 0-9, `_`, `-` and `*`; a key covers whole procedures, \
              not single methods",
-            shown(glob)
+            crate::logtext::quoted(glob)
         )))
     }
 }

@@ -153,13 +153,6 @@ impl From<crate::store::StoreError> for VarsError {
     }
 }
 
-/// A key as shown in a message: escaped, at most 40 characters.
-fn shown_key(key: &str) -> String {
-    let short: String = key.chars().take(40).collect();
-    let more = if short.len() < key.len() { "..." } else { "" };
-    format!("\"{}{more}\"", short.escape_debug())
-}
-
 /// Checks a key: 1 to [`MAX_KEY_BYTES`] bytes of `a-z`, `0-9`, `_`, `.`, `-`.
 pub fn check_key(key: &str) -> Result<(), VarsError> {
     let valid = !key.is_empty()
@@ -170,7 +163,7 @@ pub fn check_key(key: &str) -> Result<(), VarsError> {
     } else {
         Err(VarsError::Invalid(format!(
             "invalid configuration key {}: use 1 to {MAX_KEY_BYTES} characters of a-z, 0-9, `_`, `.` and `-`",
-            shown_key(key)
+            crate::logtext::quoted(key)
         )))
     }
 }
@@ -194,7 +187,7 @@ pub fn parse_changes(body: &[u8]) -> Result<Vec<Change>, VarsError> {
             _ => {
                 return Err(VarsError::Invalid(format!(
                     "unknown field {}: the body has `variables` and `secrets`, {}",
-                    shown_key(&part),
+                    crate::logtext::quoted(&part),
                     example()
                 )))
             }
@@ -207,7 +200,7 @@ pub fn parse_changes(body: &[u8]) -> Result<Vec<Change>, VarsError> {
             if changes.iter().any(|c| c.key == key) {
                 return Err(VarsError::Invalid(format!(
                     "key {} is both in `variables` and in `secrets`: a key is one or the other",
-                    shown_key(&key)
+                    crate::logtext::quoted(&key)
                 )));
             }
             let set = match value {
@@ -215,7 +208,7 @@ pub fn parse_changes(body: &[u8]) -> Result<Vec<Change>, VarsError> {
                 Value::String(value) if value.len() > MAX_VALUE_BYTES => {
                     return Err(VarsError::TooLarge(format!(
                         "the value of {} is {} bytes: values are at most {MAX_VALUE_BYTES} bytes (64 KiB)",
-                        shown_key(&key),
+                        crate::logtext::quoted(&key),
                         value.len()
                     )))
                 }
@@ -223,7 +216,7 @@ pub fn parse_changes(body: &[u8]) -> Result<Vec<Change>, VarsError> {
                 _ => {
                     return Err(VarsError::Invalid(format!(
                         "the value of {} in `{part}` is not a string: values are strings (null unsets the key)",
-                        shown_key(&key)
+                        crate::logtext::quoted(&key)
                     )))
                 }
             };
