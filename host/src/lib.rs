@@ -27,7 +27,8 @@
 //! (caller keys, rate limits), in [`keys`]. [`replica`] follows a shared
 //! registry, [`watch`] deploys from a directory, [`metrics`] keeps the counters `/metrics`
 //! shows, [`config`] holds every limit, [`outbound`] the rules of a
-//! procedure's outgoing HTTP, [`trace`] the W3C trace context a call
+//! procedure's outgoing HTTP, [`cors`] which web pages may call `/rpc`,
+//! [`trace`] the W3C trace context a call
 //! tree carries and the spans it exports, and [`http_error`] is the one error
 //! type of the HTTP API; [`dashboard`] serves the web page at `GET /`, a
 //! client of that API like any other. The command line ([`cli`]: `serve`,
