@@ -32,8 +32,8 @@ use futures_util::{SinkExt, StreamExt};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
-    UPGRADE,
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
@@ -107,6 +107,11 @@ fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
         .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
+/// The subprotocol a client may offer (and the server then agrees on).
+const PROTOCOL: &str = "wasmrpc";
+/// The prefix of a caller key offered as a subprotocol.
+const BEARER_PROTOCOL: &str = "wasmrpc.bearer.";
+
 /// Answers the upgrade of `GET /rpc` (`101 Switching Protocols`) and
 /// serves the connection on its own task once hyper hands it over; a
 /// request that is not a valid WebSocket handshake is answered 400 (426
@@ -126,6 +131,7 @@ pub async fn upgrade(
     if let Err(why) = crate::cors::check(&app.config.cors_origins, req.headers()) {
         return HttpError::Forbidden(why).response();
     }
+    let protocol = subprotocol(req.headers_mut());
     let caller = match crate::server::caller_for(app, peer, req.headers()) {
         Ok(caller) => caller,
         Err(refused) => return refused.response(),
@@ -148,7 +154,32 @@ pub async fn upgrade(
     headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    if let Some(protocol) = protocol {
+        headers.insert(SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
     response
+}
+
+/// The subprotocol to answer with (`wasmrpc`, if the client offered it),
+/// and a caller key offered as the subprotocol `wasmrpc.bearer.KEY` moved
+/// to the `Authorization` header it stands for: a browser's WebSocket
+/// cannot send headers, only subprotocols. The key is never echoed (a
+/// browser needs `wasmrpc` offered beside it, to have one to agree on).
+fn subprotocol(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    let offered: Vec<String> = headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .collect();
+    let key = offered.iter().find_map(|p| p.strip_prefix(BEARER_PROTOCOL));
+    if let Some(key) = key.filter(|_| !headers.contains_key(AUTHORIZATION)) {
+        if let Ok(value) = HeaderValue::from_str(&format!("Bearer {key}")) {
+            headers.insert(AUTHORIZATION, value);
+        }
+    }
+    offered.iter().any(|p| p == PROTOCOL).then(|| HeaderValue::from_static(PROTOCOL))
 }
 
 /// Checks the handshake's headers (RFC 6455, 4.2.1) and returns the
@@ -612,6 +643,22 @@ mod tests {
         assert_eq!(handshake(&headers).unwrap_err().status(), StatusCode::BAD_REQUEST);
         headers.remove(CONNECTION);
         assert_eq!(handshake(&headers).unwrap_err().status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_key_offered_as_a_subprotocol_stands_for_the_header_and_is_not_echoed() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(subprotocol(&mut headers), None);
+        headers.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wasmrpc, wasmrpc.bearer.wrpc_abc-_9"));
+        assert_eq!(subprotocol(&mut headers).unwrap(), "wasmrpc");
+        assert_eq!(headers[AUTHORIZATION], "Bearer wrpc_abc-_9");
+        // A header the client sent wins over the subprotocol.
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer other"));
+        let _ = subprotocol(&mut headers);
+        assert_eq!(headers[AUTHORIZATION], "Bearer other");
+        // Without `wasmrpc` offered there is nothing to agree on.
+        headers.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wasmrpc.bearer.k"));
+        assert_eq!(subprotocol(&mut headers), None);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //                own, answering every request with one small HTML page
 //   OPEN_URL     a server started with --cors-origin PAGE_ORIGIN
 //   CLOSED_URL   a server started without it
+//   KEYED_URL    a server started with it and --require-call-key
+//   KEY          a caller key of KEYED_URL's that covers math
 //
 // Prints "ok"/"FAIL" per check and "N passed, N failed"; exit status 1 when
 // any failed.
@@ -20,9 +22,9 @@ import path from "node:path";
 const { chromium } = createRequire(import.meta.url)("playwright-core");
 
 const OVERALL_TIMEOUT_MS = 90_000;
-const { PAGE_ORIGIN: origin, OPEN_URL: open, CLOSED_URL: closed } = process.env;
-if (!origin || !open || !closed) {
-  console.error("set PAGE_ORIGIN, OPEN_URL and CLOSED_URL");
+const { PAGE_ORIGIN: origin, OPEN_URL: open, CLOSED_URL: closed, KEYED_URL: keyed, KEY: key } = process.env;
+if (!origin || !open || !closed || !keyed || !key) {
+  console.error("set PAGE_ORIGIN, OPEN_URL, CLOSED_URL, KEYED_URL and KEY");
   process.exit(2);
 }
 setTimeout(() => {
@@ -104,11 +106,11 @@ await check("a simple request (no preflight) is refused too, not only unreadable
 
 // A WebSocket: browsers open it to any origin without a preflight, so the
 // server checks the page's origin at the upgrade.
-const socketCall = (base) =>
+const socketCall = (base, protocols) =>
   page.evaluate(
-    (url) =>
+    ([url, protocols]) =>
       new Promise((resolve) => {
-        const socket = new WebSocket(url);
+        const socket = new WebSocket(url, protocols);
         socket.onopen = () => socket.send(JSON.stringify({ jsonrpc: "2.0", method: "math.add", params: [4, 5], id: 7 }));
         socket.onmessage = (event) => {
           resolve(JSON.parse(event.data));
@@ -116,7 +118,7 @@ const socketCall = (base) =>
         };
         socket.onerror = () => resolve({ failed: "the socket did not open" });
       }),
-    `${base.replace("http://", "ws://")}/rpc`,
+    [`${base.replace("http://", "ws://")}/rpc`, protocols],
   );
 
 await check("an allowed origin's page calls over a WebSocket", async () => {
@@ -125,6 +127,32 @@ await check("an allowed origin's page calls over a WebSocket", async () => {
 
 await check("a page of another origin cannot open a WebSocket to a server that does not list it", async () => {
   const answer = await socketCall(closed);
+  assert.ok(answer.failed, JSON.stringify(answer));
+});
+
+// A caller key: fetch sends it as a header (allowed by the preflight), a
+// WebSocket as a subprotocol beside `wasmrpc`, which the server agrees on.
+await check("a page calls with a caller key in the Authorization header", async () => {
+  const answer = await page.evaluate(
+    async ([base, key]) => {
+      const answer = await fetch(`${base}/rpc`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+        body: JSON.stringify({ jsonrpc: "2.0", method: "math.add", params: [20, 22], id: 3 }),
+      });
+      return { status: answer.status, body: await answer.json() };
+    },
+    [keyed, key],
+  );
+  assert.deepEqual(answer, { status: 200, body: { jsonrpc: "2.0", result: 42, id: 3 } });
+});
+
+await check("a page's WebSocket offers its caller key as a subprotocol", async () => {
+  assert.deepEqual(await socketCall(keyed, ["wasmrpc", `wasmrpc.bearer.${key}`]), { jsonrpc: "2.0", result: 9, id: 7 });
+});
+
+await check("without the key the server refuses the WebSocket", async () => {
+  const answer = await socketCall(keyed, ["wasmrpc"]);
   assert.ok(answer.failed, JSON.stringify(answer));
 });
 

@@ -120,10 +120,12 @@ async fn a_bad_cors_origin_is_refused_at_start() {
     assert!(stderr.contains("--cors-origin \"app.example.com/path\"") && stderr.contains("https://"), "{stderr}");
 }
 
-/// A page of another origin calls two servers from Chromium: one that lists
+/// A page of another origin calls servers from Chromium: one that lists
 /// the page's origin (the answer is read, after a preflight for the JSON
 /// content type and a traceparent header), one that does not (the
-/// browser's fetch fails, and the server ran nothing). The checks are in
+/// browser's fetch fails, and the server ran nothing), and one that also
+/// requires a caller key (sent as a header by fetch, and as a subprotocol
+/// by the WebSocket, which cannot send headers). The checks are in
 /// tests/dashboard/cors.test.mjs.
 #[tokio::test]
 async fn cross_origin_calls_in_a_browser() {
@@ -131,12 +133,22 @@ async fn cross_origin_calls_in_a_browser() {
     let page = page_server();
     let open = Server::start(&["--cors-origin", &page]);
     let closed = Server::start(&[]);
-    for server in [&open, &closed] {
+    let keyed = Server::start(&["--cors-origin", &page, "--require-call-key"]);
+    for server in [&open, &closed, &keyed] {
         server.deploy_ok("math", "math").await;
     }
+    let made =
+        keyed.request(Method::POST, "/keys", &[], json!({"name": "page", "procedures": ["math"]}).to_string()).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text());
+    let key = made.json().unwrap()["key"].as_str().unwrap().to_owned();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/dashboard/cors.test.mjs");
     let mut node = clean_command("node");
-    node.arg(&script).env("PAGE_ORIGIN", &page).env("OPEN_URL", &open.url).env("CLOSED_URL", &closed.url);
+    node.arg(&script)
+        .env("PAGE_ORIGIN", &page)
+        .env("OPEN_URL", &open.url)
+        .env("CLOSED_URL", &closed.url)
+        .env("KEYED_URL", &keyed.url)
+        .env("KEY", &key);
     let output = tokio::task::spawn_blocking(move || output_within(node, Duration::from_secs(120))).await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(

@@ -263,22 +263,75 @@ async fn rust_stub_builds_and_calls_every_example() {
     .await;
 }
 
-/// A caller key goes in the WebSocket handshake: `wasmrpc call` (on
+/// A caller key goes in the WebSocket handshake: `wasmrpc call --key` (on
 /// `wasmrpc-client`, as the Rust stubs are) calls over `ws://` with it, and
-/// is refused without it, with the server's reason.
+/// is refused without it, with the server's reason; the Python stub sends
+/// its `key` as a header, the TypeScript stub (under Node) as the
+/// subprotocol a browser would use, over `http://` and `ws://` both.
 #[tokio::test]
 async fn a_caller_key_goes_in_the_websocket_handshake() {
+    let _heavy = heavy().await;
     let server = Server::start(&["--require-call-key"]);
     server.deploy_ok("math", "math").await;
     let create = wasmrpc(&["keys", "create", "--procedure", "math", "stub", "--server", server.url.as_str()]);
     let key = run(create, QUICK, "wasmrpc keys create").await;
-    let key = key.lines().last().unwrap_or_default().trim();
+    let key = key.lines().last().unwrap_or_default().trim().to_owned();
     let ws = server.url.replacen("http://", "ws://", 1);
-    let call = wasmrpc(&["call", "math.add", "[2, 3]", "--server", &ws, "--key", key]);
+    let call = wasmrpc(&["call", "math.add", "[2, 3]", "--server", &ws, "--key", &key]);
     assert_eq!(run(call, QUICK, "wasmrpc call over ws:// with a key").await.trim(), "5");
     let refused = bounded(&mut wasmrpc(&["call", "math.add", "[2, 3]", "--server", &ws]), QUICK, "wasmrpc call").await;
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("missing caller key"), "{stderr}");
+
+    // `wasmrpc stub` needs the key too, and says so without it.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stub.py");
+    let mut stub =
+        wasmrpc(&["stub", "--lang", "python", "--server", server.url.as_str(), "--out", out.to_str().unwrap()]);
+    let refused = bounded(&mut stub, QUICK, "wasmrpc stub without a key").await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("missing caller key") && stderr.contains("--key"), "{stderr}");
+    for (lang, file) in [("python", "stub.py"), ("typescript", "stub.ts")] {
+        let out = dir.path().join(file);
+        let args =
+            ["stub", "--lang", lang, "--server", server.url.as_str(), "--key", &key, "--out", out.to_str().unwrap()];
+        run(wasmrpc(&args), QUICK, &format!("wasmrpc stub --lang {lang} --key")).await;
+    }
+    let mut build = tokio::process::Command::new(tsc());
+    build
+        .args(["--strict", "--target", "es2022", "--module", "es2022", "--outDir", "js", "stub.ts"])
+        .current_dir(dir.path());
+    run(build, QUICK, "tsc stub.ts").await;
+    std::fs::write(dir.path().join("js/package.json"), r#"{"type": "module"}"#).unwrap();
+    let python_script = "import sys\nfrom stub import Client, RpcError\n\
+        with Client(sys.argv[1], key=sys.argv[2] or None) as c:\n    print(c.math.add(2, 3))\n";
+    let node_script = "import { Client } from './stub.js';\n\
+        const c = new Client(process.argv[2], { key: process.argv[3] || undefined });\n\
+        try { console.log(await c.math.add(2, 3)); } finally { c.close(); }\n";
+    std::fs::write(dir.path().join("key.py"), python_script).unwrap();
+    std::fs::write(dir.path().join("js/key.mjs"), node_script).unwrap();
+    let node = node().await;
+    for url in [server.url.as_str(), ws.as_str()] {
+        for (with_key, expect_ok) in [(key.as_str(), true), ("", false)] {
+            let mut python = tokio::process::Command::new(python());
+            python.args(["key.py", url, with_key]).current_dir(dir.path());
+            let mut node_run = tokio::process::Command::new(node.as_std().get_program());
+            node_run.args(node.as_std().get_args()).args(["key.mjs", url, with_key]).current_dir(dir.path().join("js"));
+            for (what, mut command) in [("the Python stub", python), ("the TypeScript stub", node_run)] {
+                let out = bounded(&mut command, QUICK, what).await;
+                let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                if expect_ok {
+                    assert!(out.status.success() && stdout.trim() == "5", "{what} at {url}: {stdout}\n{stderr}");
+                } else {
+                    // The refusal's reason, except where a WebSocket class
+                    // shows none of a refused handshake (Node's).
+                    let node_ws = what.contains("TypeScript") && url.starts_with("ws:");
+                    let reason = if node_ws { "cannot reach the server" } else { "missing caller key" };
+                    assert!(!out.status.success() && stderr.contains(reason), "{what} at {url}: {stdout}\n{stderr}");
+                }
+            }
+        }
+    }
 }
 
 /// A document that is hard to write down in any of the stubs' languages:

@@ -163,6 +163,10 @@ pub struct StubArgs {
     /// Base URL of the server whose `rpc.discover` to read (unless --file).
     #[arg(long, env = "WASMRPC_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
+    /// Caller key to read `rpc.discover` with, on a server started with --require-call-key
+    /// (the document then lists what the key covers).
+    #[arg(long, env = "WASMRPC_CALL_KEY", hide_env_values = true, conflicts_with = "file")]
+    pub key: Option<String>,
     /// Read a saved OpenRPC document instead of asking a server (e.g. the
     /// output of `wasmrpc call rpc.discover`).
     #[arg(long, value_name = "OPENRPC_JSON")]

@@ -196,8 +196,20 @@ fn read_document(options: &StubArgs) -> anyhow::Result<Value> {
         None => {
             let url = &options.server;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let client = wasmrpc_client::Client::new(url);
+            let mut client = wasmrpc_client::Client::new(url);
+            if let Some(key) = options.key.as_deref().filter(|k| !k.is_empty()) {
+                client = client.with_key(key);
+            }
             runtime.block_on(client.call::<Value>("rpc.discover", ())).map_err(|e| match e {
+                // A refused key says why in `data` (401: missing or wrong).
+                wasmrpc_client::Error::Rpc(e)
+                    if e.data.as_ref().and_then(Value::as_str).is_some_and(|d| d.contains("caller key")) =>
+                {
+                    anyhow::anyhow!(
+                        "the server at {url} refused rpc.discover: {} (give a caller key with --key)",
+                        e.data.as_ref().and_then(Value::as_str).unwrap_or_default()
+                    )
+                }
                 wasmrpc_client::Error::Rpc(e) => anyhow::anyhow!(
                     "the server at {url} answered rpc.discover with error {}: {} (is it a wasmrpc server? save its \
                      OpenRPC document and use --file)",

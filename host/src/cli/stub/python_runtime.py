@@ -28,7 +28,9 @@ class RpcError(Exception):
     """A JSON-RPC error answer: the procedure's own error or the server's."""
 
     def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"{message} (code {code})")
+        # A server's text `data` (what was wrong: a limit, a missing key) is shown too.
+        detail = f": {data}" if isinstance(data, str) else ""
+        super().__init__(f"{message} (code {code}){detail}")
         self.code = code
         self.message = message
         self.data = data

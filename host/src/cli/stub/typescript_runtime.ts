@@ -42,9 +42,9 @@ export class ProtocolError extends Error {
 
 export interface ClientOptions {
   /**
-   * A caller key (`wasmrpc keys create`), sent as `Authorization: Bearer <key>`.
-   * Over WebSocket, only where the WebSocket class takes headers (Node's does;
-   * browsers send none).
+   * A caller key (`wasmrpc keys create`), sent as `Authorization: Bearer <key>`;
+   * over WebSocket as the subprotocol `wasmrpc.bearer.<key>` (browsers send no
+   * headers there).
    */
   key?: string;
   /** The server's admin token, sent as `key` is (a key to every procedure). */
@@ -196,7 +196,8 @@ interface Waiting {
 class WsTransport extends Transport {
   readonly endpoint: string;
   private readonly webSocket: WebSocketClass;
-  private readonly headers?: Record<string, string>;
+  /** What the handshake carries the key in: subprotocols (browsers send no headers), or headers. */
+  private readonly init?: string[];
   private readonly timeoutMs: number;
   private connecting: Promise<WebSocketLike> | null = null;
   private readonly waiting = new Map<number, Waiting>();
@@ -214,7 +215,12 @@ class WsTransport extends Transport {
     }
     this.webSocket = webSocket;
     const bearer = options.key ?? options.adminToken;
-    if (bearer) this.headers = { authorization: `Bearer ${bearer}` };
+    // A key that is a valid subprotocol token (every caller key is) goes as
+    // `wasmrpc.bearer.KEY` beside `wasmrpc`, which works in browsers too;
+    // anything else (an admin token may hold any character) as a header,
+    // which Node's WebSocket takes in place of the protocols.
+    if (bearer && /^[A-Za-z0-9._~!#$%&'*+^`|-]+$/.test(bearer)) this.init = ["wasmrpc", `wasmrpc.bearer.${bearer}`];
+    else if (bearer) this.init = { headers: { authorization: `Bearer ${bearer}` } } as unknown as string[];
     this.timeoutMs = options.timeoutMs ?? 30000;
   }
 
@@ -279,9 +285,7 @@ class WsTransport extends Transport {
     const connecting = new Promise<WebSocketLike>((resolve, reject) => {
       let socket: WebSocketLike;
       try {
-        // Node's WebSocket takes headers in place of the protocols.
-        const init = this.headers === undefined ? undefined : ({ headers: this.headers } as unknown as string[]);
-        socket = new this.webSocket(this.endpoint, init);
+        socket = new this.webSocket(this.endpoint, this.init);
       } catch (error) {
         reject(new TransportError(`cannot reach the server at ${this.endpoint}: ${reason(error)}`));
         return;
