@@ -39,6 +39,12 @@ impl Client {
         self
     }
 
+    /// See [`crate::Client::with_root_certificate`].
+    pub fn with_root_certificate(mut self, pem: &[u8]) -> std::io::Result<Client> {
+        self.inner = self.inner.with_root_certificate(pem)?;
+        Ok(self)
+    }
+
     /// See [`crate::Client::with_timeout`].
     pub fn with_timeout(mut self, timeout: Duration) -> Client {
         self.inner = self.inner.with_timeout(timeout);

@@ -1,16 +1,18 @@
 //! The HTTP transport: one request, whole body back, over hyper's pooled
-//! HTTP/1 client. [`crate::Client`] sends its JSON-RPC requests through it;
-//! the `wasmrpc` command line (admin requests) and the end-to-end tests use
-//! it directly.
+//! HTTP/1 client, to `http://` and `https://` URLs (TLS: see
+//! [`HttpClient::with_root_certificate`]). [`crate::Client`] sends its
+//! JSON-RPC requests through it; the `wasmrpc` command line (admin requests)
+//! and the end-to-end tests use it directly.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::tls::{Connector, Failure, Tls};
 
 /// How long a request may take by default, answer included. Long, because
 /// the command line's deploys wait for the server to compile the module.
@@ -30,6 +32,10 @@ pub enum TransportError {
     InvalidUrl { url: String, reason: String },
     #[error("cannot reach the server at {url}: {reason} (is `wasmrpc serve` running there?)")]
     Unreachable { url: String, reason: String },
+    /// No TLS connection (`https://`, `wss://`): most often a certificate
+    /// that does not verify, which the reason names.
+    #[error("cannot reach the server at {url} over TLS: {reason}")]
+    Tls { url: String, reason: String },
     #[error("no answer from {url} within {timeout:?}")]
     Timeout { url: String, timeout: Duration },
     #[error("the connection to {url} broke while reading the answer: {reason}")]
@@ -79,7 +85,8 @@ pub async fn send(
 /// one tokio runtime). Cloning it shares the connection pool.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
+    tls: Tls,
     timeout: Duration,
 }
 
@@ -98,13 +105,26 @@ impl std::fmt::Debug for HttpClient {
 impl HttpClient {
     /// A client whose requests time out after [`DEFAULT_TIMEOUT`].
     pub fn new() -> HttpClient {
-        HttpClient {
-            client: Client::builder(TokioExecutor::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-                .build_http(),
-            timeout: DEFAULT_TIMEOUT,
-        }
+        HttpClient::with_tls(Tls::default(), DEFAULT_TIMEOUT)
+    }
+
+    fn with_tls(tls: Tls, timeout: Duration) -> HttpClient {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(Connector::new(tls.clone()));
+        HttpClient { client, tls, timeout }
+    }
+
+    /// A client (with connections of its own) that also trusts the
+    /// certificates in `pem` as roots for `https://`: one or more
+    /// `-----BEGIN CERTIFICATE-----` blocks, such as the certificate of the
+    /// authority that signed a server's private certificate. Trusted
+    /// besides the Mozilla roots built in and the PEM file the environment
+    /// variable `SSL_CERT_FILE` names, if set. Fails if `pem` holds no
+    /// usable certificate.
+    pub fn with_root_certificate(self, pem: &[u8]) -> std::io::Result<HttpClient> {
+        Ok(HttpClient::with_tls(self.tls.with_pem(pem)?, self.timeout))
     }
 
     /// The same client (sharing its connections) with another time limit
@@ -130,11 +150,10 @@ impl HttpClient {
             .body(Full::new(body.into()))
             .map_err(|e| TransportError::InvalidUrl { url: url.to_owned(), reason: innermost(&e) })?;
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| TransportError::Unreachable { url: url.to_owned(), reason: innermost(&e) })?;
+            let response = self.client.request(request).await.map_err(|e| match Failure::find(&e) {
+                Some(failure) => TransportError::Tls { url: url.to_owned(), reason: failure.to_string() },
+                None => TransportError::Unreachable { url: url.to_owned(), reason: innermost(&e) },
+            })?;
             let status = response.status();
             let headers = response.headers().clone();
             let content_type =

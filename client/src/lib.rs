@@ -31,9 +31,18 @@
 //! * A `ws://` URL makes a client that keeps one WebSocket connection to the
 //!   server: its calls go over it concurrently, answers are matched by id,
 //!   and a dropped connection is made again at the next call (the calls in
-//!   flight fail with [`Error::Transport`]). `wss://` is not supported yet.
+//!   flight fail with [`Error::Transport`]).
+//! * `https://` and `wss://` URLs go over TLS (rustls, HTTP/1.1), the
+//!   server's certificate checked against the Mozilla roots built in, the
+//!   PEM file the environment variable `SSL_CERT_FILE` names (if set; read
+//!   once per process), and the certificates given to
+//!   [`Client::with_root_certificate`], for a server whose certificate a
+//!   private authority signed. One that does not verify fails the call with
+//!   [`TransportError::Tls`], which says why. There is no way to skip
+//!   verification.
 
 pub mod http;
+mod tls;
 mod ws;
 
 #[cfg(feature = "blocking")]
@@ -184,6 +193,28 @@ impl Client {
             self.transport = Transport::WebSocket(ws.unshared());
         }
         self
+    }
+
+    /// The same client, on connections of its own, also trusting the
+    /// certificates in `pem` as roots for `https://` and `wss://`: one or
+    /// more `-----BEGIN CERTIFICATE-----` blocks, such as the certificate
+    /// of the authority that signed a server's private certificate (see
+    /// the [crate] docs for what is trusted anyway). Fails if `pem` holds
+    /// no usable certificate.
+    ///
+    /// ```no_run
+    /// # fn example() -> std::io::Result<()> {
+    /// let pem = std::fs::read("internal-ca.pem")?;
+    /// let client = wasmrpc_client::Client::new("https://rpc.internal:8443").with_root_certificate(&pem)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_root_certificate(mut self, pem: &[u8]) -> std::io::Result<Client> {
+        self.transport = match self.transport {
+            Transport::Http(http) => Transport::Http(Arc::new(Arc::unwrap_or_clone(http).with_root_certificate(pem)?)),
+            Transport::WebSocket(ws) => Transport::WebSocket(ws.with_root_certificate(pem)?),
+        };
+        Ok(self)
     }
 
     /// The same client with another time limit per call or batch

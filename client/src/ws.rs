@@ -1,4 +1,5 @@
-//! The WebSocket transport, for a [`crate::Client`] made from a `ws://` URL:
+//! The WebSocket transport, for a [`crate::Client`] made from a `ws://` or
+//! `wss://` URL (TLS as for `https://`, see [`crate::tls`]):
 //! one connection to the server's `/rpc`, JSON-RPC requests sent as text
 //! frames, and a reader task that hands each answer to the call waiting for
 //! its id (a batch waits under its first id). So calls on one connection run
@@ -11,9 +12,6 @@
 //! call is bounded by the client's time limit, the connection's making
 //! included. Server notifications (`wasmrpc.procedures`) are not for this
 //! client and are skipped.
-//!
-//! `wss://` is not supported yet: this crate speaks no TLS (neither does its
-//! HTTP transport for `https://`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,16 +20,16 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::{header, HeaderValue};
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
+use crate::tls::{ConnectError, Stream, Tls};
 use crate::{Error, TransportError};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Socket = WebSocketStream<Stream>;
 
 /// What a waiting call gets: the answer, or why the connection closed.
 type Answer = Result<Value, String>;
@@ -42,6 +40,7 @@ type Answer = Result<Value, String>;
 pub(crate) struct WsClient {
     endpoint: String,
     timeout: Duration,
+    tls: Tls,
     connection: Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>,
 }
 
@@ -55,7 +54,14 @@ impl WsClient {
     /// A client of `endpoint` (`ws://host:port/rpc`); it connects at its
     /// first call.
     pub(crate) fn new(endpoint: String, timeout: Duration) -> WsClient {
-        WsClient { endpoint, timeout, connection: Arc::default() }
+        WsClient { endpoint, timeout, tls: Tls::default(), connection: Arc::default() }
+    }
+
+    /// The same client on a connection of its own, also trusting the
+    /// certificates in `pem` (see [`Tls::with_pem`]).
+    pub(crate) fn with_root_certificate(mut self, pem: &[u8]) -> std::io::Result<WsClient> {
+        self.tls = self.tls.with_pem(pem)?;
+        Ok(self.unshared())
     }
 
     pub(crate) fn with_timeout(mut self, timeout: Duration) -> WsClient {
@@ -120,7 +126,7 @@ impl WsClient {
             return Ok(connection.clone());
         }
         *slot = None;
-        let connection = Arc::new(Connection::open(&self.endpoint, authorization).await?);
+        let connection = Arc::new(Connection::open(&self.endpoint, authorization, &self.tls).await?);
         *slot = Some(connection.clone());
         Ok(connection)
     }
@@ -151,21 +157,30 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    async fn open(endpoint: &str, authorization: Option<&str>) -> Result<Connection, Error> {
+    async fn open(endpoint: &str, authorization: Option<&str>, tls: &Tls) -> Result<Connection, Error> {
         let invalid = |reason: String| TransportError::InvalidUrl { url: endpoint.to_owned(), reason };
-        if endpoint.starts_with("wss://") {
-            return Err(invalid(
-                "wss:// is not supported yet: wasmrpc-client speaks no TLS (nor https://); use ws:// or http://".into(),
-            )
-            .into());
-        }
         let mut request = endpoint.into_client_request().map_err(|e| invalid(e.to_string()))?;
         if let Some(authorization) = authorization {
             let value = HeaderValue::from_str(authorization)
                 .map_err(|_| invalid("the token is not a valid HTTP header value".into()))?;
             request.headers_mut().insert(header::AUTHORIZATION, value);
         }
-        let (socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| handshake_error(endpoint, e))?;
+        let uri = request.uri();
+        let (tls, default_port) = match uri.scheme_str() {
+            Some("ws") => (None, 80),
+            Some("wss") => (Some(tls), 443),
+            _ => return Err(invalid("a WebSocket URL starts with ws:// or wss://".into()).into()),
+        };
+        let host = uri.host().filter(|host| !host.is_empty()).ok_or_else(|| invalid("it names no host".into()))?;
+        let stream = Stream::connect(host, uri.port_u16().unwrap_or(default_port), tls).await.map_err(|e| {
+            let url = endpoint.to_owned();
+            match e {
+                ConnectError::Tcp(e) => TransportError::Unreachable { url, reason: e.to_string() },
+                ConnectError::Tls(failure) => TransportError::Tls { url, reason: failure.to_string() },
+            }
+        })?;
+        let (socket, _) =
+            tokio_tungstenite::client_async(request, stream).await.map_err(|e| handshake_error(endpoint, e))?;
         let (sink, stream) = socket.split();
         let waiting = Arc::new(Mutex::new(Waiting::default()));
         let reader = tokio::spawn(read(stream, waiting.clone())).abort_handle();
@@ -322,7 +337,7 @@ mod tests {
     use std::future::Future;
 
     use serde_json::json;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     use crate::{Call as _, Client};
 
@@ -456,11 +471,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unreachable_and_wss_urls_say_what_is_wrong() {
-        let err = Client::new("ws://127.0.0.1:9").call::<Value>("math.add", [1, 2]).await.unwrap_err();
-        assert!(err.to_string().contains("cannot reach the server at ws://127.0.0.1:9/rpc"), "{err}");
-        let err = Client::new("wss://127.0.0.1:9").call::<Value>("math.add", [1, 2]).await.unwrap_err();
-        assert!(err.to_string().contains("wss:// is not supported yet"), "{err}");
+    async fn unreachable_servers_say_where() {
+        for url in ["ws://127.0.0.1:9", "wss://127.0.0.1:9"] {
+            let err = Client::new(url).call::<Value>("math.add", [1, 2]).await.unwrap_err();
+            assert!(matches!(err, Error::Transport(TransportError::Unreachable { .. })), "{err:?}");
+            assert!(err.to_string().contains(&format!("cannot reach the server at {url}/rpc")), "{err}");
+        }
     }
 
     #[tokio::test]

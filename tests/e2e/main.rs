@@ -36,6 +36,7 @@ mod seeds;
 mod spec;
 mod stubs;
 mod support;
+mod tls;
 mod tracing;
 mod upstream;
 mod versions;

@@ -315,6 +315,7 @@ mod tests {
         let options = |only: &[&str]| StubArgs {
             lang: Lang::Python,
             server: String::new(),
+            key: None,
             file: Some("x".into()),
             only: only.iter().map(|s| (*s).to_owned()).collect(),
             out: None,
