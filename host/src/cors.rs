@@ -60,6 +60,7 @@ pub fn check(allowed: &[String], headers: &HeaderMap) -> Result<Option<HeaderVal
     if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(text)) {
         return Ok(Some(origin.clone()));
     }
+    crate::metrics::count(&crate::metrics::PUBLIC.origin, 1);
     Err(format!(
         "calls from pages of {text:?} are not allowed: start the server with --cors-origin {text} to allow them"
     ))

@@ -2,7 +2,9 @@
 //! JSON-RPC code, a latency histogram and an instantiate-time histogram per
 //! procedure, and nested calls per caller and callee. A call touches only
 //! atomics of its own procedure; the error map is locked on errors alone, the
-//! nested-call map on nested calls alone.
+//! nested-call map on nested calls alone. The public endpoint's counters
+//! ([`PUBLIC`]: refusals, rate limits, WebSocket connections) move only
+//! when something is refused or a connection opens or closes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,6 +18,62 @@ static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 /// tags the request's log lines, so an answer can be matched with its logs.
 pub fn next_request_id() -> u64 {
     NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The public endpoint's counters, for the whole server.
+#[derive(Debug, Default)]
+pub struct Public {
+    /// Requests refused before anything ran: no caller key where one is required.
+    pub missing_key: AtomicU64,
+    /// ... a caller key the server does not know (or a malformed header).
+    pub wrong_key: AtomicU64,
+    /// ... a web page of an origin `--cors-origin` does not list.
+    pub origin: AtomicU64,
+    /// Calls answered -32005 by a key's rate limit.
+    pub limited_by_key: AtomicU64,
+    /// Calls answered -32005 by a client address's rate limit.
+    pub limited_by_address: AtomicU64,
+    /// WebSocket connections open now.
+    pub websockets: AtomicU64,
+    /// WebSocket clients dropped for not reading (close 1008).
+    pub websockets_dropped: AtomicU64,
+}
+
+/// The server's [`Public`] counters.
+pub static PUBLIC: Public = Public {
+    missing_key: AtomicU64::new(0),
+    wrong_key: AtomicU64::new(0),
+    origin: AtomicU64::new(0),
+    limited_by_key: AtomicU64::new(0),
+    limited_by_address: AtomicU64::new(0),
+    websockets: AtomicU64::new(0),
+    websockets_dropped: AtomicU64::new(0),
+};
+
+/// Counts one more in `counter`.
+pub fn count(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Appends the public endpoint's counters to `out`.
+pub fn render_public(out: &mut String) {
+    let p = &PUBLIC;
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    out.push_str("# HELP wasmrpc_refused_requests_total JSON-RPC requests and WebSocket upgrades refused before anything ran, by reason.\n# TYPE wasmrpc_refused_requests_total counter\n");
+    for (reason, c) in [("missing_key", &p.missing_key), ("wrong_key", &p.wrong_key), ("origin", &p.origin)] {
+        let _ = writeln!(out, "wasmrpc_refused_requests_total{{reason=\"{reason}\"}} {}", get(c));
+    }
+    out.push_str("# HELP wasmrpc_rate_limited_calls_total Calls answered -32005 by a rate limit, by whose bucket (a key's or a client address's).\n# TYPE wasmrpc_rate_limited_calls_total counter\n");
+    for (per, c) in [("key", &p.limited_by_key), ("address", &p.limited_by_address)] {
+        let _ = writeln!(out, "wasmrpc_rate_limited_calls_total{{per=\"{per}\"}} {}", get(c));
+    }
+    let _ = write!(
+        out,
+        "# HELP wasmrpc_websocket_connections WebSocket connections open now.\n# TYPE wasmrpc_websocket_connections gauge\nwasmrpc_websocket_connections {}\n\
+         # HELP wasmrpc_websocket_dropped_total WebSocket clients dropped for not reading their answers or notifications (close 1008).\n# TYPE wasmrpc_websocket_dropped_total counter\nwasmrpc_websocket_dropped_total {}\n",
+        get(&p.websockets),
+        get(&p.websockets_dropped)
+    );
 }
 
 /// Upper bounds of the latency buckets, in seconds.

@@ -407,6 +407,7 @@ fn metrics(app: &App) -> HttpResponse {
     );
     let kv = app.registry.kv();
     crate::metrics::render_kv(&mut text, &kv.all_stats(), kv.commits());
+    crate::metrics::render_public(&mut text);
     let (loaded, bytes, loads) = app.registry.loaded_code();
     let idle = app.registry.idle_instances();
     text.push_str(&format!(

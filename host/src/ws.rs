@@ -453,6 +453,7 @@ async fn serve(app: Arc<App>, connection: Arc<Connection>, caller: rpc::Caller, 
     let (mut heard, mut paused) = (true, false);
     let mut shutting_down = false;
     tracing::debug!(?peer, "WebSocket connection open");
+    let _open = OpenConnection::count();
 
     let end = loop {
         if shutting_down && calls.is_empty() {
@@ -540,6 +541,7 @@ async fn serve(app: Arc<App>, connection: Arc<Connection>, caller: rpc::Caller, 
         End::Close(code, reason) => {
             if code == CloseCode::Policy {
                 tracing::warn!(?peer, "dropping a WebSocket client: {reason}");
+                crate::metrics::count(&crate::metrics::PUBLIC.websockets_dropped, 1);
             } else {
                 tracing::info!(?peer, code = u16::from(code), reason, "closing a WebSocket connection");
             }
@@ -558,6 +560,23 @@ async fn serve(app: Arc<App>, connection: Arc<Connection>, caller: rpc::Caller, 
     }
     tracing::debug!(?peer, "WebSocket connection closed");
     drop(connection);
+}
+
+/// One open connection in `wasmrpc_websocket_connections`, for as long as
+/// it lives (however its task ends).
+struct OpenConnection;
+
+impl OpenConnection {
+    fn count() -> Self {
+        crate::metrics::count(&crate::metrics::PUBLIC.websockets, 1);
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        crate::metrics::PUBLIC.websockets.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Queues the notification of `change` for each announced subscription.

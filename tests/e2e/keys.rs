@@ -136,6 +136,9 @@ async fn with_require_call_key_a_key_calls_only_what_it_covers() {
     }
     let answer = server.request(Method::POST, "/rpc", &[("authorization", "Basic eDp5")], add(1).to_string()).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    let refused = |reason: &str| format!("wasmrpc_refused_requests_total{{reason=\"{reason}\"}}");
+    assert_eq!(server.metric(&refused("missing_key")).await, Some(1.0));
+    assert_eq!(server.metric(&refused("wrong_key")).await, Some(2.0));
     // The admin token is a key to everything.
     let answer = rpc_with(&server, Some(TOKEN), &add(1)).await;
     assert_eq!(answer.json().unwrap()["result"], 2, "{}", answer.text());
@@ -217,6 +220,11 @@ async fn past_the_rate_limit_calls_answer_32005_and_a_whole_request_429() {
     assert_eq!(answers[2]["error"]["code"], -32005, "{answers}");
     assert_eq!(answers[2]["error"]["data"]["per"], "key");
     assert_eq!(answers[2]["error"]["data"]["limit"], "1 call per second, burst 2");
+
+    // Counted by bucket: the batch's 2 and the refused request's 1, the key's 1.
+    let series = |per: &str| format!("wasmrpc_rate_limited_calls_total{{per=\"{per}\"}}");
+    assert_eq!(server.metric(&series("address")).await, Some(3.0));
+    assert_eq!(server.metric(&series("key")).await, Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

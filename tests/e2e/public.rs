@@ -100,6 +100,8 @@ async fn only_allowed_origins_may_call_and_read_the_answer() {
         assert!(allowed_headers.contains(header), "{allowed_headers}");
     }
     assert_eq!(ask("https://evil.example").await.status, StatusCode::FORBIDDEN);
+    // Both refusals (the POST's, the preflight's) are counted.
+    assert_eq!(server.metric("wasmrpc_refused_requests_total{reason=\"origin\"}").await, Some(2.0));
 
     // Without the flag, no other origin may.
     let closed = Server::start(&[]);

@@ -300,6 +300,7 @@ async fn a_client_that_does_not_read_is_dropped() {
     socket.set_recv_buffer_size(4096).unwrap();
     let address = server.url.trim_start_matches("http://").parse().unwrap();
     let mut ws = handshake(&server, socket.connect(address).await.unwrap()).await;
+    assert_eq!(server.metric("wasmrpc_websocket_connections").await, Some(1.0));
     // Every subscription is told of every change: 64 notifications a deploy.
     for id in 0..64 {
         send(&mut ws, call("wasmrpc.subscribe", json!(["procedures"]), id)).await;
@@ -329,6 +330,17 @@ async fn a_client_that_does_not_read_is_dropped() {
     })
     .await;
     assert!(ended.is_ok(), "the connection did not end");
+    assert_eq!(server.metric("wasmrpc_websocket_dropped_total").await, Some(1.0));
+    // The gauge falls once the server's side of the connection has ended.
+    let mut open_now = None;
+    for _ in 0..100 {
+        open_now = server.metric("wasmrpc_websocket_connections").await;
+        if open_now == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(open_now, Some(0.0));
     let methods = server.result("rpc.discover", Value::Null).await["methods"].clone();
     assert!(methods.as_array().unwrap().iter().any(|m| m["name"].as_str().unwrap().starts_with("flip.")), "{methods}");
 }

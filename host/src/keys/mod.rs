@@ -496,6 +496,7 @@ impl Unauthorized {
 pub fn caller_key(app: &crate::server::App, headers: &HeaderMap) -> Result<Option<Arc<Key>>, Unauthorized> {
     let Some(header) = headers.get(AUTHORIZATION) else {
         if app.config.require_call_key {
+            crate::metrics::count(&crate::metrics::PUBLIC.missing_key, 1);
             return Err(Unauthorized(
                 "missing caller key: this server requires `Authorization: Bearer KEY` on JSON-RPC requests \
                  (keys are made with `wasmrpc keys create`)"
@@ -505,6 +506,7 @@ pub fn caller_key(app: &crate::server::App, headers: &HeaderMap) -> Result<Optio
         return Ok(None);
     };
     let Some(presented) = header.as_bytes().strip_prefix(b"Bearer ") else {
+        crate::metrics::count(&crate::metrics::PUBLIC.wrong_key, 1);
         return Err(Unauthorized("the Authorization header must be `Bearer KEY`".into()));
     };
     let keys = app.registry.keys();
@@ -516,6 +518,7 @@ pub fn caller_key(app: &crate::server::App, headers: &HeaderMap) -> Result<Optio
     if admin_token.is_some() && crate::admin::authorize(admin_token, Some(header.as_bytes()), loopback).is_ok() {
         return Ok(Some(keys.admin.clone()));
     }
+    crate::metrics::count(&crate::metrics::PUBLIC.wrong_key, 1);
     Err(Unauthorized("wrong caller key: no such key (it may have been removed)".into()))
 }
 
@@ -557,6 +560,9 @@ pub fn admit(endpoint: &rpc::Endpoint, caller: &rpc::Caller, calls: usize) -> Op
     if taken.granted >= n {
         return None;
     }
+    let counter =
+        if per == "key" { &crate::metrics::PUBLIC.limited_by_key } else { &crate::metrics::PUBLIC.limited_by_address };
+    crate::metrics::count(counter, u64::from(n - taken.granted));
     let retry_after_ms = u64::try_from(taken.retry_after.as_millis()).unwrap_or(u64::MAX).max(1);
     Some(Limited {
         granted: taken.granted as usize,
