@@ -253,10 +253,12 @@ async fn a_client_that_does_not_answer_pings_is_closed() {
     let frame = close_frame(&mut ws).await;
     assert_eq!(frame.code, CloseCode::Error);
     assert!(frame.reason.contains("no pong"), "{frame:?}");
-    // One that reads (and so answers) stays open.
+    // One that keeps talking (and reading, so it answers pings) stays open
+    // over several ping intervals: a message every 250 ms, so each interval
+    // hears from it however late a busy machine runs the tick.
     let mut ws = open(&server).await;
-    for id in 0..3 {
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+    for id in 0..12 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
         send(&mut ws, call("rpc.discover", Value::Null, id)).await;
         assert_eq!(next_json(&mut ws).await["id"], id);
     }
