@@ -35,7 +35,8 @@
 //! * `https://` and `wss://` URLs go over TLS (rustls, HTTP/1.1), the
 //!   server's certificate checked against the Mozilla roots built in, the
 //!   PEM file the environment variable `SSL_CERT_FILE` names (if set; read
-//!   once per process), and the certificates given to
+//!   at a client's first TLS connection, once for all the clients of the
+//!   default trust), and the certificates given to
 //!   [`Client::with_root_certificate`], for a server whose certificate a
 //!   private authority signed. One that does not verify fails the call with
 //!   [`TransportError::Tls`], which says why. There is no way to skip

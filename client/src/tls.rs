@@ -7,7 +7,8 @@
 //!
 //! Trusted are the Mozilla roots built in (`webpki-roots`), the
 //! certificates of the PEM file `SSL_CERT_FILE` names if it is set (read
-//! once, at the first TLS connection of the process), and those a client is
+//! at the first TLS connection: once for every client of the default trust,
+//! once more for each `with_root_certificate`), and those a client is
 //! given (`Client::with_root_certificate`): a server with a certificate of
 //! a private authority is reached by trusting that authority. There is no
 //! way to skip verification.

@@ -140,12 +140,12 @@ struct Connection {
     reader: tokio::task::AbortHandle,
 }
 
-/// The calls waiting for their answer by the id they were sent with, or
-/// why the connection closed (then nothing waits).
+/// The calls waiting for their answer by the id they were sent with, and
+/// whether the connection closed (then nothing waits; each call was told why).
 #[derive(Default)]
 struct Waiting {
     calls: BTreeMap<u64, oneshot::Sender<Answer>>,
-    closed: Option<String>,
+    closed: bool,
 }
 
 impl Drop for Connection {
@@ -192,7 +192,7 @@ impl Connection {
     }
 
     fn is_closed(&self) -> bool {
-        self.lock().closed.is_some()
+        self.lock().closed
     }
 
     /// Registers a call waiting for the answer with `id`: the answer to
@@ -201,7 +201,7 @@ impl Connection {
     fn wait_for(&self, id: u64) -> Option<(oneshot::Receiver<Answer>, Registered<'_>)> {
         let (sender, receiver) = oneshot::channel();
         let mut waiting = self.lock();
-        if waiting.closed.is_some() {
+        if waiting.closed {
             return None;
         }
         waiting.calls.insert(id, sender);
@@ -238,9 +238,7 @@ fn lock(waiting: &Mutex<Waiting>) -> MutexGuard<'_, Waiting> {
 fn close(waiting: &Mutex<Waiting>, reason: String) {
     let calls = {
         let mut waiting = lock(waiting);
-        if waiting.closed.is_none() {
-            waiting.closed = Some(reason.clone());
-        }
+        waiting.closed = true;
         std::mem::take(&mut waiting.calls)
     };
     for (_, call) in calls {

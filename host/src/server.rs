@@ -329,8 +329,7 @@ async fn rpc_request(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -
     let allow_origin = match crate::cors::check(&app.config.cors_origins, req.headers()) {
         Ok(origin) => origin,
         Err(why) => {
-            let body = rpc::error_response(&RpcError::InvalidRequest { detail: Some(why) }, None);
-            return json_response(StatusCode::FORBIDDEN, Bytes::from(body));
+            return invalid_request(StatusCode::FORBIDDEN, why);
         }
     };
     let mut response = rpc_answer(app, peer, req).await;
@@ -338,6 +337,14 @@ async fn rpc_request(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -
         crate::cors::allow(&mut response, origin);
     }
     response
+}
+
+/// A `/rpc` request refused as a whole with `status`: the JSON-RPC
+/// -32600 "Invalid Request" whose `data` says why (never the admin API's
+/// `{"error"}` shape on `/rpc`).
+pub(crate) fn invalid_request(status: StatusCode, detail: String) -> HttpResponse {
+    let body = rpc::error_response(&RpcError::InvalidRequest { detail: Some(detail) }, None);
+    json_response(status, Bytes::from(body))
 }
 
 /// Reads a `POST /rpc` body and answers it.
@@ -351,22 +358,19 @@ async fn rpc_answer(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) ->
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             let detail = format!("the request body is larger than the limit of {} KiB (--max-body-kib)", limit >> 10);
-            let body = rpc::error_response(&RpcError::InvalidRequest { detail: Some(detail) }, None);
-            return json_response(StatusCode::PAYLOAD_TOO_LARGE, Bytes::from(body));
+            return invalid_request(StatusCode::PAYLOAD_TOO_LARGE, detail);
         }
         Err(BodyError::Timeout) => {
             let detail = format!(
                 "the request body did not arrive within {} ms (--body-timeout-ms)",
                 app.config.body_read_timeout.as_millis()
             );
-            let body = rpc::error_response(&RpcError::InvalidRequest { detail: Some(detail) }, None);
-            return json_response(StatusCode::REQUEST_TIMEOUT, Bytes::from(body));
+            return invalid_request(StatusCode::REQUEST_TIMEOUT, detail);
         }
         // Still a JSON-RPC answer, never the admin API's `{"error"}` shape.
         Err(BodyError::Broken(e)) => {
             let detail = format!("cannot read the request body: {e}");
-            let body = rpc::error_response(&RpcError::InvalidRequest { detail: Some(detail) }, None);
-            return json_response(StatusCode::BAD_REQUEST, Bytes::from(body));
+            return invalid_request(StatusCode::BAD_REQUEST, detail);
         }
     };
     let (answer, refused) = rpc::answer(&app.rpc, &caller, &body).await;

@@ -367,14 +367,12 @@ impl Session {
     }
 }
 
-/// The notification of `change` for subscription `id`.
-fn notification(id: &str, result: &Value) -> String {
-    json!({
-        "jsonrpc": "2.0",
-        "method": NOTIFICATION_METHOD,
-        "params": {"subscription": id, "result": result},
-    })
-    .to_string()
+/// The notification of a change (`result`: its JSON text) for subscription `id`.
+fn notification(id: &str, result: &str) -> String {
+    let id = Value::from(id);
+    format!(
+        r#"{{"jsonrpc":"2.0","method":"{NOTIFICATION_METHOD}","params":{{"subscription":{id},"result":{result}}}}}"#
+    )
 }
 
 // --- a connection -------------------------------------------------------------
@@ -423,10 +421,13 @@ fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
 /// finished writer ends the connection.
 fn queue(out: &mpsc::Sender<Message>, message: Message) -> Result<(), End> {
     out.try_send(message).map_err(|e| match e {
-        mpsc::error::TrySendError::Full(_) => End::Close(
-            CloseCode::Policy,
-            format!("the client is not reading: {OUTGOING_QUEUE} messages wait to be sent"),
-        ),
+        mpsc::error::TrySendError::Full(_) => {
+            crate::metrics::count(&crate::metrics::PUBLIC.websockets_dropped, 1);
+            End::Close(
+                CloseCode::Policy,
+                format!("the client is not reading: {OUTGOING_QUEUE} messages wait to be sent"),
+            )
+        }
         mpsc::error::TrySendError::Closed(_) => End::Gone,
     })
 }
@@ -464,6 +465,11 @@ async fn serve(app: Arc<App>, connection: Arc<Connection>, caller: rpc::Caller, 
         tokio::select! {
             frame = stream.next(), if reading => match frame {
                 Some(Ok(Message::Text(text))) => {
+                    // A key removed since the upgrade calls no more: as for
+                    // HTTP, "refused from the next request on".
+                    if caller.key.as_ref().is_some_and(|key| !app.registry.keys().holds(key)) {
+                        break End::Close(CloseCode::Policy, "the caller key was removed: connect again with another".into());
+                    }
                     heard = true;
                     idle.as_mut().reset(Instant::now() + limits.idle_timeout);
                     let session = Arc::new(Session::new(subscriptions.clone()));
@@ -492,7 +498,7 @@ async fn serve(app: Arc<App>, connection: Arc<Connection>, caller: rpc::Caller, 
                 };
                 if let Some(answer) = answer {
                     // rpc::handle answers JSON text; a non-UTF-8 answer would be our bug.
-                    let text = String::from_utf8_lossy(&answer).into_owned();
+                    let text = String::from_utf8(answer).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
                     if let Err(end) = queue(&out, Message::Text(text.into())) {
                         break end;
                     }
@@ -506,6 +512,7 @@ async fn serve(app: Arc<App>, connection: Arc<Connection>, caller: rpc::Caller, 
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) if !subscriptions.is_empty() => {
+                    crate::metrics::count(&crate::metrics::PUBLIC.websockets_dropped, 1);
                     break End::Close(
                         CloseCode::Policy,
                         format!("too slow: missed {missed} procedure changes; reconnect and subscribe again"),
@@ -541,7 +548,6 @@ async fn serve(app: Arc<App>, connection: Arc<Connection>, caller: rpc::Caller, 
         End::Close(code, reason) => {
             if code == CloseCode::Policy {
                 tracing::warn!(?peer, "dropping a WebSocket client: {reason}");
-                crate::metrics::count(&crate::metrics::PUBLIC.websockets_dropped, 1);
             } else {
                 tracing::info!(?peer, code = u16::from(code), reason, "closing a WebSocket connection");
             }
@@ -585,7 +591,8 @@ fn notify(out: &mpsc::Sender<Message>, subscriptions: &Subscriptions, change: &C
     if ids.is_empty() {
         return Ok(());
     }
-    let result = serde_json::to_value(change).unwrap_or(Value::Null);
+    // Serialised once for every subscription of the connection.
+    let result = serde_json::to_string(change).unwrap_or_else(|_| "null".into());
     for id in ids {
         queue(out, Message::Text(notification(&id, &result).into()))?;
     }

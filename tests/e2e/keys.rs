@@ -42,11 +42,8 @@ async fn create(server: &Endpoint, body: Value) -> String {
 /// POSTs `body` to /rpc with `key` (if any) as the bearer.
 async fn rpc_with(server: &Endpoint, key: Option<&str>, body: &Value) -> Answer {
     let bearer = key.map(|k| format!("Bearer {k}"));
-    let mut headers = vec![("content-type", "application/json")];
-    if let Some(bearer) = &bearer {
-        headers.push(("authorization", bearer.as_str()));
-    }
-    server.request(Method::POST, "/rpc", &headers, body.to_string()).await
+    let headers: Vec<_> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
+    server.post_with(&headers, &body.to_string()).await
 }
 
 fn add(id: u64) -> Value {

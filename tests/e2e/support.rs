@@ -350,7 +350,14 @@ impl Endpoint {
 
     /// POSTs a raw body to /rpc.
     pub async fn post(&self, body: &str) -> Answer {
-        self.request(Method::POST, "/rpc", &[("content-type", "application/json")], body.to_owned()).await
+        self.post_with(&[], body).await
+    }
+
+    /// POSTs a raw body to /rpc with `headers` besides its content type.
+    pub async fn post_with(&self, headers: &[(&str, &str)], body: &str) -> Answer {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        self.request(Method::POST, "/rpc", &all, body.to_owned()).await
     }
 
     /// POSTs `request` and returns the parsed response (panics on 204).

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use hyper::{Method, StatusCode};
+use hyper::StatusCode;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -130,9 +130,7 @@ async fn wait_for_spans(collector: &Upstream, trace: &str, count: usize) -> Vec<
 /// Calls `method` with `params` on `server`, with `headers`: the response object.
 async fn call_with(server: &Server, headers: &[(&str, &str)], method: &str, params: Value) -> Value {
     let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).to_string();
-    let mut all = vec![("content-type", "application/json")];
-    all.extend_from_slice(headers);
-    let answer = server.request(Method::POST, "/rpc", &all, body).await;
+    let answer = server.post_with(headers, &body).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     answer.json().unwrap()
 }

@@ -334,15 +334,11 @@ async fn a_client_that_does_not_read_is_dropped() {
     assert!(ended.is_ok(), "the connection did not end");
     assert_eq!(server.metric("wasmrpc_websocket_dropped_total").await, Some(1.0));
     // The gauge falls once the server's side of the connection has ended.
-    let mut open_now = None;
-    for _ in 0..100 {
-        open_now = server.metric("wasmrpc_websocket_connections").await;
-        if open_now == Some(0.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(open_now, Some(0.0));
+    server
+        .eventually(WAIT, "no open WebSocket connection in the gauge", || async {
+            server.metric("wasmrpc_websocket_connections").await == Some(0.0)
+        })
+        .await;
     let methods = server.result("rpc.discover", Value::Null).await["methods"].clone();
     assert!(methods.as_array().unwrap().iter().any(|m| m["name"].as_str().unwrap().starts_with("flip.")), "{methods}");
 }
@@ -378,4 +374,30 @@ async fn shutdown_closes_connections_with_1001() {
     assert_eq!(frame.code, CloseCode::Away);
     assert_eq!(frame.reason.as_str(), "server shutting down");
     assert!(stopped.await.unwrap().is_some(), "the server did not exit in time");
+}
+
+/// A caller key removed while its WebSocket is open calls no more: the
+/// connection's next message closes it with 1008 and a reason, as a POST
+/// with the key would be refused from then on.
+#[tokio::test]
+async fn a_key_removed_while_its_connection_is_open_calls_no_more() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = Server::start(&["--require-call-key"]);
+    server.deploy_ok("math", "math").await;
+    let made =
+        server.request(Method::POST, "/keys", &[], json!({"name": "gone", "procedures": ["*"]}).to_string()).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text());
+    let key = made.json().unwrap()["key"].as_str().unwrap().to_owned();
+    let mut request = ws_url(&server).into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
+    let socket = TcpStream::connect(server.url.trim_start_matches("http://")).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(request, socket).await.expect("WebSocket handshake");
+    send(&mut ws, call("math.add", json!([1, 2]), 1)).await;
+    assert_eq!(next_json(&mut ws).await["result"], 3);
+    let removed = server.request(Method::DELETE, "/keys/gone", &[], Vec::new()).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text());
+    send(&mut ws, call("math.add", json!([1, 2]), 2)).await;
+    let frame = close_frame(&mut ws).await;
+    assert_eq!(frame.code, CloseCode::Policy);
+    assert!(frame.reason.contains("caller key was removed"), "{frame:?}");
 }

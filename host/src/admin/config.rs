@@ -19,7 +19,6 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
 use super::{authorize_request, to_json};
-use crate::body::{self, BodyError};
 use crate::config::Config;
 use crate::http_error::{json_response, HttpError, HttpResponse};
 use crate::registry::{check_name, Registry};
@@ -58,18 +57,12 @@ pub async fn serve(
     let shown = match req.method().as_str() {
         "GET" => vars.get(name).await?,
         "PUT" => {
-            let body = body::read(req, MAX_BODY_BYTES, config.body_read_timeout).await.map_err(|e| match e {
-                BodyError::TooLarge => HttpError::TooLarge(format!(
-                    "the body is larger than {} MiB: a procedure's configuration is at most {} bytes",
-                    MAX_BODY_BYTES >> 20,
-                    vars::MAX_TOTAL_BYTES
-                )),
-                BodyError::Timeout => HttpError::Timeout(format!(
-                    "the body did not arrive within {} ms (--body-timeout-ms)",
-                    config.body_read_timeout.as_millis()
-                )),
-                BodyError::Broken(e) => HttpError::BadRequest(format!("cannot read the body: {e}")),
-            })?;
+            let what = format!(
+                "it is larger than {} MiB, and a procedure's configuration is at most {} bytes",
+                MAX_BODY_BYTES >> 20,
+                vars::MAX_TOTAL_BYTES
+            );
+            let body = super::read_body(req, config, MAX_BODY_BYTES, &what).await?;
             let changes = vars::parse_changes(&body)?;
             vars.change(name, changes).await?
         }

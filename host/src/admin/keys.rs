@@ -16,7 +16,6 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::Value;
 
 use super::{authorize_request, to_json};
-use crate::body::{self, BodyError};
 use crate::config::Config;
 use crate::http_error::{json_response, HttpError, HttpResponse};
 use crate::keys::{self, KeysError};
@@ -68,16 +67,8 @@ pub async fn serve(
             Ok(json_response(StatusCode::OK, to_json(&all)))
         }
         None => {
-            let body = body::read(req, MAX_BODY_BYTES, config.body_read_timeout).await.map_err(|e| match e {
-                BodyError::TooLarge => {
-                    HttpError::TooLarge(format!("the body is larger than {} KiB", MAX_BODY_BYTES >> 10))
-                }
-                BodyError::Timeout => HttpError::Timeout(format!(
-                    "the body did not arrive within {} ms (--body-timeout-ms)",
-                    config.body_read_timeout.as_millis()
-                )),
-                BodyError::Broken(e) => HttpError::BadRequest(format!("cannot read the body: {e}")),
-            })?;
+            let what = format!("a key's description is at most {} KiB", MAX_BODY_BYTES >> 10);
+            let body = super::read_body(req, config, MAX_BODY_BYTES, &what).await?;
             let (stored, key) = keys.create(keys::parse_new(&body)?).await?;
             let mut shown = stored.shown();
             shown["key"] = Value::String(key);

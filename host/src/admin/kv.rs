@@ -26,7 +26,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{authorize_request, to_json};
-use crate::body::{self, BodyError};
 use crate::config::Config;
 use crate::http_error::{json_response, HttpError, HttpResponse};
 use crate::kv::{KvError, Start, Write, MAX_BATCH_KEYS};
@@ -104,7 +103,7 @@ pub async fn serve(
         "PUT" => {
             let max = kv.limits().max_value_bytes;
             let what = format!("values are at most {max} bytes (--kv-max-value-kib)");
-            let value = read_body(req, config, max as u64, &what).await?;
+            let value = super::read_body(req, config, max as u64, &what).await?;
             kv.write_one(name, &bucket, Write::Set { key: key.into_owned(), value: value.to_vec() }).await?;
             Ok(json_response(StatusCode::NO_CONTENT, Bytes::new()))
         }
@@ -124,17 +123,6 @@ fn decode(segment: &str) -> Result<Cow<'_, str>, HttpError> {
     percent_encoding::percent_decode_str(segment)
         .decode_utf8()
         .map_err(|_| HttpError::BadRequest("bucket and key must be percent-encoded UTF-8".into()))
-}
-
-async fn read_body(req: Request<Incoming>, config: &Config, limit: u64, what: &str) -> Result<Bytes, HttpError> {
-    body::read(req, limit, config.body_read_timeout).await.map_err(|e| match e {
-        BodyError::TooLarge => HttpError::TooLarge(format!("the body is too large: {what}")),
-        BodyError::Timeout => HttpError::Timeout(format!(
-            "the body did not arrive within {} ms (--body-timeout-ms)",
-            config.body_read_timeout.as_millis()
-        )),
-        BodyError::Broken(e) => HttpError::BadRequest(format!("cannot read the body: {e}")),
-    })
 }
 
 /// The buckets, or with `bucket=` a page of keys.
@@ -196,7 +184,7 @@ async fn import(
     name: &str,
     req: Request<Incoming>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = read_body(req, config, MAX_IMPORT_BYTES, "an import is at most 256 MiB: split it").await?;
+    let body = super::read_body(req, config, MAX_IMPORT_BYTES, "an import is at most 256 MiB: split it").await?;
     let text = std::str::from_utf8(&body).map_err(|_| HttpError::BadRequest("the import is not UTF-8 text".into()))?;
     let mut by_bucket: Vec<(String, Vec<Write>)> = Vec::new();
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {

@@ -62,8 +62,28 @@ pub fn authorize(token: Option<&str>, authorization: Option<&[u8]>, peer: Socket
     }
 }
 
+/// Reads an admin request's body of at most `limit` bytes; `what` says,
+/// when it is larger, what the limit is (the API's own words for each
+/// route). Every admin route but the deploy (whose body is the module)
+/// reads its body here.
+pub(crate) async fn read_body(
+    req: Request<Incoming>,
+    config: &Config,
+    limit: u64,
+    what: &str,
+) -> Result<Bytes, HttpError> {
+    body::read(req, limit, config.body_read_timeout).await.map_err(|e| match e {
+        BodyError::TooLarge => HttpError::TooLarge(format!("the body is too large: {what}")),
+        BodyError::Timeout => HttpError::Timeout(format!(
+            "the body did not arrive within {} ms (--body-timeout-ms)",
+            config.body_read_timeout.as_millis()
+        )),
+        BodyError::Broken(e) => HttpError::BadRequest(format!("cannot read the body: {e}")),
+    })
+}
+
 /// Compares without an early exit, so timing does not reveal the matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for i in 0..a.len().max(b.len()) {
         let x = a.get(i).copied().unwrap_or(0);

@@ -42,7 +42,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -50,8 +49,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::http_error::{json_response, HttpResponse};
-use crate::rpc::{self, RpcError};
+use crate::http_error::HttpResponse;
+use crate::rpc;
 use limit::{Limiter, Rate};
 
 /// The name under which a change of keys is recorded in the shared
@@ -279,10 +278,6 @@ fn hash(key: &[u8]) -> [u8; 32] {
     Sha256::digest(key).into()
 }
 
-fn hash_hex(key: &[u8]) -> String {
-    crate::store::sha256_hex(key)
-}
-
 enum Backend {
     Files(files::Files),
     /// Boxed: a store is much larger than a path.
@@ -374,18 +369,16 @@ impl Keys {
         all
     }
 
-    /// How many keys there are.
-    pub fn len(&self) -> usize {
-        self.table.load().by_hash.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The key presented as `key`, if it is one.
     pub fn find(&self, key: &[u8]) -> Option<Arc<Key>> {
         self.table.load().by_hash.get(&hash(key)).cloned()
+    }
+
+    /// Whether `key` (found earlier) is still a key: not removed since (the
+    /// admin token's always is). A WebSocket connection asks at each message.
+    pub fn holds(&self, key: &Arc<Key>) -> bool {
+        Arc::ptr_eq(key, &self.admin)
+            || decode_hash(&key.stored.sha256).is_some_and(|h| self.table.load().by_hash.contains_key(&h))
     }
 
     /// Makes a key; answers it as stored and the key itself (shown once).
@@ -394,7 +387,7 @@ impl Keys {
         let key = fresh_key()?;
         let stored = Stored {
             name: new.name,
-            sha256: hash_hex(key.as_bytes()),
+            sha256: crate::store::sha256_hex(key.as_bytes()),
             prefix: key[..SHOWN_CHARS].to_owned(),
             procedures: new.procedures,
             rate: new.rate,
@@ -416,8 +409,11 @@ impl Keys {
                 stored
             }
             Backend::Postgres(db) => {
+                // The database refuses a name taken on any replica; other
+                // replicas' changes reach this table through the change log.
                 let stored = db.create(stored).await?.ok_or_else(exists)?;
-                all = db.read_all().await?;
+                all.retain(|k| k.name != stored.name);
+                all.push(stored.clone());
                 stored
             }
         };
@@ -444,7 +440,7 @@ impl Keys {
                 if !db.remove(name).await? {
                     return Err(missing());
                 }
-                all = db.read_all().await?;
+                all.retain(|k| k.name != name);
             }
         }
         self.install(all);
@@ -454,11 +450,13 @@ impl Keys {
 
     /// Reads the table again from the store (another replica changed it).
     pub async fn reload(&self) -> Result<(), KeysError> {
+        // Locked before reading: a create or remove of this replica's
+        // between the read and the install would be undone until the next change.
+        let _one_at_a_time = self.changing.lock().await;
         let all = match &self.backend {
             Backend::Files(files) => files.read().await?,
             Backend::Postgres(db) => db.read_all().await?,
         };
-        let _one_at_a_time = self.changing.lock().await;
         self.install(all);
         Ok(())
     }
@@ -483,8 +481,7 @@ impl Unauthorized {
     /// HTTP 401 with `WWW-Authenticate: Bearer` and the JSON-RPC error
     /// -32600 "Invalid Request", whose `data` says what was wrong.
     pub fn response(&self) -> HttpResponse {
-        let body = rpc::error_response(&RpcError::InvalidRequest { detail: Some(self.0.clone()) }, None);
-        let mut response = json_response(StatusCode::UNAUTHORIZED, Bytes::from(body));
+        let mut response = crate::server::invalid_request(StatusCode::UNAUTHORIZED, self.0.clone());
         response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         response
     }
@@ -513,9 +510,12 @@ pub fn caller_key(app: &crate::server::App, headers: &HeaderMap) -> Result<Optio
     if let Some(key) = keys.find(presented) {
         return Ok(Some(key));
     }
-    let admin_token = app.config.admin_token.as_deref();
-    let loopback: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
-    if admin_token.is_some() && crate::admin::authorize(admin_token, Some(header.as_bytes()), loopback).is_ok() {
+    if app
+        .config
+        .admin_token
+        .as_deref()
+        .is_some_and(|token| crate::admin::constant_time_eq(presented, token.as_bytes()))
+    {
         return Ok(Some(keys.admin.clone()));
     }
     crate::metrics::count(&crate::metrics::PUBLIC.wrong_key, 1);
@@ -653,7 +653,7 @@ mod tests {
         let (a, b) = (fresh_key().unwrap(), fresh_key().unwrap());
         assert_ne!(a, b);
         assert!(a.starts_with(KEY_PREFIX) && a.len() == KEY_PREFIX.len() + 43, "{a}");
-        assert_eq!(decode_hash(&hash_hex(a.as_bytes())), Some(hash(a.as_bytes())));
+        assert_eq!(decode_hash(&crate::store::sha256_hex(a.as_bytes())), Some(hash(a.as_bytes())));
         assert_eq!(decode_hash("zz"), None);
     }
 
